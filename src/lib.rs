@@ -1,0 +1,18 @@
+//! mpx: multiprocessing for every language on the machine.
+//!
+//! The Rust API is the core: capability modules ([`shm`], ...) on top of the object model
+//! ([`object`]), with the C ABI in `ffi` as a thin layer over it. See docs/ARCHITECTURE.md.
+
+pub mod error;
+pub mod ffi;
+pub mod object;
+pub mod shm;
+pub mod util;
+
+pub use error::{Error, ErrorKind, Result};
+pub use object::{Flags, Kind};
+pub use shm::SharedMemory;
+pub use util::Timeout;
+
+/// The library's version ("0.1.0").
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

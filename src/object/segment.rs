@@ -1,0 +1,481 @@
+//! Creating, opening, validating, closing and unlinking segments.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::header::{Header, HEADER_SIZE, LAYOUT_VERSION, MAGIC, READY};
+use super::{name, Kind};
+use crate::util::{cvt, realtime_ns};
+use crate::{err, Error, ErrorKind, Result};
+
+/// Creation and opening options, shared by every kind. The values are the C ABI's `MPX_F_*`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags(pub u32);
+
+impl Flags {
+    /// Remove the name when the last process using the object closes it (race-free: decided
+    /// under an exclusive flock).
+    pub const UNLINK_ON_LAST_CLOSE: Flags = Flags(1 << 0);
+    /// Map read-only (open only). Writing through the pointer then faults.
+    pub const READ_ONLY: Flags = Flags(1 << 1);
+    /// Create with mode 0660 instead of 0600.
+    pub const MODE_GROUP: Flags = Flags(1 << 2);
+    /// Create with mode 0666 instead of 0600.
+    pub const MODE_ALL: Flags = Flags(1 << 3);
+    /// Every flag this version knows; others are refused so that future flags cannot be
+    /// silently ignored by an old library.
+    pub const KNOWN: u32 = 0b1111;
+
+    pub fn contains(self, f: Flags) -> bool {
+        self.0 & f.0 == f.0
+    }
+
+    pub fn check(self) -> Result<Flags> {
+        if self.0 & !Self::KNOWN != 0 {
+            return Err(err!(Invalid, "unknown flag bits {:#x}", self.0 & !Self::KNOWN));
+        }
+        Ok(self)
+    }
+
+    fn mode(self) -> libc::mode_t {
+        if self.contains(Flags::MODE_ALL) {
+            0o666
+        } else if self.contains(Flags::MODE_GROUP) {
+            0o660
+        } else {
+            0o600
+        }
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, o: Flags) -> Flags {
+        Flags(self.0 | o.0)
+    }
+}
+
+/// What a kind asks of a new segment.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentSpec {
+    pub kind: Kind,
+    /// Bytes of the kind's area.
+    pub data_size: usize,
+    /// Alignment of the kind's area within the segment (a power of two, >= 8). Buffers use the
+    /// page size so that the data pointer suits SIMD and `mmap` by offset.
+    pub data_align: usize,
+    /// Immutable kind parameters, stored in the header.
+    pub params: [u64; 4],
+}
+
+/// How long `open` waits for a creator to publish the ready word.
+const READY_WAIT: Duration = Duration::from_secs(2);
+/// How long create/open retry a contended liveness lock (a `gc` or a last close holds it for
+/// microseconds).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// One mapped segment. Dropping it unmaps and closes (and, with UNLINK_ON_LAST_CLOSE, removes
+/// the name if this was the last user). Closing never unlinks otherwise.
+pub struct Segment {
+    fd: OwnedFd,
+    base: *mut u8,
+    len: usize,
+    name: Option<String>,
+    kind: Kind,
+    flags: Flags,
+}
+
+// SAFETY: the mapping is process-wide memory; the segment's owner decides how it is accessed
+// (atomics, locks). The handle itself holds no thread-affine state.
+unsafe impl Send for Segment {}
+unsafe impl Sync for Segment {}
+
+fn describe(kind: Kind, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{} '{}'", kind.name(), n),
+        None => format!("anonymous {}", kind.name()),
+    }
+}
+
+fn round_up(v: usize, align: usize) -> Option<usize> {
+    v.checked_add(align - 1).map(|x| x & !(align - 1))
+}
+
+fn fstat(fd: RawFd) -> Result<libc::stat> {
+    // SAFETY: st is plain data written by fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::fstat(fd, &mut st) }).map_err(|e| e.context("fstat"))?;
+    Ok(st)
+}
+
+/// Whether `path` still names the file open as `fd` (false once it was unlinked or replaced).
+fn path_is_fd(path: &str, fd: RawFd) -> bool {
+    let Ok(c) = CString::new(path) else { return false };
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated, st is writable.
+    if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    match fstat(fd) {
+        Ok(me) => me.st_ino == st.st_ino && me.st_dev == st.st_dev,
+        Err(_) => false,
+    }
+}
+
+/// Takes the shared liveness lock, retrying while a gc or last-close briefly holds it
+/// exclusively. Bounded: never hangs.
+fn lock_shared(fd: RawFd, what: &str) -> Result<()> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a valid fd.
+        if unsafe { libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let e = crate::error::errno();
+        if e != libc::EWOULDBLOCK && e != libc::EINTR {
+            return Err(Error::from_errno(e, format!("{what}: flock")));
+        }
+        if Instant::now() >= deadline {
+            return Err(err!(Timeout, "{what}: another process holds the segment exclusively"));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Whether some process holds a liveness lock on the file open as `fd` (probed with a
+/// non-blocking exclusive lock on a separate open file description, released at once).
+pub(crate) fn in_use(fd: RawFd) -> bool {
+    // SAFETY: flock on a valid fd; we release what we take.
+    unsafe {
+        if libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 {
+            libc::flock(fd, libc::LOCK_UN);
+            false
+        } else {
+            true
+        }
+    }
+}
+
+fn open_path(path: &str, oflag: libc::c_int, mode: libc::mode_t) -> std::result::Result<OwnedFd, i32> {
+    let c = CString::new(path).map_err(|_| libc::EINVAL)?;
+    // O_NOFOLLOW: /dev/shm is world-writable; never follow a planted symlink.
+    // SAFETY: c is NUL-terminated.
+    let fd = unsafe { libc::open(c.as_ptr(), oflag | libc::O_NOFOLLOW | libc::O_CLOEXEC, mode as libc::c_uint) };
+    if fd < 0 {
+        Err(crate::error::errno())
+    } else {
+        // SAFETY: fd was just opened and is owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+fn map(fd: RawFd, len: usize, writable: bool, what: &str) -> Result<*mut u8> {
+    let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
+    // SAFETY: mapping a file we hold open; the result is checked.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(Error::last_os(format!("{what}: mmap of {len} bytes")));
+    }
+    Ok(p.cast())
+}
+
+impl Segment {
+    /// Creates a named segment: `O_CREAT|O_EXCL` (mode 0600 unless flags say otherwise), size it,
+    /// take the liveness lock, initialise the header and publish `ready` last. The kind's area
+    /// is zeroed; `init` runs on it before the segment is published.
+    pub fn create(name: &str, spec: SegmentSpec, flags: Flags, init: impl FnOnce(&Segment) -> Result<()>) -> Result<Segment> {
+        name::validate(name)?;
+        let flags = flags.check()?;
+        if flags.contains(Flags::READ_ONLY) {
+            return Err(err!(Invalid, "{}: READ_ONLY applies to open, not create", describe(spec.kind, Some(name))));
+        }
+        let what = describe(spec.kind, Some(name));
+        let total = Self::layout(&spec, &what)?;
+        let path = name::path_of(name);
+        for _ in 0..16 {
+            let fd = open_path(&path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600).map_err(|e| match e {
+                libc::EEXIST => err!(Exists, "{what}: already exists"),
+                e => Error::from_errno(e, format!("{what}: create {path}")),
+            })?;
+            // Size first, so an opener never sees a file shorter than the header for long.
+            if let Err(e) = cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), total as libc::off_t) }) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e.context(format!("{what}: ftruncate to {total} bytes")));
+            }
+            // fchmod because the process umask would otherwise narrow the requested mode.
+            unsafe { libc::fchmod(fd.as_raw_fd(), flags.mode()) };
+            lock_shared(fd.as_raw_fd(), &what)?;
+            if !path_is_fd(&path, fd.as_raw_fd()) {
+                // A gc saw the file unlocked in the instant before our flock and removed it.
+                continue;
+            }
+            let seg = match Self::init(fd, total, spec, Some(name.to_string()), flags, &what) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+            };
+            if let Err(e) = init(&seg) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            seg.header().ready.store(READY, Ordering::Release);
+            return Ok(seg);
+        }
+        Err(err!(Os, "{what}: creation kept racing with removal"))
+    }
+
+    /// Creates an anonymous segment in a memfd, sealed against resizing. It has no name, so it
+    /// cannot leak; share it by passing its fd (inheritance or SCM_RIGHTS).
+    pub fn create_anonymous(spec: SegmentSpec, init: impl FnOnce(&Segment) -> Result<()>) -> Result<Segment> {
+        let what = describe(spec.kind, None);
+        let total = Self::layout(&spec, &what)?;
+        let label = CString::new(format!("mpx:{}", spec.kind.name())).unwrap();
+        // SAFETY: label is NUL-terminated.
+        let raw = unsafe { libc::memfd_create(label.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+        if raw < 0 {
+            return Err(Error::last_os(format!("{what}: memfd_create")));
+        }
+        // SAFETY: raw was just created.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        cvt(unsafe { libc::ftruncate(raw, total as libc::off_t) }).map_err(|e| e.context(format!("{what}: ftruncate")))?;
+        // No process may shrink it under another's mapping (that would SIGBUS the reader).
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        cvt(unsafe { libc::fcntl(raw, libc::F_ADD_SEALS, seals) }).map_err(|e| e.context(format!("{what}: seal")))?;
+        lock_shared(raw, &what)?;
+        let seg = Self::init(fd, total, spec, None, Flags::default(), &what)?;
+        init(&seg)?;
+        seg.header().ready.store(READY, Ordering::Release);
+        Ok(seg)
+    }
+
+    fn layout(spec: &SegmentSpec, what: &str) -> Result<usize> {
+        assert!(spec.data_align.is_power_of_two() && spec.data_align >= 8);
+        let off = round_up(HEADER_SIZE, spec.data_align).unwrap();
+        off.checked_add(spec.data_size)
+            .filter(|t| *t <= isize::MAX as usize)
+            .ok_or_else(|| err!(Invalid, "{what}: size {} is too large", spec.data_size))
+    }
+
+    fn init(fd: OwnedFd, total: usize, spec: SegmentSpec, name: Option<String>, flags: Flags, what: &str) -> Result<Segment> {
+        let base = map(fd.as_raw_fd(), total, true, what)?;
+        let seg = Segment { fd, base, len: total, name, kind: spec.kind, flags };
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and ours alone until
+        // `ready` is published; a fresh file is zero-filled.
+        let h = unsafe { &mut *(base as *mut Header) };
+        h.magic = MAGIC;
+        h.layout_version = LAYOUT_VERSION;
+        h.kind = spec.kind as u32;
+        h.flags = flags.0;
+        h.header_size = HEADER_SIZE as u32;
+        h.total_size = total as u64;
+        h.data_offset = round_up(HEADER_SIZE, spec.data_align).unwrap() as u64;
+        h.data_size = spec.data_size as u64;
+        h.creator_pid = std::process::id() as i32;
+        let n = seg.name.as_deref().unwrap_or("").as_bytes();
+        h.name_len = n.len() as u32;
+        h.name[..n.len()].copy_from_slice(n);
+        h.created_ns = realtime_ns();
+        h.params = spec.params;
+        h.checksum = h.compute_checksum();
+        Ok(seg)
+    }
+
+    /// Opens a named segment of `kind`: waits (bounded) for its creator to publish it, then
+    /// validates the header against the file before trusting anything in it.
+    pub fn open(name: &str, kind: Kind, flags: Flags) -> Result<Segment> {
+        name::validate(name)?;
+        let flags = flags.check()?;
+        let what = describe(kind, Some(name));
+        let path = name::path_of(name);
+        let writable = !flags.contains(Flags::READ_ONLY);
+        let oflag = if writable { libc::O_RDWR } else { libc::O_RDONLY };
+        for _ in 0..16 {
+            let fd = open_path(&path, oflag, 0).map_err(|e| match e {
+                libc::ENOENT => err!(NotFound, "{what}: no such object"),
+                libc::ELOOP => err!(Permission, "{what}: {path} is a symbolic link"),
+                e => Error::from_errno(e, format!("{what}: open {path}")),
+            })?;
+            lock_shared(fd.as_raw_fd(), &what)?;
+            if !path_is_fd(&path, fd.as_raw_fd()) {
+                // Removed (gc, last close, unlink) while we were opening: look again.
+                continue;
+            }
+            return Self::attach(fd, kind, Some(name.to_string()), flags, &what);
+        }
+        Err(err!(NotFound, "{what}: object keeps disappearing while being opened"))
+    }
+
+    /// Opens the segment behind an inherited or received fd (a memfd or a named segment's fd).
+    /// The fd is duplicated; the caller keeps its own.
+    pub fn from_fd(fd: RawFd, kind: Kind, flags: Flags) -> Result<Segment> {
+        let flags = flags.check()?;
+        let what = format!("{} from fd {}", kind.name(), fd);
+        if fd < 0 {
+            return Err(err!(Invalid, "{what}: not a file descriptor"));
+        }
+        // SAFETY: F_DUPFD_CLOEXEC on any integer is safe; failure is reported.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(Error::last_os(format!("{what}: dup")).with_kind_if(libc::EBADF, ErrorKind::Invalid));
+        }
+        // SAFETY: dup is a new fd we own.
+        let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+        if flags.contains(Flags::UNLINK_ON_LAST_CLOSE) {
+            return Err(err!(Invalid, "{what}: UNLINK_ON_LAST_CLOSE needs a named object"));
+        }
+        lock_shared(dup, &what)?;
+        Self::attach(owned, kind, None, flags, &what)
+    }
+
+    fn attach(fd: OwnedFd, kind: Kind, name: Option<String>, flags: Flags, what: &str) -> Result<Segment> {
+        let raw = fd.as_raw_fd();
+        let deadline = Instant::now() + READY_WAIT;
+        // Wait until the file is at least a header long (a creator sizes it right after O_EXCL).
+        let size = loop {
+            let st = fstat(raw)?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                return Err(err!(Invalid, "{what}: not a regular shared-memory file"));
+            }
+            let size = st.st_size as u64;
+            if size >= HEADER_SIZE as u64 {
+                break size;
+            }
+            if Instant::now() >= deadline {
+                return Err(err!(Corrupt, "{what}: truncated: {size} bytes, shorter than the {HEADER_SIZE}-byte header"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let len = usize::try_from(size).map_err(|_| err!(Corrupt, "{what}: size {size} does not fit in memory"))?;
+        let writable = !flags.contains(Flags::READ_ONLY);
+        let base = map(raw, len, writable, what)?;
+        let seg = Segment { fd, base, len, name, kind, flags };
+        let h = seg.header();
+        while h.ready.load(Ordering::Acquire) != READY {
+            let creator = h.creator_pid;
+            let creator_dead = h.magic == MAGIC && creator > 0 && !crate::util::pid_alive(creator);
+            if creator_dead || Instant::now() >= deadline {
+                let why = if creator_dead { format!("its creator (pid {creator}) died") } else { "timed out waiting".into() };
+                return Err(err!(Corrupt, "{what}: segment was never initialised ({why})"));
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let actual = h.validate(size, what)?;
+        if actual != kind {
+            return Err(err!(Kind, "{what}: the object is a {}, not a {}", actual.name(), kind.name()));
+        }
+        Ok(seg)
+    }
+
+    /// Removes a name. Processes that have the object open keep using it; a later open or
+    /// create of the name sees a new object.
+    pub fn unlink(name: &str) -> Result<()> {
+        name::validate(name)?;
+        let path = name::path_of(name);
+        std::fs::remove_file(&path).map_err(|e| {
+            Error::from_errno(e.raw_os_error().unwrap_or(libc::EIO), format!("'{name}': unlink"))
+                .with_message_if(ErrorKind::NotFound, format!("'{name}': no such object"))
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned.
+        unsafe { &*(self.base as *const Header) }
+    }
+
+    /// Start of the kind's area.
+    pub fn data_ptr(&self) -> *mut u8 {
+        // SAFETY: validated: data_offset + data_size <= len.
+        unsafe { self.base.add(self.header().data_offset as usize) }
+    }
+
+    pub fn data_offset(&self) -> usize {
+        self.header().data_offset as usize
+    }
+
+    pub fn data_size(&self) -> usize {
+        self.header().data_size as usize
+    }
+
+    pub fn params(&self) -> [u64; 4] {
+        self.header().params
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn flags(&self) -> Flags {
+        self.flags
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.flags.contains(Flags::READ_ONLY)
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// "shm 'frames'" or "anonymous shm": how messages name this object.
+    pub fn describe(&self) -> String {
+        describe(self.kind, self.name())
+    }
+
+    /// Removes this segment's name if it still refers to this segment.
+    pub fn unlink_self(&self) -> Result<()> {
+        let Some(name) = self.name() else {
+            return Err(err!(Invalid, "{}: has no name to unlink", self.describe()));
+        };
+        let path = name::path_of(name);
+        if !path_is_fd(&path, self.fd()) {
+            return Err(err!(NotFound, "{}: the name was already removed", self.describe()));
+        }
+        Segment::unlink(name)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: base/len are our mapping; nothing borrowed from it outlives self.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+        if let (true, Some(name)) = (self.flags.contains(Flags::UNLINK_ON_LAST_CLOSE), &self.name) {
+            // Converting our shared lock to exclusive succeeds only if nobody else holds one.
+            // A concurrent opener blocks on its shared lock until we finish, then sees the name
+            // gone (path_is_fd) and retries, so the decision is race-free.
+            let fd = self.fd.as_raw_fd();
+            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                let path = name::path_of(name);
+                if path_is_fd(&path, fd) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        // Closing the fd drops our liveness lock.
+    }
+}
+
+trait ErrorExt {
+    fn with_kind_if(self, errno: i32, kind: ErrorKind) -> Error;
+    fn with_message_if(self, kind: ErrorKind, msg: String) -> Error;
+}
+
+impl ErrorExt for Error {
+    fn with_kind_if(self, errno: i32, kind: ErrorKind) -> Error {
+        if self.errno() == Some(errno) {
+            Error::new(kind, self.message().to_string())
+        } else {
+            self
+        }
+    }
+    fn with_message_if(self, kind: ErrorKind, msg: String) -> Error {
+        if self.kind() == kind { Error::new(kind, msg) } else { self }
+    }
+}
