@@ -16,7 +16,8 @@ pub struct Flags(pub u32);
 
 impl Flags {
     /// Remove the name when the last process using the object closes it (race-free: decided
-    /// under an exclusive flock).
+    /// under an exclusive flock). Given at create, it is stored in the header and applies to
+    /// every user; given at open, it applies from that handle's close on.
     pub const UNLINK_ON_LAST_CLOSE: Flags = Flags(1 << 0);
     /// Map read-only (open only). Writing through the pointer then faults.
     pub const READ_ONLY: Flags = Flags(1 << 1);
@@ -444,9 +445,12 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        // The flag is the object's (set by its creator, stored in the header) or this handle's.
+        let unlink_last = self.flags.contains(Flags::UNLINK_ON_LAST_CLOSE)
+            || Flags(self.header().flags).contains(Flags::UNLINK_ON_LAST_CLOSE);
         // SAFETY: base/len are our mapping; nothing borrowed from it outlives self.
         unsafe { libc::munmap(self.base.cast(), self.len) };
-        if let (true, Some(name)) = (self.flags.contains(Flags::UNLINK_ON_LAST_CLOSE), &self.name) {
+        if let (true, Some(name)) = (unlink_last, &self.name) {
             // Converting our shared lock to exclusive succeeds only if nobody else holds one.
             // A concurrent opener blocks on its shared lock until we finish, then sees the name
             // gone (path_is_fd) and retries, so the decision is race-free.

@@ -1,0 +1,102 @@
+# mpx: `make demo` runs the main job, `make test` builds everything and runs every test.
+# Everything a clean machine needs (a Python venv with pytest and numpy) is set up here.
+
+SHELL      := /bin/bash
+CARGO      ?= cargo
+PYTHON     ?= python3
+ROOT       := $(abspath .)
+LIBDIR     := $(ROOT)/target/release
+LIB        := $(LIBDIR)/libmpx.so
+MPX        := $(LIBDIR)/mpx
+BUILD      := $(ROOT)/build
+VENV       := $(ROOT)/.venv
+VPY        := $(VENV)/bin/python
+
+CC         ?= cc
+CXX        ?= c++
+WARN       := -Wall -Wextra -Werror
+CFLAGS     := -O2 -g $(WARN) -std=c11 -D_GNU_SOURCE -I$(ROOT)/include
+CXXFLAGS   := -O2 -g $(WARN) -I$(ROOT)/include -I$(ROOT)/bindings/cpp
+LDMPX      := -L$(LIBDIR) -lmpx -Wl,-rpath,$(LIBDIR) -lpthread
+
+# What every program run by the tests sees: the library, the Python package, the tools.
+export MPX_LIBRARY := $(LIB)
+export MPX_BUILD   := $(BUILD)
+export MPX_BIN     := $(MPX)
+export PYTHONPATH  := $(ROOT)/bindings/python
+
+C_SRCS     := $(wildcard tests/c/*.c) $(wildcard examples/c/*.c) $(wildcard benches/*.c)
+CPP_SRCS   := $(wildcard tests/cpp/*.cpp) $(wildcard examples/cpp/*.cpp) $(wildcard benches/*.cpp)
+C_BINS     := $(patsubst %.c,$(BUILD)/%,$(C_SRCS))
+CPP_BINS   := $(patsubst %.cpp,$(BUILD)/%,$(CPP_SRCS)) $(patsubst %.cpp,$(BUILD)/%-cxx20,$(filter tests/cpp/%,$(CPP_SRCS)))
+
+.PHONY: all lib native venv test test-rust test-c test-cpp test-python check-header check-shm demo bench clean
+
+all: lib native
+
+lib:
+	$(CARGO) build --release --lib --bins
+
+# The committed header must equal a fresh generation (build.rs rewrites it when it differs).
+check-header: lib
+	@if git -C $(ROOT) rev-parse --git-dir >/dev/null 2>&1; then \
+	  git -C $(ROOT) diff --exit-code --stat -- include/mpx.h || \
+	  { echo "include/mpx.h differs from the generated header: commit it"; exit 1; }; fi
+
+$(BUILD)/%: %.c include/mpx.h | lib
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LDMPX)
+
+$(BUILD)/%: %.cpp include/mpx.h bindings/cpp/mpx.hpp | lib
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(CXXFLAGS) $< -o $@ $(LDMPX)
+
+$(BUILD)/%-cxx20: %.cpp include/mpx.h bindings/cpp/mpx.hpp | lib
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 $(CXXFLAGS) $< -o $@ $(LDMPX)
+
+native: $(C_BINS) $(CPP_BINS)
+
+$(VENV)/.ready: bindings/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet pytest pytest-timeout numpy
+	touch $@
+
+venv: $(VENV)/.ready
+
+test-rust:
+	$(CARGO) test --release -- --test-threads=2
+
+test-c: native
+	@set -e; for t in $(filter $(BUILD)/tests/c/test_%,$(C_BINS)); do \
+	  echo "== $$t"; timeout 300 $$t; done
+
+test-cpp: native
+	@set -e; for t in $(filter $(BUILD)/tests/cpp/test_%,$(CPP_BINS)); do \
+	  echo "== $$t"; timeout 300 $$t; done
+
+test-python: venv native lib
+	$(VPY) -m pytest -q -p no:cacheprovider --timeout=300 tests/python
+
+# The suite must leave /dev/shm as it found it: compare our objects before and after.
+test: lib check-header
+	@ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD).shm-before 2>/dev/null || true
+	$(MAKE) test-rust test-c test-cpp test-python
+	@ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD).shm-after 2>/dev/null || true
+	@if ! diff -u $(BUILD).shm-before $(BUILD).shm-after; then \
+	  echo "tests left objects in /dev/shm (shown above with +)"; rm -f $(BUILD).shm-*; exit 1; fi
+	@rm -f $(BUILD).shm-*
+	@echo "make test: all suites passed"
+
+demo: lib native venv
+	$(VPY) examples/demo.py
+
+bench: lib native venv
+	$(VPY) -m pip install --quiet faster-fifo
+	@mkdir -p bench-results
+	$(VPY) benches/run.py
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD) $(VENV)
