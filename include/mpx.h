@@ -373,6 +373,11 @@ void mpx_shm_close(mpx_shm *shm);
 // the last one closes. Returns MPX_E_NOT_FOUND if there is no such name.
 mpx_status mpx_shm_unlink(const char *name);
 
+// Removes this buffer's name, but only if the name still refers to this buffer (a name that
+// was unlinked and reused by a new object is left alone: MPX_E_NOT_FOUND). Safer than
+// `mpx_shm_unlink` when names are reused.
+mpx_status mpx_shm_unlink_self(const mpx_shm *shm);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
