@@ -73,6 +73,17 @@ pub struct SegmentSpec {
 
 /// How long `open` waits for a creator to publish the ready word.
 const READY_WAIT: Duration = Duration::from_secs(2);
+/// A creator finishes a segment within microseconds of its last change to the file; one still
+/// incomplete after this long without change is abandoned or corrupt, not in progress.
+const SETTLED: Duration = Duration::from_millis(250);
+
+/// Whether the file has not changed (size, mode or contents) for SETTLED.
+fn settled(st: &libc::stat) -> bool {
+    let changed = (st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128)
+        .max(st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128);
+    (realtime_ns() as i128 - changed) > SETTLED.as_nanos() as i128
+}
+
 /// How long create/open retry a contended liveness lock (a `gc` or a last close holds it for
 /// microseconds).
 const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -345,7 +356,7 @@ impl Segment {
             if size >= HEADER_SIZE as u64 {
                 break size;
             }
-            if Instant::now() >= deadline {
+            if settled(&st) || Instant::now() >= deadline {
                 return Err(err!(Corrupt, "{what}: truncated: {size} bytes, shorter than the {HEADER_SIZE}-byte header"));
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -356,17 +367,28 @@ impl Segment {
         let seg = Segment { fd, base, len, name, kind, flags };
         let h = seg.header();
         while h.ready.load(Ordering::Acquire) != READY {
+            // A creator writes the magic before anything else; other bytes there are not ours.
+            if h.magic != MAGIC && h.magic != [0; 8] {
+                return Err(err!(Corrupt, "{what}: not an mpx segment (bad magic)"));
+            }
             let creator = h.creator_pid;
-            let creator_dead = h.magic == MAGIC && creator > 0 && !crate::util::pid_alive(creator);
-            if creator_dead || Instant::now() >= deadline {
-                let why = if creator_dead { format!("its creator (pid {creator}) died") } else { "timed out waiting".into() };
+            let why = if h.magic == MAGIC && creator > 0 && !crate::util::pid_alive(creator) {
+                Some(format!("its creator (pid {creator}) died"))
+            } else if settled(&fstat(raw)?) {
+                Some("it has not changed for a while".to_string())
+            } else if Instant::now() >= deadline {
+                Some("timed out waiting".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 return Err(err!(Corrupt, "{what}: segment was never initialised ({why})"));
             }
             std::thread::sleep(Duration::from_micros(500));
         }
         let actual = h.validate(size, what)?;
         if actual != kind {
-            return Err(err!(Kind, "{what}: the object is a {}, not a {}", actual.name(), kind.name()));
+            return Err(err!(Kind, "{what}: the object is {}, not {}", actual.with_article(), kind.with_article()));
         }
         Ok(seg)
     }
@@ -377,8 +399,8 @@ impl Segment {
         name::validate(name)?;
         let path = name::path_of(name);
         std::fs::remove_file(&path).map_err(|e| {
-            Error::from_errno(e.raw_os_error().unwrap_or(libc::EIO), format!("'{name}': unlink"))
-                .with_message_if(ErrorKind::NotFound, format!("'{name}': no such object"))
+            Error::from_errno(e.raw_os_error().unwrap_or(libc::EIO), format!("object '{name}': unlink"))
+                .with_message_if(ErrorKind::NotFound, format!("object '{name}': no such object"))
         })
     }
 
