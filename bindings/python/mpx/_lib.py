@@ -108,6 +108,7 @@ PROTOTYPES = {
     "mpx_shm_data_offset": (mpx_status, [shm_p, POINTER(c_size_t)]),
     "mpx_shm_close": (None, [shm_p]),
     "mpx_shm_unlink": (mpx_status, [c_char_p]),
+    "mpx_shm_unlink_self": (mpx_status, [shm_p]),
 }
 
 

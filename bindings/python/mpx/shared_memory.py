@@ -307,5 +307,10 @@ class SharedMemory:
         (a second unlink raises FileNotFoundError). An anonymous buffer has no name: ValueError."""
         if self._name is None:
             raise ValueError("an anonymous SharedMemory has no name to unlink")
-        check(lib.mpx_shm_unlink(name_arg(self._name)))
+        name = name_arg(self._name)  # validates, as the stdlib does, even when the handle is used
+        if self._handle is not None:
+            # While open, remove the name only if it is still ours (not a newer object's).
+            check(lib.mpx_shm_unlink_self(self._handle))
+        else:
+            check(lib.mpx_shm_unlink(name))
 
