@@ -321,6 +321,11 @@ int mpx_cpu_count(void);
 // them. Runs automatically at normal exit; call it earlier to stop them sooner.
 void mpx_terminate_daemons(void);
 
+// Arranges for the calling process to be killed (SIGKILL) when process `parent` (its parent)
+// dies, as daemonic children are; for children forked by other means (Python's os.fork).
+// MPX_E_STATE if the parent is already gone: the caller should exit.
+mpx_status mpx_current_die_with_parent(int parent);
+
 // Creates a named shared-memory buffer of `size` zeroed bytes (`size` > 0) and writes its handle
 // to `*out`.
 //

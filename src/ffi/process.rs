@@ -529,3 +529,14 @@ pub extern "C" fn mpx_cpu_count() -> c_int {
 pub extern "C" fn mpx_terminate_daemons() {
     guard_void("mpx_terminate_daemons", process::terminate_daemons)
 }
+
+/// Arranges for the calling process to be killed (SIGKILL) when process `parent` (its parent)
+/// dies, as daemonic children are; for children forked by other means (Python's os.fork).
+/// MPX_E_STATE if the parent is already gone: the caller should exit.
+#[no_mangle]
+pub extern "C" fn mpx_current_die_with_parent(parent: c_int) -> mpx_status {
+    guard("mpx_current_die_with_parent", || {
+        process::current::die_with_parent(parent)?;
+        Ok(MPX_OK)
+    })
+}

@@ -55,3 +55,18 @@ pub(crate) fn adopt_from_env() {
         std::env::remove_var(ENV_PARENT);
     }
 }
+
+/// Arranges for this process to be killed (SIGKILL) when `parent` dies, as daemonic children
+/// are. For children forked by other means (e.g. Python's os.fork). Fails with State if
+/// `parent` is already gone (this process was re-parented before the call).
+pub fn die_with_parent(parent: i32) -> crate::Result<()> {
+    // SAFETY: prctl with an integer argument.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } < 0 {
+        return Err(crate::Error::last_os("prctl(PR_SET_PDEATHSIG)"));
+    }
+    // The parent may have died before the prctl took effect: then we were re-parented.
+    if unsafe { libc::getppid() } != parent {
+        return Err(crate::err!(State, "parent {parent} already exited"));
+    }
+    Ok(())
+}
