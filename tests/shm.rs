@@ -486,3 +486,31 @@ fn opening_as_another_kind_is_a_kind_error() {
     // The right kind still opens.
     Segment::open(&b, Kind::Buffer, Flags::default()).unwrap();
 }
+
+/// A forked child shares its parent's open file description (and so its liveness lock): the
+/// parent's close must not unlink an object the child still uses; the child's close, being the
+/// last, does.
+#[test]
+fn unlink_on_last_close_respects_forked_children() {
+    let mut names = Names::new();
+    let name = names.add("shm-ulc-fork");
+    let shm = SharedMemory::create(&name, 4096, Flags::UNLINK_ON_LAST_CLOSE).unwrap();
+    let fd = shm.fd();
+    let (parent_end, child_end) = chan();
+    let keep = [fd, child_end.fd()];
+    let mut child = fork_keeping_mappings(&keep, &[&name], move || {
+        child_end.recv(Duration::from_secs(10))?; // the parent has closed
+        drop(shm); // the last user: this close removes the name
+        child_end.send(1);
+        child_end.recv(Duration::from_secs(10))?;
+        Ok(())
+    });
+    // In this process the closure (and with it `shm`) was dropped when fork returned: our close
+    // happened, and the child, sharing the open file description, still uses the object.
+    assert!(exists(&name), "the parent's close removed a name a forked child still uses");
+    parent_end.send(0);
+    parent_end.expect(1);
+    assert!(!exists(&name), "the child's close, the last, removes the name");
+    parent_end.send(2);
+    child.join_ok();
+}
