@@ -23,6 +23,13 @@ __version__ = _library_version
 # Capabilities, one submodule each (later ones add their imports and names here).
 from . import shared_memory  # noqa: E402
 
+# Processes: Process, current_process, get_context, ... are the default context's, as in
+# multiprocessing (`import mpx as multiprocessing` works for Process code).
+from . import context, process  # noqa: E402
+from .process import ExecProcess  # noqa: E402
+
+globals().update((_n, getattr(context._default_context, _n)) for _n in context._PUBLIC)
+
 __all__ = [
     "ABI_VERSION",
     "CorruptError",
@@ -32,4 +39,8 @@ __all__ = [
     "errors",
     "library_path",
     "shared_memory",
-]
+    # processes
+    "ExecProcess",
+    "context",
+    "process",
+] + list(context._PUBLIC)

@@ -17,10 +17,9 @@ right after the failing call, so the message belongs to that call).
 """
 
 import ctypes
-import ctypes.util
 import operator
 import os
-from ctypes import POINTER, c_char_p, c_int, c_int32, c_size_t, c_uint8, c_uint32
+from ctypes import POINTER, c_bool, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint8, c_uint32, c_void_p
 
 from . import errors
 
@@ -64,7 +63,11 @@ def _load():
             return ctypes.CDLL(path), path
         except OSError as e:
             tried.append("%s (%s)" % (path, e))
-    found = ctypes.util.find_library("mpx")
+    # Imported only here: ctypes.util pulls in subprocess and shutil (~35 ms), which every spawned
+    # Python child would otherwise pay at import.
+    from ctypes.util import find_library
+
+    found = find_library("mpx")
     if found:
         try:
             return ctypes.CDLL(found), found
@@ -88,6 +91,8 @@ mpx_status = c_int32
 
 # Opaque handle types, one per capability.
 shm_p = handle_type("mpx_shm")
+proc_opts_p = handle_type("mpx_proc_opts")
+process_p = handle_type("mpx_process")
 
 # name: (restype, [argtypes]). One section per capability; keep in the header's order.
 PROTOTYPES = {
@@ -110,6 +115,42 @@ PROTOTYPES = {
     "mpx_shm_close": (None, [shm_p]),
     "mpx_shm_unlink": (mpx_status, [c_char_p]),
     "mpx_shm_unlink_self": (mpx_status, [shm_p]),
+    # processes
+    "mpx_free": (None, [c_void_p]),
+    "mpx_proc_opts_new": (mpx_status, [POINTER(proc_opts_p)]),
+    "mpx_proc_opts_free": (None, [proc_opts_p]),
+    "mpx_proc_opts_set_name": (mpx_status, [proc_opts_p, c_char_p]),
+    "mpx_proc_opts_set_daemon": (mpx_status, [proc_opts_p, c_bool]),
+    "mpx_proc_opts_set_cwd": (mpx_status, [proc_opts_p, c_char_p]),
+    "mpx_proc_opts_setenv": (mpx_status, [proc_opts_p, c_char_p, c_char_p]),
+    "mpx_proc_opts_unsetenv": (mpx_status, [proc_opts_p, c_char_p]),
+    "mpx_proc_opts_clearenv": (mpx_status, [proc_opts_p]),
+    "mpx_proc_opts_keep_fd": (mpx_status, [proc_opts_p, c_int]),
+    "mpx_proc_opts_set_stdio": (mpx_status, [proc_opts_p, c_int, c_uint32, c_int]),
+    "mpx_proc_opts_set_stdio_file": (mpx_status, [proc_opts_p, c_int, c_char_p, c_bool]),
+    "mpx_spawn": (mpx_status, [c_char_p, POINTER(c_char_p), proc_opts_p, POINTER(process_p)]),
+    "mpx_start": (mpx_status, [c_uint32, c_char_p, c_char_p, c_size_t, proc_opts_p, POINTER(process_p)]),
+    "mpx_forkserver_set_program": (mpx_status, [POINTER(c_char_p)]),
+    "mpx_forkserver_serve": (mpx_status, [c_int, POINTER(c_void_p), POINTER(c_void_p), POINTER(c_size_t)]),
+    "mpx_process_adopt": (mpx_status, [c_int, c_char_p, POINTER(process_p)]),
+    "mpx_process_pid": (c_int, [process_p]),
+    "mpx_process_name": (c_char_p, [process_p]),
+    "mpx_process_join": (mpx_status, [process_p, c_int64, POINTER(c_int)]),
+    "mpx_process_is_alive": (mpx_status, [process_p, POINTER(c_bool)]),
+    "mpx_process_exitcode": (mpx_status, [process_p, POINTER(c_bool), POINTER(c_int)]),
+    "mpx_process_signal": (mpx_status, [process_p, c_int]),
+    "mpx_process_terminate": (mpx_status, [process_p]),
+    "mpx_process_kill": (mpx_status, [process_p]),
+    "mpx_process_interrupt": (mpx_status, [process_p]),
+    "mpx_process_sentinel": (mpx_status, [process_p, POINTER(c_int)]),
+    "mpx_process_close": (None, [process_p]),
+    "mpx_current_pid": (c_int, []),
+    "mpx_parent_pid": (c_int, []),
+    "mpx_current_name": (mpx_status, [c_char_p, c_size_t, POINTER(c_size_t)]),
+    "mpx_set_current_name": (mpx_status, [c_char_p]),
+    "mpx_cpu_count": (c_int, []),
+    "mpx_terminate_daemons": (None, []),
+    "mpx_current_die_with_parent": (mpx_status, [c_int]),
 }
 
 

@@ -1,0 +1,224 @@
+"""The spawn start method: a new Python interpreter started with mpx_spawn.
+
+Parent: the standard library's ``multiprocessing.spawn.get_preparation_data()`` and the
+process object are pickled (with the standard library's ForkingPickler, so its own objects that
+know how to travel to a spawned child still do), written into a pipe, and the interpreter is
+started with the pipe's read end kept (mpx_proc_opts_keep_fd) and told its number::
+
+    python [interpreter flags] -c 'import sys; sys.path.insert(0, <mpx's parent dir>);
+                                   from mpx._spawn import main; main(<fd>)'
+
+Child: :func:`main` reads the preparation data, applies it with the standard library's
+``prepare()`` (sys.path, argv, cwd, and the parent's ``__main__`` re-imported as ``__mp_main__``,
+so the ``if __name__ == "__main__"`` guard rules are exactly Python's), unpickles the process
+object, runs it and exits with its exit code.
+
+The fork server (mpx._forkserver) sends the same payload as the argument bytes of its request.
+"""
+
+import io
+import os
+import pickle
+import sys
+from ctypes import byref, c_char_p
+
+from ._lib import check, lib, process_p
+
+# A payload up to this size is written before the child starts, into a pipe enlarged to hold
+# it, so start() never waits for the child to read (the Linux default pipe-max-size is 1 MiB).
+_PREWRITE_MAX = 1 << 20
+
+
+class _DupFd:
+    """A descriptor passed to a spawned child at the same number (see _SpawningPopen)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def detach(self):
+        return self.fd
+
+
+class _SpawningPopen:
+    """Stands in for the standard library's Popen while a process object is pickled
+    (multiprocessing.context.set_spawning_popen), which is what its AuthenticationString,
+    Connection, Queue and Lock need to allow pickling for a child."""
+
+    DupFd = _DupFd
+
+    def __init__(self, pass_fds):
+        self.pass_fds = pass_fds
+        self.fds = []
+
+    def duplicate_for_child(self, fd):
+        if not self.pass_fds:
+            raise ValueError(
+                "the mpx forkserver start method cannot pass descriptors to a child; "
+                "use 'spawn' or 'fork' for objects that hold descriptors"
+            )
+        self.fds.append(fd)
+        return fd
+
+
+def _preparation_data(name):
+    from multiprocessing import context as std_context
+    from multiprocessing import spawn as std_spawn
+
+    std_method = std_context._default_context.get_start_method(allow_none=True)
+    data = std_spawn.get_preparation_data(name)
+    if std_method is None:
+        # get_preparation_data fixes the standard library's start method as a side effect
+        # (it asks for it): undo that, so `multiprocessing.set_start_method` still works here.
+        std_context._default_context._actual_context = None
+        data.pop("start_method", None)
+    return data
+
+
+def pickle_process(process_obj, pass_fds):
+    """The payload for a child: preparation data, then the process object. Returns
+    ``(bytes, fds)``; ``fds`` are descriptors that pickled objects need kept in the child.
+    Raises what pickling raises (an unpicklable target fails here, in the parent)."""
+    from multiprocessing import context as std_context
+    from multiprocessing.reduction import ForkingPickler
+
+    from . import context
+
+    extra = {"start_method": context._default_context.get_start_method(allow_none=True)}
+    popen = _SpawningPopen(pass_fds)
+    buf = io.BytesIO()
+    std_context.set_spawning_popen(popen)
+    try:
+        ForkingPickler(buf, pickle.HIGHEST_PROTOCOL).dump((_preparation_data(process_obj._name), extra))
+        ForkingPickler(buf, pickle.HIGHEST_PROTOCOL).dump(process_obj)
+    finally:
+        std_context.set_spawning_popen(None)
+    return buf.getvalue(), popen.fds
+
+
+def _command(fd):
+    from multiprocessing import spawn as std_spawn
+    from multiprocessing.util import _args_from_interpreter_flags
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = "import sys; sys.path.insert(0, %r); from mpx._spawn import main; main(%d)" % (package_parent, fd)
+    return [std_spawn.get_executable()] + _args_from_interpreter_flags() + ["-c", code]
+
+
+def launch(process_obj):
+    """Starts ``process_obj`` in a new interpreter; returns its handle."""
+    from .process import _Handle, _Options, _c_name
+
+    payload, fds = pickle_process(process_obj, pass_fds=True)
+    rest = memoryview(payload)
+    r, w = os.pipe()
+    try:
+        if len(payload) <= _PREWRITE_MAX:
+            rest = _prewrite(w, rest)
+        argv = [os.fsencode(a) for a in _command(r)]
+        with _Options() as o:
+            check(lib.mpx_proc_opts_set_name(o.ptr, _c_name(process_obj._name)))
+            check(lib.mpx_proc_opts_set_daemon(o.ptr, bool(process_obj.daemon)))
+            check(lib.mpx_proc_opts_keep_fd(o.ptr, r))
+            for fd in fds:
+                check(lib.mpx_proc_opts_keep_fd(o.ptr, fd))
+            c_argv = (c_char_p * (len(argv) + 1))(*argv, None)
+            ptr = process_p()
+            check(lib.mpx_spawn(argv[0], c_argv, o.ptr, byref(ptr)))
+        handle = _Handle(ptr)
+        os.close(r)
+        r = -1
+        try:
+            # A large payload: the child reads it as it starts (as the standard library does).
+            while rest:
+                rest = rest[os.write(w, rest):]
+        except BrokenPipeError:
+            pass  # the child died before reading: its exit code says so
+        return handle
+    finally:
+        if r >= 0:
+            os.close(r)
+        os.close(w)
+
+
+def _prewrite(w, data):
+    """Writes what fits into the pipe without blocking (enlarging it first); returns the rest."""
+    if len(data) > 65536:
+        try:
+            import fcntl
+
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, len(data))
+        except OSError:
+            pass  # above the system's pipe-max-size: the rest is written after the start
+    os.set_blocking(w, False)
+    try:
+        while data:
+            data = data[os.write(w, data):]
+    except BlockingIOError:
+        pass
+    finally:
+        os.set_blocking(w, True)
+    return data
+
+
+def _prepare(data, extra):
+    from multiprocessing import spawn as std_spawn
+
+    from . import context
+
+    std_spawn.prepare(data)
+    if extra.get("start_method"):
+        context._force_start_method(extra["start_method"])
+
+
+def run_payload(stream, served=False):
+    """Reads the payload from a binary stream, prepares this process, and returns the
+    process object's exit code after running it. ``served``: a fork-server child, whose
+    parent (the client) is not its parent process."""
+    from multiprocessing import process as std_process
+
+    std_current = std_process.current_process()
+    # While set, starting a process is the "bootstrapping phase" RuntimeError (stdlib rules).
+    std_current._inheriting = True
+    try:
+        data, extra = pickle.load(stream)
+        _prepare(data, extra)
+        process_obj = pickle.load(stream)
+    finally:
+        del std_current._inheriting
+    sentinel = None
+    if served:
+        from .process import _pidfd_of
+
+        # Opened now, while the client surely is the process with that pid.
+        sentinel = _pidfd_of(process_obj._parent_pid, check_parent=False)
+    return process_obj._bootstrap(sentinel)
+
+
+def main(fd):
+    """Entry of a spawned child: runs the process object read from descriptor ``fd`` and
+    exits with its exit code.
+
+    The child leaves as fork and forkserver children do (there with os._exit, in the standard
+    library too): its threads joined (in _bootstrap), atexit handlers run, standard streams
+    flushed, then os._exit. The interpreter's final teardown, which frees every module one by
+    one, is skipped: it took longer than any other part of a spawned child's life but its
+    start. Objects still alive at exit are not finalized: close files you write."""
+    import atexit
+
+    try:
+        with open(fd, "rb", closefd=True) as f:
+            code = run_payload(f)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, int) and e.code is not None:
+            sys.stderr.write(str(e.code) + "\n")
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    atexit._run_exitfuncs()
+    from .process import _flush_std_streams
+
+    _flush_std_streams()
+    os._exit(code & 0xFF)

@@ -1,0 +1,204 @@
+"""Contexts and start methods, as in multiprocessing.context.
+
+``get_context(method)`` returns a context for 'fork', 'spawn' or 'forkserver' whose ``Process``
+starts children that way; the module-level functions of mpx are the default context's, whose
+start method is fixed on first use (``set_start_method`` before that, else 'fork' on Linux, as
+CPython 3.11) and whose ``Process`` looks the method up at start().
+
+Adding a capability (Queue, Lock, Pool, ...): give BaseContext a method that builds the object
+with ``ctx=self.get_context()`` where the method matters, and add its name to ``_PUBLIC``; mpx
+exports every name in ``_PUBLIC`` from the default context, as multiprocessing does.
+"""
+
+import multiprocessing as _std
+
+from . import process
+from .process import _launch_fork
+
+__all__ = ["BaseContext", "DefaultContext", "ForkContext", "ForkServerContext", "Process", "SpawnContext"]
+
+# Exported as mpx.<name> (bound to the default context).
+_PUBLIC = [
+    "Process",
+    "current_process",
+    "parent_process",
+    "active_children",
+    "cpu_count",
+    "get_context",
+    "get_start_method",
+    "set_start_method",
+    "get_all_start_methods",
+    "set_executable",
+    "set_forkserver_preload",
+    "spawn_executable",
+    "ProcessError",
+    "BufferTooShort",
+    "TimeoutError",
+    "AuthenticationError",
+]
+
+_METHODS = ["fork", "spawn", "forkserver"]
+
+
+class BaseContext:
+    # The standard library's exceptions, so `except multiprocessing.X` catches ours too.
+    ProcessError = _std.ProcessError
+    BufferTooShort = _std.BufferTooShort
+    TimeoutError = _std.TimeoutError
+    AuthenticationError = _std.AuthenticationError
+
+    current_process = staticmethod(process.current_process)
+    parent_process = staticmethod(process.parent_process)
+    active_children = staticmethod(process.active_children)
+    spawn_executable = staticmethod(process.spawn_executable)
+
+    def cpu_count(self):
+        """Number of CPUs online."""
+        from ._lib import lib
+
+        n = lib.mpx_cpu_count()
+        if n < 1:
+            raise NotImplementedError("cannot determine number of cpus")
+        return n
+
+    def get_context(self, method=None):
+        if method is None:
+            return self
+        try:
+            return _concrete_contexts[method]
+        except (KeyError, TypeError):
+            raise ValueError("cannot find context for %r" % (method,)) from None
+
+    def get_start_method(self, allow_none=False):
+        return self._name
+
+    def set_start_method(self, method, force=False):
+        raise ValueError("cannot set start method of concrete context")
+
+    def get_all_start_methods(self):
+        return list(_METHODS)
+
+    def set_executable(self, executable):
+        """The interpreter 'spawn' and 'forkserver' children run (shared with the standard
+        library's setting)."""
+        from multiprocessing import spawn
+
+        spawn.set_executable(executable)
+
+    def set_forkserver_preload(self, module_names):
+        """Modules the fork server imports once, before forking children (default
+        ['__main__']). Takes effect when the server starts (at the first forkserver start)."""
+        from ._forkserver import set_forkserver_preload
+
+        set_forkserver_preload(module_names)
+
+    def _check_available(self):
+        pass
+
+    def __repr__(self):
+        return "<mpx context %r>" % self.get_start_method(allow_none=True)
+
+
+#
+# Process classes: one per start method, and the default one that asks the default context.
+#
+
+
+class Process(process.BaseProcess):
+    _start_method = None
+
+    @staticmethod
+    def _Popen(process_obj):
+        return _default_context.get_context().Process._Popen(process_obj)
+
+
+class ForkProcess(process.BaseProcess):
+    _start_method = "fork"
+
+    @staticmethod
+    def _Popen(process_obj):
+        return _launch_fork(process_obj)
+
+
+class SpawnProcess(process.BaseProcess):
+    _start_method = "spawn"
+
+    @staticmethod
+    def _Popen(process_obj):
+        from ._spawn import launch
+
+        return launch(process_obj)
+
+
+class ForkServerProcess(process.BaseProcess):
+    _start_method = "forkserver"
+
+    @staticmethod
+    def _Popen(process_obj):
+        from ._forkserver import launch
+
+        return launch(process_obj)
+
+
+class ForkContext(BaseContext):
+    _name = "fork"
+    Process = ForkProcess
+
+
+class SpawnContext(BaseContext):
+    _name = "spawn"
+    Process = SpawnProcess
+
+
+class ForkServerContext(BaseContext):
+    _name = "forkserver"
+    Process = ForkServerProcess
+
+
+class DefaultContext(BaseContext):
+    """The context behind mpx's module-level functions: its start method is set once."""
+
+    Process = Process
+
+    def __init__(self, context):
+        self._default_context = context
+        self._actual_context = None
+
+    def get_context(self, method=None):
+        if method is None:
+            if self._actual_context is None:
+                self._actual_context = self._default_context
+            return self._actual_context
+        return super().get_context(method)
+
+    def set_start_method(self, method, force=False):
+        if self._actual_context is not None and not force:
+            raise RuntimeError("context has already been set")
+        if method is None and force:
+            self._actual_context = None
+            return
+        self._actual_context = self.get_context(method)
+
+    def get_start_method(self, allow_none=False):
+        if self._actual_context is None:
+            if allow_none:
+                return None
+            self._actual_context = self._default_context
+        return self._actual_context._name
+
+    def get_all_start_methods(self):
+        # The default first, as the standard library orders them.
+        return list(_METHODS)
+
+
+_concrete_contexts = {
+    "fork": ForkContext(),
+    "spawn": SpawnContext(),
+    "forkserver": ForkServerContext(),
+}
+# CPython 3.11 on Linux starts with 'fork'.
+_default_context = DefaultContext(_concrete_contexts["fork"])
+
+
+def _force_start_method(method):
+    _default_context._actual_context = _concrete_contexts[method]
