@@ -9,6 +9,8 @@
 
 pub mod core;
 pub mod shm;
+pub mod sync;
+pub mod value;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
