@@ -172,7 +172,7 @@ pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// A small xorshift generator (tests need no crate for randomness).
-pub struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
     pub fn new() -> Rng {

@@ -214,6 +214,12 @@ impl RawLock {
         Ok(depth)
     }
 
+    /// Tests: make the word say `pid` holds it (as a process that died holding it would leave).
+    #[cfg(test)]
+    pub(crate) fn force_holder(&self, pid: u32) {
+        self.word.store(pid, SeqCst);
+    }
+
     /// For Condition.wait: acquires (without limit) and restores the depth.
     pub(crate) fn acquire_restore(&self, depth: u32) -> Result<Acquired> {
         let me = owner::me();

@@ -541,3 +541,61 @@ impl Semaphore {
             .map_or(0, |s| s.held.load(Relaxed))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process killed inside the guarded section (here: half-way through taking a permit) is
+    /// rolled back by the next guard holder, and its slot's permits come back.
+    #[test]
+    fn half_done_update_is_rolled_back() {
+        let s = Semaphore::create_anonymous(SemaphoreSpec::bounded(3).with_undo(true)).unwrap();
+        let st = s.undo_state();
+        let dead = (1u32 << owner::PID_BITS) - 1;
+        // The dead process held 1 permit (slot 0) and was taking a second: the value was
+        // already lowered 2 -> 1, its held count not yet raised.
+        s.slot(0).owner.store(owner::token(dead, 7), SeqCst);
+        s.slot(0).held.store(1, SeqCst);
+        s.head().value.store(2, SeqCst);
+        st.journal.slot.store(0, SeqCst);
+        st.journal.old_value.store(2, SeqCst);
+        st.journal.old_held.store(1, SeqCst);
+        st.journal.old_owner.store(owner::token(dead, 7), SeqCst);
+        st.journal.active.store(1, SeqCst);
+        s.head().value.store(1, SeqCst);
+        st.guard.force_holder(dead);
+        // Our acquire takes the guard over, rolls back (value 2), then takes a permit (1).
+        s.acquire(Timeout::Forever).unwrap();
+        assert_eq!(st.journal.active.load(SeqCst), 0);
+        assert_eq!(s.get_value(), 1);
+        assert_eq!(s.held_by_me(), 1);
+        // The dead process's slot still holds its 1 permit until a reclaim gives it back.
+        assert_eq!(s.reclaim().unwrap(), 1);
+        assert_eq!(s.get_value(), 2);
+        s.release().unwrap();
+        assert_eq!(s.get_value(), 3);
+        assert_eq!(s.held_by_me(), 0);
+        assert_eq!(s.release().unwrap_err().kind(), crate::ErrorKind::State);
+    }
+
+    #[test]
+    fn slots_are_freed_and_reused() {
+        let s = Semaphore::create_anonymous(SemaphoreSpec::new(5).with_undo(true)).unwrap();
+        for _ in 0..3 {
+            s.acquire(Timeout::Forever).unwrap();
+        }
+        assert_eq!(s.held_by_me(), 3);
+        let used = (0..s.slots).filter(|&i| s.slot(i).owner.load(SeqCst) != 0).count();
+        assert_eq!(used, 1);
+        for _ in 0..3 {
+            s.release().unwrap();
+        }
+        let used = (0..s.slots).filter(|&i| s.slot(i).owner.load(SeqCst) != 0).count();
+        assert_eq!(used, 0);
+        // A release by a process holding nothing is a plain release (no negative holdings).
+        s.acquire(Timeout::Forever).unwrap();
+        s.release().unwrap();
+        assert_eq!(s.get_value(), 5);
+    }
+}
