@@ -568,3 +568,40 @@ fn corrupt_state_words_do_not_hang() {
     assert_eq!(peek_u32(&e, 0) & 1, 1);
     ev.wait(TRY).unwrap();
 }
+
+#[test]
+fn uncontended_operations_make_no_system_call() {
+    let l = Lock::create_anonymous().unwrap();
+    let r = RLock::create_anonymous().unwrap();
+    let s = Semaphore::create_anonymous(SemaphoreSpec::bounded(1)).unwrap();
+    let u = Semaphore::create_anonymous(SemaphoreSpec::bounded(1).with_undo(true)).unwrap();
+    let v = Value::create_anonymous(ValueSpec::new(b'q', 1, true), None).unwrap();
+    let e = Event::create_anonymous().unwrap();
+    let c = Condition::create_anonymous(None).unwrap();
+    let b = Barrier::create_anonymous(1).unwrap();
+    let mut child = fork(|| {
+        // Warm up (fills the identity cache), then any system call but read/write/exit kills us.
+        let _ = l.acquire(TRY);
+        let _ = l.release();
+        if unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_STRICT) } != 0 {
+            return 9;
+        }
+        let mut ok = true;
+        for _ in 0..10_000 {
+            ok &= l.acquire(Timeout::Forever).is_ok() && l.release().is_ok();
+            ok &= r.acquire(Timeout::Forever).is_ok() && r.acquire(TRY).is_ok() && r.release().is_ok() && r.release().is_ok();
+            ok &= s.acquire(Timeout::Forever).is_ok() && s.release().is_ok();
+            ok &= u.acquire(Timeout::Forever).is_ok() && u.release().is_ok();
+            ok &= v.acquire(Timeout::Forever).is_ok() && v.fetch_add_i64(0, 1).is_ok() && v.release().is_ok();
+            e.set();
+            ok &= e.wait(Timeout::Forever).is_ok();
+            e.clear();
+            ok &= c.acquire(Timeout::Forever).is_ok() && c.notify(1).is_ok() && c.release().is_ok();
+            ok &= b.wait(Timeout::Forever).is_ok();
+        }
+        // exit_group is not allowed in strict mode; exit (of the only thread) is.
+        unsafe { libc::syscall(libc::SYS_exit, if ok { 0 } else { 1 }) };
+        2
+    });
+    assert_eq!(child.wait(), Exit::Code(0), "a system call was made (SIGKILL) or an operation failed");
+}

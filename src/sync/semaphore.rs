@@ -355,8 +355,15 @@ impl Semaphore {
 
     // ---- undo mode --------------------------------------------------------------------------
 
-    fn lock_guard(&self) -> Result<()> {
-        let a = self.undo_state().guard.acquire(false, Timeout::Forever)?;
+    /// Takes the guard. It is held for nanoseconds (a reclaim: up to a liveness check per
+    /// slot), so `deadline` only matters if its holder is stopped; a try still gets a
+    /// millisecond, so that it does not fail merely because another process is mid-update.
+    fn lock_guard(&self, deadline: Option<&Deadline>) -> Result<()> {
+        let t = match deadline.map(|d| d.remaining()) {
+            None | Some(None) => Timeout::Forever,
+            Some(Some(left)) => Timeout::After(left.max(Duration::from_millis(1))),
+        };
+        let a = self.undo_state().guard.acquire(false, t)?;
         if a.owner_died() {
             self.roll_back();
         }
@@ -453,7 +460,7 @@ impl Semaphore {
         // A failed try looks for dead holders at once: it will not wait for a later chance.
         let mut reclaim_due = deadline.is_try();
         loop {
-            self.lock_guard()?;
+            self.lock_guard(Some(&deadline))?;
             let mut v = h.value.load(Relaxed);
             if v == 0 && reclaim_due {
                 let n = self.reclaim_locked(&me);
@@ -516,7 +523,7 @@ impl Semaphore {
     fn release_undo(&self) -> Result<()> {
         let me = owner::me();
         let h = self.head();
-        self.lock_guard()?;
+        self.lock_guard(None)?;
         let v = h.value.load(Relaxed);
         if v >= self.max {
             self.unlock_guard();
@@ -552,7 +559,7 @@ impl Semaphore {
             return Ok(0);
         }
         let me = owner::me();
-        self.lock_guard().map_err(|e| e.context(self.seg.describe()))?;
+        self.lock_guard(None).map_err(|e| e.context(self.seg.describe()))?;
         let n = self.reclaim_locked(&me);
         self.unlock_guard();
         self.wake_after_reclaim(n);

@@ -3,6 +3,10 @@
  * input. Every wait is bounded. */
 #include "testutil_sync.h"
 
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
 /* ---- Lock ----------------------------------------------------------------------------------- */
 
 static void test_lock_basics(void) {
@@ -428,9 +432,60 @@ static void test_barrier(void) {
     mpx_barrier_close(b);
 }
 
+/* ---- no system call on the uncontended paths ---------------------------------------------- */
+
+struct nosys {
+    mpx_lock *l;
+    mpx_rlock *r;
+    mpx_semaphore *s;
+    mpx_value *v;
+    mpx_event *e;
+    mpx_condition *c;
+};
+
+static int nosys_child(void *p) {
+    struct nosys *a = p;
+    /* Warm up: the first call fills the process identity cache (getpid, /proc/self/stat). */
+    mpx_lock_acquire(a->l, 0);
+    mpx_lock_release(a->l);
+    /* From here any system call but read/write/exit kills the process (SIGKILL). */
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) != 0) return 9;
+    int bad = 0;
+    for (int i = 0; i < 10000; i++) {
+        bad |= mpx_lock_acquire(a->l, MPX_FOREVER) | mpx_lock_release(a->l);
+        bad |= mpx_rlock_acquire(a->r, MPX_FOREVER) | mpx_rlock_acquire(a->r, 0) | mpx_rlock_release(a->r) | mpx_rlock_release(a->r);
+        bad |= mpx_semaphore_acquire(a->s, MPX_FOREVER) | mpx_semaphore_release(a->s);
+        bad |= mpx_value_acquire(a->v, MPX_FOREVER) | mpx_value_release(a->v);
+        bad |= mpx_event_set(a->e) | mpx_event_wait(a->e, MPX_FOREVER) | mpx_event_clear(a->e);
+        bad |= mpx_condition_acquire(a->c, MPX_FOREVER) | mpx_condition_notify(a->c, 1) | mpx_condition_release(a->c);
+    }
+    syscall(SYS_exit, bad ? 1 : 0); /* exit_group is not allowed in strict mode */
+    return 2;
+}
+
+static void test_no_syscall(void) {
+    struct nosys a;
+    REQUIRE(mpx_lock_create_anonymous(&a.l) == MPX_OK && mpx_rlock_create_anonymous(&a.r) == MPX_OK &&
+                mpx_semaphore_create_anonymous(1, 1, 0, &a.s) == MPX_OK &&
+                mpx_value_create_anonymous('q', 1, NULL, 0, MPX_VALUE_LOCK, &a.v) == MPX_OK &&
+                mpx_event_create_anonymous(&a.e) == MPX_OK && mpx_condition_create_anonymous(NULL, NULL, &a.c) == MPX_OK,
+            "objects");
+    pid_t p = ts_fork(nosys_child, &a);
+    int st = ts_wait(p, 60);
+    CHECK(ts_exited(st, 0), "10000 rounds of uncontended lock, rlock, semaphore, value lock, event, condition ops "
+                            "under SECCOMP_MODE_STRICT (no system call): status %#x", st);
+    mpx_lock_close(a.l);
+    mpx_rlock_close(a.r);
+    mpx_semaphore_close(a.s);
+    mpx_value_close(a.v);
+    mpx_event_close(a.e);
+    mpx_condition_close(a.c);
+}
+
 int main(void) {
     ts_init("test_sync");
     test_lock_basics();
+    test_no_syscall();
     test_null_args();
     test_lock_counter();
     test_lock_owner_death();
