@@ -52,6 +52,36 @@
 // Standard stream mode: a descriptor of the parent.
 #define MPX_STDIO_FD 2
 
+// Semaphore flag (create): give back the permits of processes that die holding them (an undo
+// table of MPX_SEM_UNDO_SLOTS processes; see docs/SYNC.md).
+#define MPX_SEM_UNDO 65536
+
+// Slots in an undo semaphore's table: processes that may hold its permits at once.
+#define MPX_SEM_UNDO_SLOTS 128
+
+// The largest value and maximum of a semaphore (Linux's SEM_VALUE_MAX).
+#define MPX_SEM_VALUE_MAX 2147483647
+
+// The most parties a barrier can have.
+#define MPX_BARRIER_MAX_PARTIES 32767
+
+// Value flag (create): embed a recursive lock in the value (Python's lock=True), used with
+// `mpx_value_acquire` / `mpx_value_release`.
+#define MPX_VALUE_LOCK 65536
+
+// A barrier handle (opaque) for a fixed number of parties.
+typedef struct mpx_barrier mpx_barrier;
+
+// A condition variable handle (opaque), with its own recursive lock or a given lock.
+typedef struct mpx_condition mpx_condition;
+
+// An event handle (opaque): a flag processes can wait for.
+typedef struct mpx_event mpx_event;
+
+// A lock handle (opaque): Python's multiprocessing.Lock across processes. Free with
+// `mpx_lock_close`.
+typedef struct mpx_lock mpx_lock;
+
 // Options for starting a process (opaque). NULL wherever options are taken means defaults.
 typedef struct mpx_proc_opts mpx_proc_opts;
 
@@ -59,8 +89,19 @@ typedef struct mpx_proc_opts mpx_proc_opts;
 // reaped in the background, never left a zombie.
 typedef struct mpx_process mpx_process;
 
+// A recursive lock handle (opaque): owned by one thread of one process, which may acquire it
+// again. Free with `mpx_rlock_close`.
+typedef struct mpx_rlock mpx_rlock;
+
+// A semaphore handle (opaque): Semaphore or BoundedSemaphore, optionally with undo.
+typedef struct mpx_semaphore mpx_semaphore;
+
 // A shared-memory buffer handle (opaque). Free with `mpx_shm_close`.
 typedef struct mpx_shm mpx_shm;
+
+// A shared value or array handle (opaque): `count` elements of one typecode
+// (c u b B h H i I l L q Q f d, as Python's array/ctypes use them).
+typedef struct mpx_value mpx_value;
 
 // Status code returned by every fallible function: MPX_OK (0) or a negative MPX_E_* code.
 typedef int32_t mpx_status;
@@ -386,6 +427,381 @@ mpx_status mpx_shm_unlink(const char *name);
 // was unlinked and reused by a new object is left alone: MPX_E_NOT_FOUND). Safer than
 // `mpx_shm_unlink` when names are reused.
 mpx_status mpx_shm_unlink_self(const mpx_shm *shm);
+
+// Creates a named lock (free). `flags`: 0 or MPX_F_UNLINK_ON_LAST_CLOSE | MPX_F_MODE_GROUP |
+// MPX_F_MODE_ALL. MPX_E_EXISTS if the name is taken.
+mpx_status mpx_lock_create(const char *name, uint32_t flags, mpx_lock **out);
+
+// Creates an anonymous lock; share it with a child through `mpx_lock_fd` + `mpx_lock_open_fd`.
+mpx_status mpx_lock_create_anonymous(mpx_lock **out);
+
+// Opens a named lock. `flags`: 0 or MPX_F_UNLINK_ON_LAST_CLOSE (MPX_F_READ_ONLY is refused).
+// MPX_E_NOT_FOUND if there is none, MPX_E_KIND if the object is not a lock.
+mpx_status mpx_lock_open(const char *name, uint32_t flags, mpx_lock **out);
+
+// Opens the lock behind an inherited or received fd (duplicated: the caller keeps `fd`).
+mpx_status mpx_lock_open_fd(int fd, uint32_t flags, mpx_lock **out);
+
+// Acquires the lock, waiting at most `timeout_ns` (MPX_FOREVER, 0 = try once). MPX_OK;
+// MPX_E_OWNER_DIED: acquired, but the previous holder died holding it (the protected data may
+// be inconsistent); MPX_E_TIMEOUT. Not recursive: a second acquire by the holder waits.
+mpx_status mpx_lock_acquire(const mpx_lock *lock, int64_t timeout_ns);
+
+// Releases the lock. Any process or thread may release it (as in Python); releasing a lock
+// that is not held is MPX_E_STATE.
+mpx_status mpx_lock_release(const mpx_lock *lock);
+
+// Whether some process holds the lock now (false for NULL).
+bool mpx_lock_is_locked(const mpx_lock *lock);
+
+// Whether the calling thread holds the lock (false for NULL).
+bool mpx_lock_is_mine(const mpx_lock *lock);
+
+// Writes the lock's fd to `*fd` (owned by the handle; dup it to keep it).
+mpx_status mpx_lock_fd(const mpx_lock *lock, int *fd);
+
+// The lock's name ("" if anonymous; NULL for a NULL handle). Valid until `mpx_lock_close`.
+const char *mpx_lock_name(const mpx_lock *lock);
+
+// Frees the handle. Does not release the lock nor remove its name. NULL is a no-op.
+void mpx_lock_close(mpx_lock *lock);
+
+// Removes a lock's name (processes that have it open keep using it).
+mpx_status mpx_lock_unlink(const char *name);
+
+// Creates a named recursive lock (free). `flags` as for `mpx_lock_create`.
+mpx_status mpx_rlock_create(const char *name, uint32_t flags, mpx_rlock **out);
+
+// Creates an anonymous recursive lock (share it by fd).
+mpx_status mpx_rlock_create_anonymous(mpx_rlock **out);
+
+// Opens a named recursive lock.
+mpx_status mpx_rlock_open(const char *name, uint32_t flags, mpx_rlock **out);
+
+// Opens the recursive lock behind an fd (duplicated).
+mpx_status mpx_rlock_open_fd(int fd, uint32_t flags, mpx_rlock **out);
+
+// Acquires (one more level if the calling thread owns it), waiting at most `timeout_ns`.
+// MPX_OK, MPX_E_OWNER_DIED (acquired from a dead owner), MPX_E_TIMEOUT.
+mpx_status mpx_rlock_acquire(const mpx_rlock *rlock, int64_t timeout_ns);
+
+// Releases one level. MPX_E_STATE if the calling thread does not own it.
+mpx_status mpx_rlock_release(const mpx_rlock *rlock);
+
+// Recursion depth the calling thread holds (0 if it is not the owner, or for NULL).
+uint32_t mpx_rlock_depth(const mpx_rlock *rlock);
+
+// Whether any thread of any process holds it (false for NULL).
+bool mpx_rlock_is_locked(const mpx_rlock *rlock);
+
+// Writes the recursive lock's fd to `*fd` (owned by the handle).
+mpx_status mpx_rlock_fd(const mpx_rlock *rlock, int *fd);
+
+// The recursive lock's name ("" if anonymous, NULL for NULL).
+const char *mpx_rlock_name(const mpx_rlock *rlock);
+
+// Frees the handle (does not release the lock). NULL is a no-op.
+void mpx_rlock_close(mpx_rlock *rlock);
+
+// Removes a recursive lock's name.
+mpx_status mpx_rlock_unlink(const char *name);
+
+// Creates a named semaphore with `value` permits. `max_value`: 0 for an ordinary Semaphore
+// (up to MPX_SEM_VALUE_MAX), or the bound of a BoundedSemaphore (usually = `value`): releasing
+// past it is MPX_E_STATE. `flags`: MPX_F_* | MPX_SEM_UNDO.
+mpx_status mpx_semaphore_create(const char *name,
+                                uint32_t value,
+                                uint32_t max_value,
+                                uint32_t flags,
+                                mpx_semaphore **out);
+
+// Creates an anonymous semaphore (`flags`: 0 or MPX_SEM_UNDO); share it by fd.
+mpx_status mpx_semaphore_create_anonymous(uint32_t value,
+                                          uint32_t max_value,
+                                          uint32_t flags,
+                                          mpx_semaphore **out);
+
+// Opens a named semaphore.
+mpx_status mpx_semaphore_open(const char *name, uint32_t flags, mpx_semaphore **out);
+
+// Opens the semaphore behind an fd (duplicated).
+mpx_status mpx_semaphore_open_fd(int fd, uint32_t flags, mpx_semaphore **out);
+
+// Takes one permit, waiting at most `timeout_ns`. MPX_OK or MPX_E_TIMEOUT; with undo,
+// MPX_E_FULL if MPX_SEM_UNDO_SLOTS other live processes already hold permits.
+mpx_status mpx_semaphore_acquire(const mpx_semaphore *sem, int64_t timeout_ns);
+
+// Gives back one permit. MPX_E_STATE past the maximum (a BoundedSemaphore released more
+// often than acquired); nothing changes then.
+mpx_status mpx_semaphore_release(const mpx_semaphore *sem);
+
+// Permits available now (0 for NULL).
+uint32_t mpx_semaphore_get_value(const mpx_semaphore *sem);
+
+// The maximum value: the bound of a bounded semaphore, MPX_SEM_VALUE_MAX otherwise (0 for
+// NULL).
+uint32_t mpx_semaphore_max_value(const mpx_semaphore *sem);
+
+// Whether the semaphore was created with MPX_SEM_UNDO (false for NULL).
+bool mpx_semaphore_is_undo(const mpx_semaphore *sem);
+
+// Undo semaphores: gives back now the permits of processes that died holding them, and writes
+// how many came back to `*returned` (may be NULL). Waiters do this themselves; call it to make
+// `mpx_semaphore_get_value` whole. 0 without undo.
+mpx_status mpx_semaphore_reclaim(const mpx_semaphore *sem, uint32_t *returned);
+
+// Writes the semaphore's fd to `*fd` (owned by the handle).
+mpx_status mpx_semaphore_fd(const mpx_semaphore *sem, int *fd);
+
+// The semaphore's name ("" if anonymous, NULL for NULL).
+const char *mpx_semaphore_name(const mpx_semaphore *sem);
+
+// Frees the handle (permits held stay held). NULL is a no-op.
+void mpx_semaphore_close(mpx_semaphore *sem);
+
+// Removes a semaphore's name.
+mpx_status mpx_semaphore_unlink(const char *name);
+
+// Creates a named condition. `lock` / `rlock` (at most one, both may be NULL): the lock it
+// uses; with both NULL it has its own recursive lock (Python's Condition()). `flags`: MPX_F_*.
+// A named lock is re-opened by name in `mpx_condition_open`; an anonymous one must be passed
+// there again.
+mpx_status mpx_condition_create(const char *name,
+                                const mpx_lock *lock,
+                                const mpx_rlock *rlock,
+                                uint32_t flags,
+                                mpx_condition **out);
+
+// Creates an anonymous condition (lock choice as in `mpx_condition_create`).
+mpx_status mpx_condition_create_anonymous(const mpx_lock *lock,
+                                          const mpx_rlock *rlock,
+                                          mpx_condition **out);
+
+// Opens a named condition. `lock` / `rlock`: NULL unless it was created with an anonymous
+// lock (then pass that lock; MPX_E_INVALID if it is another one).
+mpx_status mpx_condition_open(const char *name,
+                              const mpx_lock *lock,
+                              const mpx_rlock *rlock,
+                              uint32_t flags,
+                              mpx_condition **out);
+
+// Opens the condition behind an fd (duplicated); `lock` / `rlock` as in `mpx_condition_open`.
+mpx_status mpx_condition_open_fd(int fd,
+                                 const mpx_lock *lock,
+                                 const mpx_rlock *rlock,
+                                 uint32_t flags,
+                                 mpx_condition **out);
+
+// Acquires the condition's lock (MPX_OK, MPX_E_OWNER_DIED, MPX_E_TIMEOUT).
+mpx_status mpx_condition_acquire(const mpx_condition *cond, int64_t timeout_ns);
+
+// Releases the condition's lock.
+mpx_status mpx_condition_release(const mpx_condition *cond);
+
+// Waits for a notify, at most `timeout_ns`. The calling thread must hold the lock
+// (MPX_E_STATE otherwise); it is released while waiting and held again on return in every
+// case: MPX_OK (notified), MPX_E_TIMEOUT, or MPX_E_OWNER_DIED (re-acquired from a dead holder;
+// notified or not, re-check your predicate). Spurious returns are possible only after a
+// waiter was killed while waiting.
+mpx_status mpx_condition_wait(const mpx_condition *cond, int64_t timeout_ns);
+
+// Wakes up to `n` waiters. The calling thread must hold the lock (MPX_E_STATE otherwise).
+mpx_status mpx_condition_notify(const mpx_condition *cond, uint32_t n);
+
+// Wakes every waiter. The calling thread must hold the lock.
+mpx_status mpx_condition_notify_all(const mpx_condition *cond);
+
+// Writes the condition's fd to `*fd` (owned by the handle).
+mpx_status mpx_condition_fd(const mpx_condition *cond, int *fd);
+
+// The condition's name ("" if anonymous, NULL for NULL).
+const char *mpx_condition_name(const mpx_condition *cond);
+
+// Frees the handle. NULL is a no-op.
+void mpx_condition_close(mpx_condition *cond);
+
+// Removes a condition's name (not its lock's).
+mpx_status mpx_condition_unlink(const char *name);
+
+// Creates a named event (not set). `flags`: MPX_F_*.
+mpx_status mpx_event_create(const char *name, uint32_t flags, mpx_event **out);
+
+// Creates an anonymous event (share it by fd).
+mpx_status mpx_event_create_anonymous(mpx_event **out);
+
+// Opens a named event.
+mpx_status mpx_event_open(const char *name, uint32_t flags, mpx_event **out);
+
+// Opens the event behind an fd (duplicated).
+mpx_status mpx_event_open_fd(int fd, uint32_t flags, mpx_event **out);
+
+// Sets the flag and wakes every waiter.
+mpx_status mpx_event_set(const mpx_event *event);
+
+// Clears the flag.
+mpx_status mpx_event_clear(const mpx_event *event);
+
+// Whether the flag is set (false for NULL).
+bool mpx_event_is_set(const mpx_event *event);
+
+// Waits until the flag is set (MPX_OK at once if it is), at most `timeout_ns`: MPX_OK or
+// MPX_E_TIMEOUT. A set followed at once by a clear still wakes the waiters present at the set.
+mpx_status mpx_event_wait(const mpx_event *event, int64_t timeout_ns);
+
+// Writes the event's fd to `*fd` (owned by the handle).
+mpx_status mpx_event_fd(const mpx_event *event, int *fd);
+
+// The event's name ("" if anonymous, NULL for NULL).
+const char *mpx_event_name(const mpx_event *event);
+
+// Frees the handle. NULL is a no-op.
+void mpx_event_close(mpx_event *event);
+
+// Removes an event's name.
+mpx_status mpx_event_unlink(const char *name);
+
+// Creates a named barrier for `parties` (1..=MPX_BARRIER_MAX_PARTIES) waiters.
+mpx_status mpx_barrier_create(const char *name,
+                              uint32_t parties,
+                              uint32_t flags,
+                              mpx_barrier **out);
+
+// Creates an anonymous barrier (share it by fd).
+mpx_status mpx_barrier_create_anonymous(uint32_t parties, mpx_barrier **out);
+
+// Opens a named barrier.
+mpx_status mpx_barrier_open(const char *name, uint32_t flags, mpx_barrier **out);
+
+// Opens the barrier behind an fd (duplicated).
+mpx_status mpx_barrier_open_fd(int fd, uint32_t flags, mpx_barrier **out);
+
+// Waits until all parties have arrived, at most `timeout_ns`, and writes this waiter's
+// arrival index (0 .. parties-1; the last arrival gets parties-1) to `*index` (may be NULL).
+// MPX_E_BROKEN if the barrier is or becomes broken (abort, reset, another's timeout);
+// MPX_E_TIMEOUT if this waiter's time ran out (the barrier is then broken for everyone).
+mpx_status mpx_barrier_wait(const mpx_barrier *barrier, int64_t timeout_ns, uint32_t *index);
+
+// Breaks the barrier: waiters now and later get MPX_E_BROKEN until `mpx_barrier_reset`.
+mpx_status mpx_barrier_abort(const mpx_barrier *barrier);
+
+// Returns the barrier to its empty, unbroken state; current waiters get MPX_E_BROKEN.
+mpx_status mpx_barrier_reset(const mpx_barrier *barrier);
+
+// The number of parties (0 for NULL).
+uint32_t mpx_barrier_parties(const mpx_barrier *barrier);
+
+// Waiters in the current round (0 for NULL).
+uint32_t mpx_barrier_n_waiting(const mpx_barrier *barrier);
+
+// Whether the barrier is broken (false for NULL).
+bool mpx_barrier_is_broken(const mpx_barrier *barrier);
+
+// Writes the barrier's fd to `*fd` (owned by the handle).
+mpx_status mpx_barrier_fd(const mpx_barrier *barrier, int *fd);
+
+// The barrier's name ("" if anonymous, NULL for NULL).
+const char *mpx_barrier_name(const mpx_barrier *barrier);
+
+// Frees the handle. NULL is a no-op.
+void mpx_barrier_close(mpx_barrier *barrier);
+
+// Removes a barrier's name.
+mpx_status mpx_barrier_unlink(const char *name);
+
+// Creates a named value (`count` 1) or array of `count` elements of `typecode`, zeroed, or
+// copied from `init` (`init_size` bytes = count * itemsize, native byte order; NULL/0 for
+// zeros). `flags`: MPX_F_* | MPX_VALUE_LOCK.
+mpx_status mpx_value_create(const char *name,
+                            char typecode,
+                            size_t count,
+                            const void *init,
+                            size_t init_size,
+                            uint32_t flags,
+                            mpx_value **out);
+
+// Creates an anonymous value or array (`flags`: 0 or MPX_VALUE_LOCK); share it by fd.
+mpx_status mpx_value_create_anonymous(char typecode,
+                                      size_t count,
+                                      const void *init,
+                                      size_t init_size,
+                                      uint32_t flags,
+                                      mpx_value **out);
+
+// Opens a named value. `flags`: 0, MPX_F_READ_ONLY (gets work; sets and the lock are
+// MPX_E_PERMISSION), MPX_F_UNLINK_ON_LAST_CLOSE.
+mpx_status mpx_value_open(const char *name, uint32_t flags, mpx_value **out);
+
+// Opens the value behind an fd (duplicated).
+mpx_status mpx_value_open_fd(int fd, uint32_t flags, mpx_value **out);
+
+// The typecode ('i', 'd', ...; 0 for NULL).
+char mpx_value_typecode(const mpx_value *value);
+
+// Bytes per element (0 for NULL).
+size_t mpx_value_itemsize(const mpx_value *value);
+
+// Number of elements (1 for a Value; 0 for NULL).
+size_t mpx_value_count(const mpx_value *value);
+
+// The first element (64-byte aligned) for zero-copy access, NULL for NULL. Valid until
+// `mpx_value_close`. Plain accesses through it are not synchronized: use the lock or atomics.
+void *mpx_value_ptr(const mpx_value *value);
+
+// Whether it was created with MPX_VALUE_LOCK (false for NULL).
+bool mpx_value_has_lock(const mpx_value *value);
+
+// Copies element `index` into `out`; `size` must equal the itemsize (the type check of the
+// typed-bytes API). The element is read atomically.
+mpx_status mpx_value_get(const mpx_value *value, size_t index, void *out, size_t size);
+
+// Sets element `index` from `size` bytes at `in_` (`size` = itemsize), atomically.
+mpx_status mpx_value_set(const mpx_value *value, size_t index, const void *in_, size_t size);
+
+// Copies `size` bytes (whole elements) starting at element `start` into `out`. Not atomic as a
+// whole: hold the lock if writers may run.
+mpx_status mpx_value_read(const mpx_value *value, size_t start, void *out, size_t size);
+
+// Copies `size` bytes (whole elements) from `in_` to the elements starting at `start`.
+mpx_status mpx_value_write(const mpx_value *value, size_t start, const void *in_, size_t size);
+
+// Reads an integer element (any integer typecode) as int64 into `*out`. MPX_E_INVALID for a
+// float typecode or a 'Q'/'L' value above INT64_MAX.
+mpx_status mpx_value_get_i64(const mpx_value *value, size_t index, int64_t *out);
+
+// Sets an integer element; MPX_E_INVALID if `v` is outside the typecode's range.
+mpx_status mpx_value_set_i64(const mpx_value *value, size_t index, int64_t v);
+
+// Atomically adds `delta` to an integer element (wrapping in its width) without the lock and
+// writes the previous value to `*old` (may be NULL).
+mpx_status mpx_value_fetch_add_i64(const mpx_value *value,
+                                   size_t index,
+                                   int64_t delta,
+                                   int64_t *old);
+
+// Reads a float element ('f' or 'd') as double into `*out`.
+mpx_status mpx_value_get_f64(const mpx_value *value, size_t index, double *out);
+
+// Sets a float element ('f' rounds to float).
+mpx_status mpx_value_set_f64(const mpx_value *value, size_t index, double v);
+
+// Acquires the value's embedded recursive lock (MPX_OK, MPX_E_OWNER_DIED, MPX_E_TIMEOUT;
+// MPX_E_UNSUPPORTED if it was created without MPX_VALUE_LOCK).
+mpx_status mpx_value_acquire(const mpx_value *value, int64_t timeout_ns);
+
+// Releases one level of the embedded lock (MPX_E_STATE if the calling thread does not own it).
+mpx_status mpx_value_release(const mpx_value *value);
+
+// Writes the value's fd to `*fd` (owned by the handle).
+mpx_status mpx_value_fd(const mpx_value *value, int *fd);
+
+// The value's name ("" if anonymous, NULL for NULL).
+const char *mpx_value_name(const mpx_value *value);
+
+// Frees the handle. NULL is a no-op.
+void mpx_value_close(mpx_value *value);
+
+// Removes a value's name.
+mpx_status mpx_value_unlink(const char *name);
 
 #ifdef __cplusplus
 }  // extern "C"

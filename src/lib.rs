@@ -8,12 +8,16 @@ pub mod ffi;
 pub mod object;
 pub mod process;
 pub mod shm;
+pub mod sync;
 pub mod util;
+pub mod value;
 
 pub use error::{Error, ErrorKind, Result};
 pub use object::{Flags, Kind};
 pub use shm::SharedMemory;
+pub use sync::{Acquired, Barrier, CondLock, Condition, Event, Lock, RLock, Semaphore, SemaphoreSpec};
 pub use util::Timeout;
+pub use value::{Value, ValueSpec};
 
 /// The library's version ("0.1.0").
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

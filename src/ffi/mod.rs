@@ -11,6 +11,8 @@ pub mod alloc;
 pub mod core;
 pub mod process;
 pub mod shm;
+pub mod sync;
+pub mod value;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};

@@ -1,0 +1,109 @@
+//! [`Event`]: a flag processes wait for (Python's Event: set, clear, is_set, wait).
+//!
+//! State: `word` (futex) = set generation << 1 | flag, and `sleepers`. `set` bumps the generation
+//! as it raises the flag, so a waiter woken by a set returns true even if the flag was cleared
+//! again before it ran (as Python's Event.wait does). `set` calls FUTEX_WAKE only when someone
+//! sleeps.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering::*};
+
+use super::futex::{self, Deadline};
+use super::{create_segment, open_segment, segment_accessors, state_ptr};
+use crate::object::{Flags, Kind, Segment};
+use crate::util::Timeout;
+use crate::{err, Result};
+
+#[repr(C, align(64))]
+struct State {
+    word: AtomicU32,
+    sleepers: AtomicU32,
+    _reserved: [u32; 14],
+}
+
+pub struct Event {
+    seg: Segment,
+    st: NonNull<State>,
+}
+
+segment_accessors!(Event);
+
+impl Event {
+    fn size() -> usize {
+        std::mem::size_of::<State>()
+    }
+
+    fn wrap(seg: Segment) -> Result<Event> {
+        let st = state_ptr::<State>(&seg, Self::size())?;
+        Ok(Event { seg, st })
+    }
+
+    /// Creates a named event (not set).
+    pub fn create(name: &str, flags: Flags) -> Result<Event> {
+        Self::wrap(create_segment(Some(name), Kind::Event, Self::size(), [0; 4], flags, |_| Ok(()))?)
+    }
+
+    pub fn create_anonymous() -> Result<Event> {
+        Self::wrap(create_segment(None, Kind::Event, Self::size(), [0; 4], Flags::default(), |_| Ok(()))?)
+    }
+
+    pub fn open(name: &str, flags: Flags) -> Result<Event> {
+        Self::wrap(open_segment(Some(name), -1, Kind::Event, flags, false)?)
+    }
+
+    pub fn from_fd(fd: std::os::fd::RawFd, flags: Flags) -> Result<Event> {
+        Self::wrap(open_segment(None, fd, Kind::Event, flags, false)?)
+    }
+
+    fn state(&self) -> &State {
+        // SAFETY: checked by state_ptr; the mapping lives as long as self.
+        unsafe { self.st.as_ref() }
+    }
+
+    /// Sets the flag and wakes every waiter.
+    pub fn set(&self) {
+        let st = self.state();
+        let r = st.word.fetch_update(SeqCst, Relaxed, |w| if w & 1 != 0 { None } else { Some(w.wrapping_add(2) | 1) });
+        if r.is_ok() && st.sleepers.load(SeqCst) > 0 {
+            futex::wake(&st.word, futex::ALL);
+        }
+    }
+
+    /// Clears the flag.
+    pub fn clear(&self) {
+        self.state().word.fetch_and(!1, SeqCst);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.state().word.load(Acquire) & 1 != 0
+    }
+
+    /// Waits until the flag is set (returns at once if it is), at most `timeout`. Err(Timeout)
+    /// if it was not set in time.
+    pub fn wait(&self, timeout: impl Into<Timeout>) -> Result<()> {
+        let st = self.state();
+        let w0 = st.word.load(Acquire);
+        if w0 & 1 != 0 {
+            return Ok(());
+        }
+        // Set, or set and cleared again, since we looked.
+        let done = |w: u32| w & 1 != 0 || w >> 1 != w0 >> 1;
+        let deadline = Deadline::new(timeout.into());
+        if !deadline.is_try() && futex::spin_until(|| done(st.word.load(Acquire))) {
+            return Ok(());
+        }
+        loop {
+            let w = st.word.load(Acquire);
+            if done(w) {
+                return Ok(());
+            }
+            let left = deadline.remaining();
+            if left == Some(std::time::Duration::ZERO) {
+                return Err(err!(Timeout, "{}: timed out waiting for the event", self.seg.describe()));
+            }
+            st.sleepers.fetch_add(1, SeqCst);
+            futex::wait(&st.word, w, left);
+            st.sleepers.fetch_sub(1, SeqCst);
+        }
+    }
+}
