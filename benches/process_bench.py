@@ -80,8 +80,9 @@ def main():
     ap.add_argument("--runs", type=int, default=None, help="runs per method, library and round")
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds per method")
     args = ap.parse_args()
-    runs = {"fork": 100, "spawn": 10, "forkserver": 50}
-    rounds = args.rounds or (1 if quick else 4)
+    # Many short alternating rounds: the machine's load drifts, and both must see the same.
+    runs = {"fork": 40, "spawn": 5, "forkserver": 25}
+    rounds = args.rounds or (1 if quick else 8)
     if args.runs:
         runs = dict.fromkeys(runs, args.runs)
     elif quick:
