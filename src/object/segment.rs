@@ -98,6 +98,18 @@ pub struct Segment {
     name: Option<String>,
     kind: Kind,
     flags: Flags,
+    /// The validated layout, read once at create/open: another process may rewrite the header
+    /// afterwards, and nothing derived from shared memory is trusted twice.
+    layout: Layout,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Layout {
+    data_offset: usize,
+    data_size: usize,
+    params: [u64; 4],
+    /// The creation flags stored in the header (UNLINK_ON_LAST_CLOSE applies to every user).
+    flags: u32,
 }
 
 // SAFETY: the mapping is process-wide memory; the segment's owner decides how it is accessed
@@ -277,7 +289,9 @@ impl Segment {
 
     fn init(fd: OwnedFd, total: usize, spec: SegmentSpec, name: Option<String>, flags: Flags, what: &str) -> Result<Segment> {
         let base = map(fd.as_raw_fd(), total, true, what)?;
-        let seg = Segment { fd: std::mem::ManuallyDrop::new(fd), base, len: total, name, kind: spec.kind, flags };
+        let data_offset = round_up(HEADER_SIZE, spec.data_align).unwrap();
+        let layout = Layout { data_offset, data_size: spec.data_size, params: spec.params, flags: flags.0 };
+        let seg = Segment { fd: std::mem::ManuallyDrop::new(fd), base, len: total, name, kind: spec.kind, flags, layout };
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and ours alone until
         // `ready` is published; a fresh file is zero-filled.
         let h = unsafe { &mut *(base as *mut Header) };
@@ -287,7 +301,7 @@ impl Segment {
         h.flags = flags.0;
         h.header_size = HEADER_SIZE as u32;
         h.total_size = total as u64;
-        h.data_offset = round_up(HEADER_SIZE, spec.data_align).unwrap() as u64;
+        h.data_offset = data_offset as u64;
         h.data_size = spec.data_size as u64;
         h.creator_pid = std::process::id() as i32;
         let n = seg.name.as_deref().unwrap_or("").as_bytes();
@@ -367,7 +381,7 @@ impl Segment {
         let len = usize::try_from(size).map_err(|_| err!(Corrupt, "{what}: size {size} does not fit in memory"))?;
         let writable = !flags.contains(Flags::READ_ONLY);
         let base = map(raw, len, writable, what)?;
-        let seg = Segment { fd: std::mem::ManuallyDrop::new(fd), base, len, name, kind, flags };
+        let mut seg = Segment { fd: std::mem::ManuallyDrop::new(fd), base, len, name, kind, flags, layout: Layout::default() };
         let h = seg.header();
         while h.ready.load(Ordering::Acquire) != READY {
             // A creator writes the magic before anything else; other bytes there are not ours.
@@ -389,7 +403,17 @@ impl Segment {
             }
             std::thread::sleep(Duration::from_micros(500));
         }
-        let actual = h.validate(size, what)?;
+        // Validate a private copy, so that what was checked is what is used: another process may
+        // rewrite the shared header at any time. (Volatile: the memory is shared.)
+        // SAFETY: the header lies within the mapping; Header is plain data.
+        let snap: Header = unsafe { std::ptr::read_volatile(seg.base as *const Header) };
+        let actual = snap.validate(size, what)?;
+        seg.layout = Layout {
+            data_offset: snap.data_offset as usize,
+            data_size: snap.data_size as usize,
+            params: snap.params,
+            flags: snap.flags,
+        };
         if actual != kind {
             return Err(err!(Kind, "{what}: the object is {}, not {}", actual.with_article(), kind.with_article()));
         }
@@ -415,19 +439,19 @@ impl Segment {
     /// Start of the kind's area.
     pub fn data_ptr(&self) -> *mut u8 {
         // SAFETY: validated: data_offset + data_size <= len.
-        unsafe { self.base.add(self.header().data_offset as usize) }
+        unsafe { self.base.add(self.layout.data_offset) }
     }
 
     pub fn data_offset(&self) -> usize {
-        self.header().data_offset as usize
+        self.layout.data_offset
     }
 
     pub fn data_size(&self) -> usize {
-        self.header().data_size as usize
+        self.layout.data_size
     }
 
     pub fn params(&self) -> [u64; 4] {
-        self.header().params
+        self.layout.params
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -472,7 +496,7 @@ impl Drop for Segment {
     fn drop(&mut self) {
         // The flag is the object's (set by its creator, stored in the header) or this handle's.
         let unlink_last = self.flags.contains(Flags::UNLINK_ON_LAST_CLOSE)
-            || Flags(self.header().flags).contains(Flags::UNLINK_ON_LAST_CLOSE);
+            || Flags(self.layout.flags).contains(Flags::UNLINK_ON_LAST_CLOSE);
         // SAFETY: base/len are our mapping; nothing borrowed from it outlives self.
         unsafe { libc::munmap(self.base.cast(), self.len) };
         // The probe below must find this very file under the name, not a newer one.
