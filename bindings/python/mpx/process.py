@@ -452,7 +452,8 @@ class BaseProcess:
             if self._start_method is not None:
                 _force_start_method(self._start_method)
             _process_counter = itertools.count(1)
-            # The parent's children are not ours; kept rather than freed (see below).
+            # The parent's children are not ours. Kept rather than freed: freeing them would only
+            # copy pages and run finalizers of handles that belong to the parent.
             _previous_children = _children
             _children = set()
             _exiting = False
