@@ -177,7 +177,16 @@ fn daemon_dies_with_a_sigkilled_parent() {
     let middle = process::fork(&Options::new(), move || {
         let d = process::spawn("sleep", &["sleep", "60"], &Options::new().daemon(true)).unwrap();
         let n = process::spawn("sleep", &["sleep", "60"], &Options::new()).unwrap();
-        let msg = format!("{} {}\n", d.pid(), n.pid());
+        // Forked from a thread other than main: the child watches us with a thread of its own.
+        let t = std::thread::spawn(|| {
+            process::fork(&Options::new().daemon(true), || {
+                std::thread::sleep(Duration::from_secs(60));
+                0
+            })
+            .unwrap()
+        });
+        let w = t.join().unwrap();
+        let msg = format!("{} {} {}\n", d.pid(), n.pid(), w.pid());
         unsafe { libc::write(wfd, msg.as_ptr().cast(), msg.len()) };
         std::thread::sleep(Duration::from_secs(60));
         0
@@ -190,7 +199,7 @@ fn daemon_dies_with_a_sigkilled_parent() {
     let n = f.read(&mut buf).unwrap();
     s.push_str(std::str::from_utf8(&buf[..n]).unwrap());
     let pids: Vec<i32> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
-    let (daemon, plain) = (pids[0], pids[1]);
+    let (daemon, plain, watched) = (pids[0], pids[1], pids[2]);
     assert!(!is_dead(daemon) && !is_dead(plain));
     middle.kill().unwrap();
     assert_eq!(middle.join(T).unwrap(), -libc::SIGKILL);
@@ -199,9 +208,13 @@ fn daemon_dies_with_a_sigkilled_parent() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(is_dead(daemon), "daemon child outlived its SIGKILLed parent");
+    while !is_dead(watched) && t.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(is_dead(watched), "daemon forked from a thread outlived its SIGKILLed parent");
     assert!(!is_dead(plain), "a non-daemon child must survive its parent");
     unsafe { libc::kill(plain, libc::SIGKILL) };
-    for pid in [daemon, plain] {
+    for pid in [daemon, plain, watched] {
         let mut st = 0;
         unsafe { libc::waitpid(pid, &mut st, 0) };
     }
@@ -239,4 +252,33 @@ fn adopt_a_foreign_fork() {
 #[test]
 fn cpu_count_is_sane() {
     assert!(process::cpu_count() >= 1);
+}
+
+#[test]
+fn daemon_started_from_a_finished_thread_lives_on() {
+    // PR_SET_PDEATHSIG is tied to the starting thread; mpx must tie it to the process.
+    let t = std::thread::spawn(|| {
+        let d = process::spawn("sleep", &["sleep", "30"], &Options::new().daemon(true)).unwrap();
+        let f = process::fork(&Options::new().daemon(true), || {
+            std::thread::sleep(Duration::from_secs(30));
+            0
+        })
+        .unwrap();
+        (d, f)
+    });
+    let (d, f) = t.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.is_alive().unwrap(), "spawned daemon died with the thread that started it");
+    assert!(f.is_alive().unwrap(), "forked daemon died with the thread that started it");
+    d.kill().unwrap();
+    f.kill().unwrap();
+    assert_eq!(d.join(T).unwrap(), -libc::SIGKILL);
+    assert_eq!(f.join(T).unwrap(), -libc::SIGKILL);
+}
+
+#[test]
+fn spawned_executable_learns_its_name() {
+    let opts = Options::new().name("exec-named");
+    let p = process::spawn("sh", &["sh", "-c", "test \"$MPX_PROCESS_NAME\" = exec-named && test \"$MPX_PARENT_PID\" = \"$PPID\""], &opts).unwrap();
+    assert_eq!(p.join(T).unwrap(), 0);
 }

@@ -30,7 +30,13 @@ pub fn name() -> String {
     if let Some(n) = NAME.lock().unwrap_or_else(|e| e.into_inner()).clone() {
         return n;
     }
-    std::env::var(ENV_NAME).unwrap_or_else(|_| "MainProcess".to_string())
+    // The name an mpx parent gave us at exec, if it was given to *us*: a program that does not
+    // use mpx passes the variables on to its own children unchanged.
+    let for_us = std::env::var(ENV_PARENT).ok().and_then(|p| p.parse::<i32>().ok()) == Some(unsafe { libc::getppid() });
+    match std::env::var(ENV_NAME) {
+        Ok(n) if for_us => n,
+        _ => "MainProcess".to_string(),
+    }
 }
 
 /// Renames this process (what children report as their parent's name is unaffected).
@@ -57,16 +63,47 @@ pub(crate) fn adopt_from_env() {
 }
 
 /// Arranges for this process to be killed (SIGKILL) when `parent` dies, as daemonic children
-/// are. For children forked by other means (e.g. Python's os.fork). Fails with State if
-/// `parent` is already gone (this process was re-parented before the call).
+/// are, for children forked by other means (e.g. Python's os.fork). A watcher thread waits on
+/// the parent's pidfd: PR_SET_PDEATHSIG would fire when the parent's *forking thread* exits,
+/// which in a threaded parent can be long before the parent does. Fails with State if `parent`
+/// is already gone (this process was re-parented before the call).
 pub fn die_with_parent(parent: i32) -> crate::Result<()> {
-    // SAFETY: prctl with an integer argument.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } < 0 {
-        return Err(crate::Error::last_os("prctl(PR_SET_PDEATHSIG)"));
-    }
-    // The parent may have died before the prctl took effect: then we were re-parented.
+    let pidfd = super::handle::pidfd_open(parent);
+    // SAFETY: getppid cannot fail.
     if unsafe { libc::getppid() } != parent {
         return Err(crate::err!(State, "parent {parent} already exited"));
+    }
+    let watch = move || {
+        match &pidfd {
+            Some(fd) => {
+                let _ = super::handle::poll_readable(std::os::fd::AsRawFd::as_raw_fd(fd), None);
+            }
+            // No pidfd (kernel < 5.3): notice the re-parenting instead.
+            None => while unsafe { libc::getppid() } == parent {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            },
+        }
+        // SAFETY: ending this process as the kernel's parent-death signal would.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    };
+    std::thread::Builder::new()
+        .name("mpx-parent-watch".into())
+        .spawn(watch)
+        .map_err(|e| crate::Error::from(e).context("daemon: watcher thread"))?;
+    Ok(())
+}
+
+/// Makes this freshly started child die with its parent: PR_SET_PDEATHSIG when the parent forked
+/// from its main thread (exact, no thread needed), a watcher thread otherwise.
+pub(crate) fn die_with_parent_after_fork(parent: i32, forked_on_main_thread: bool) -> crate::Result<()> {
+    if !forked_on_main_thread {
+        return die_with_parent(parent);
+    }
+    // SAFETY: prctl with an integer argument.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // The parent may have died before the prctl took effect: then we were re-parented.
+    if unsafe { libc::getppid() } != parent {
+        unsafe { libc::_exit(1) };
     }
     Ok(())
 }

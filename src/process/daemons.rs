@@ -1,19 +1,16 @@
 //! Daemonic children: killed by the kernel when their parent dies (PR_SET_PDEATHSIG, set in the
 //! child), and terminated by us when the parent exits normally (an atexit hook), as Python does.
 
-use std::sync::{Mutex, Once};
+use std::sync::Once;
 
-static DAEMONS: Mutex<(u32, Vec<i32>)> = Mutex::new((0, Vec::new()));
+use super::per_process::PerProcess;
+
+/// Our daemonic children (a forked child does not own its parent's).
+static DAEMONS: PerProcess<Vec<i32>> = PerProcess::new(Vec::new);
 static HOOK: Once = Once::new();
 
 fn with<R>(f: impl FnOnce(&mut Vec<i32>) -> R) -> R {
-    let mut g = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
-    let me = std::process::id();
-    if g.0 != me {
-        g.0 = me; // a forked child does not own its parent's daemons
-        g.1.clear();
-    }
-    f(&mut g.1)
+    f(&mut DAEMONS.get().lock())
 }
 
 extern "C" fn at_exit() {

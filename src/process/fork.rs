@@ -17,7 +17,7 @@ pub(crate) fn flush_all() {
 }
 
 /// Applies the options that make sense without exec, in a freshly forked child.
-pub(crate) fn apply_in_child(opts: &Options, parent: i32) -> Result<()> {
+pub(crate) fn apply_in_child(opts: &Options, parent: i32, forked_on_main_thread: bool) -> Result<()> {
     // SAFETY: plain system calls in a single-threaded child.
     unsafe {
         if opts.new_session && libc::setsid() < 0 {
@@ -29,11 +29,7 @@ pub(crate) fn apply_in_child(opts: &Options, parent: i32) -> Result<()> {
             }
         }
         if opts.daemon {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::getppid() != parent {
-                // The parent died before the prctl took effect.
-                libc::_exit(1);
-            }
+            super::current::die_with_parent_after_fork(parent, forked_on_main_thread)?;
         }
         if let Some(cpus) = &opts.affinity {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -128,6 +124,7 @@ pub fn fork<F: FnOnce() -> i32>(opts: &Options, f: F) -> Result<Process> {
     } else {
         None
     };
+    let on_main = super::per_process::on_main_thread();
     flush_all();
     // SAFETY: the child only runs Rust code that is fork-safe with glibc (malloc is), then exits.
     let pid = unsafe { libc::fork() };
@@ -137,7 +134,7 @@ pub fn fork<F: FnOnce() -> i32>(opts: &Options, f: F) -> Result<Process> {
     if pid == 0 {
         super::after_fork_child();
         super::current::become_child(&name, parent);
-        if let Err(e) = apply_in_child(opts, parent) {
+        if let Err(e) = apply_in_child(opts, parent, on_main) {
             if let Some((_, w)) = &report {
                 let msg = format!("{}\u{0}{}", e.kind().code(), e.message());
                 unsafe { libc::write(w.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };

@@ -13,7 +13,10 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, Once};
+
+use super::per_process::PerProcess;
 
 use super::handle::{pidfd_open, Link, Process};
 use super::options::Options;
@@ -23,12 +26,25 @@ pub(crate) const ENV_SERVER_FD: &str = "MPX_FORKSERVER_FD";
 const MAX_FRAME: usize = 1 << 30;
 
 struct Client {
-    owner: u32,
     sock: OwnedFd,
     server: Option<Process>,
 }
 
-static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+/// This process's connection to its server (a forked child starts with none).
+static CLIENT: PerProcess<Option<Client>> = PerProcess::new(|| None);
+/// The client socket's number, for the fork handler below (which may not take locks).
+static CLIENT_FD: AtomicI32 = AtomicI32::new(-1);
+static ATFORK: Once = Once::new();
+
+/// In a child forked by any means, close the parent's server socket at once: holding it would
+/// keep the parent's server (and its daemonic children) alive after the parent died.
+extern "C" fn close_client_in_child() {
+    let fd = CLIENT_FD.swap(-1, Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: close is async-signal-safe; the fd is the parent's socket, unused here.
+        unsafe { libc::close(fd) };
+    }
+}
 /// A program to run as the server instead of re-executing this one (bindings set it: Python
 /// runs an interpreter that calls `serve`).
 static PROGRAM: Mutex<Option<Vec<OsString>>> = Mutex::new(None);
@@ -44,16 +60,6 @@ pub fn set_program(argv: Vec<OsString>) -> Result<()> {
 
 pub(crate) fn has_custom_program() -> bool {
     PROGRAM.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-}
-
-/// A forked child must not talk to its parent's server.
-pub(crate) fn forget_after_fork() {
-    if let Ok(mut g) = CLIENT.try_lock() {
-        if let Some(c) = g.take() {
-            std::mem::forget(c.server); // not our child; the reaper must not adopt it
-            drop(c.sock);
-        }
-    }
 }
 
 fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
@@ -269,7 +275,11 @@ fn start_server() -> Result<Client> {
     let extra = vec![(OsString::from(ENV_SERVER_FD), OsString::from(theirs.as_raw_fd().to_string()))];
     let server = super::spawn::spawn_exec(&argv[0], &argv, &opts, &extra, "ForkServer".into())?;
     drop(theirs);
-    Ok(Client { owner: std::process::id(), sock: mine, server: Some(server) })
+    ATFORK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(close_client_in_child));
+    });
+    CLIENT_FD.store(mine.as_raw_fd(), Ordering::Relaxed);
+    Ok(Client { sock: mine, server: Some(server) })
 }
 
 /// Asks the fork server (starting it on first use) for a child running `entry` with `arg`.
@@ -278,18 +288,17 @@ pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process
     if opts.env_clear || !opts.env_set.is_empty() || !opts.env_remove.is_empty() || !opts.keep_fds.is_empty() || opts.cwd.is_some() {
         return Err(err!(Invalid, "forkserver: env, keep_fds and cwd options apply to spawn only"));
     }
-    let frame = encode(entry, arg, "", opts);
-    if frame.len() > MAX_FRAME {
+    if arg.len() > MAX_FRAME - 4096 {
         return Err(err!(TooBig, "forkserver: argument of {} bytes is too large", arg.len()));
     }
     let name = super::next_name(opts);
     let frame = encode(entry, arg, &name, opts);
-    let mut g = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    if frame.len() > MAX_FRAME {
+        return Err(err!(TooBig, "forkserver: request of {} bytes is too large", frame.len()));
+    }
+    let mut g = CLIENT.get().lock();
     for attempt in 0..2 {
-        if g.as_ref().map_or(true, |c| c.owner != std::process::id()) {
-            if let Some(old) = g.take() {
-                std::mem::forget(old.server);
-            }
+        if g.is_none() {
             *g = Some(start_server()?);
         }
         let c = g.as_ref().unwrap();
@@ -316,6 +325,7 @@ pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process
             // The server died: start a new one once.
             Err(e) if attempt == 0 && matches!(e.kind(), crate::ErrorKind::Closed | crate::ErrorKind::Os) => {
                 if let Some(old) = g.take() {
+                    CLIENT_FD.store(-1, Ordering::Relaxed);
                     drop(old.sock);
                     if let Some(s) = old.server {
                         let _ = s.join(std::time::Duration::from_secs(1));
@@ -413,7 +423,7 @@ pub fn serve(fd: RawFd) -> Result<Request> {
             super::after_fork_child();
             super::current::become_child(&req.name, req.client_pid);
             let server_pid = unsafe { libc::getppid() };
-            if let Err(e) = super::fork::apply_in_child(&req.opts, server_pid) {
+            if let Err(e) = super::fork::apply_in_child(&req.opts, server_pid, true) {
                 eprintln!("mpx: process '{}': {e}", req.name);
                 unsafe { libc::_exit(127) };
             }

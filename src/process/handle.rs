@@ -86,7 +86,9 @@ pub(crate) fn poll_readable(fd: RawFd, deadline: Option<Instant>) -> Result<bool
 impl Process {
     pub(crate) fn new(pid: i32, name: String, daemon: bool, link: Link) -> Process {
         let pidfd = pidfd_open(pid);
-        if daemon {
+        // Our own daemonic children are terminated at our exit; a fork server's are terminated
+        // by the server when we go (registering them here would risk signalling a reused pid).
+        if daemon && matches!(link, Link::Child) {
             super::daemons::register(pid);
         }
         Process { pid, name, daemon, pidfd, link, state: Mutex::new(State::Running) }
@@ -160,8 +162,10 @@ impl Process {
                     return Ok(false);
                 }
                 let mut buf = [0u8; 4];
-                // SAFETY: reading into a local buffer.
-                let n = unsafe { libc::read(sock.as_raw_fd(), buf.as_mut_ptr().cast(), 4) };
+                // Peek, not read: the status stays in the socket, so the sentinel stays readable
+                // after the process ended, as a pidfd does.
+                // SAFETY: receiving into a local buffer.
+                let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), 4, libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_WAITALL) };
                 let code = if n == 4 {
                     i32::from_le_bytes(buf)
                 } else {

@@ -9,6 +9,7 @@ mod fork;
 pub mod forkserver;
 mod handle;
 pub mod options;
+mod per_process;
 mod reaper;
 mod spawn;
 
@@ -33,7 +34,6 @@ pub(crate) fn next_name(opts: &Options) -> String {
 /// Resets per-process state a forked child must not inherit (our children are not its children).
 pub(crate) fn after_fork_child() {
     COUNTER.store(0, Ordering::Relaxed);
-    forkserver::forget_after_fork();
 }
 
 /// Starts an executable. `args[0]` is the name the program sees; `program` is a path, or a name
@@ -41,7 +41,13 @@ pub(crate) fn after_fork_child() {
 /// Permission), never a child that exits 127.
 pub fn spawn(program: impl AsRef<OsStr>, args: &[impl AsRef<OsStr>], opts: &Options) -> Result<Process> {
     let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_os_string()).collect();
-    spawn::spawn_exec(program.as_ref(), &args, opts, &[], next_name(opts))
+    let name = next_name(opts);
+    // The child learns its name and parent, if it uses mpx (others ignore the variables).
+    let identity = [
+        (OsString::from(current::ENV_NAME), OsString::from(&name)),
+        (OsString::from(current::ENV_PARENT), OsString::from(std::process::id().to_string())),
+    ];
+    spawn::spawn_exec(program.as_ref(), &args, opts, &identity, name)
 }
 
 /// Forks a child that runs `f`; its return value is the exit code (a panic exits with 1 after

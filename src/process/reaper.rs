@@ -2,40 +2,31 @@
 //! left a zombie. One thread, started on first need, waits on the children's pidfds.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use super::per_process::{PerProcess, Slot};
+
 struct Orphans {
-    /// The process these pids are children of: after a fork the list belongs to the parent.
-    owner: u32,
     list: Vec<(i32, Option<OwnedFd>)>,
     thread_running: bool,
 }
 
-static ORPHANS: Mutex<Orphans> = Mutex::new(Orphans { owner: 0, list: Vec::new(), thread_running: false });
-static WAKE: Condvar = Condvar::new();
+static ORPHANS: PerProcess<Orphans> = PerProcess::new(|| Orphans { list: Vec::new(), thread_running: false });
 
-fn lock() -> std::sync::MutexGuard<'static, Orphans> {
-    let mut g = ORPHANS.lock().unwrap_or_else(|e| e.into_inner());
-    let me = std::process::id();
-    if g.owner != me {
-        // A forked child inherits the parent's list but not its children or its thread.
-        g.owner = me;
-        g.list.clear();
-        g.thread_running = false;
-    }
-    g
+fn slot() -> &'static Slot<Orphans> {
+    ORPHANS.get()
 }
 
 /// Hands a still-running child to the reaper.
 pub(crate) fn adopt(pid: i32, pidfd: Option<OwnedFd>) {
-    let mut g = lock();
+    let slot = slot();
+    let mut g = slot.lock();
     g.list.push((pid, pidfd));
     if !g.thread_running {
-        let spawned = std::thread::Builder::new().name("mpx-reaper".into()).spawn(run);
+        let spawned = std::thread::Builder::new().name("mpx-reaper".into()).spawn(move || run(slot));
         g.thread_running = spawned.is_ok();
     }
-    WAKE.notify_one();
+    slot.wake.notify_one();
 }
 
 /// Reaps what has ended; returns how many remain.
@@ -52,12 +43,12 @@ fn reap_some(g: &mut Orphans) -> usize {
     g.list.len()
 }
 
-fn run() {
+fn run(slot: &'static Slot<Orphans>) {
     loop {
         let fds: Vec<libc::pollfd> = {
-            let mut g = lock();
+            let mut g = slot.lock();
             while reap_some(&mut g) == 0 {
-                g = WAKE.wait(g).unwrap_or_else(|e| e.into_inner());
+                g = slot.wake.wait(g).unwrap_or_else(|e| e.into_inner());
             }
             g.list
                 .iter()

@@ -172,25 +172,16 @@ pub(crate) fn spawn_exec(program: &OsStr, args: &[OsString], opts: &Options, ext
         failed_errno: 0,
     };
 
-    // A stack for the child; it only makes system calls, 64 KiB is ample.
-    let mut stack = vec![0u8; 64 * 1024];
-    // SAFETY: the child runs `child_main` on `stack` sharing our memory while we are suspended
-    // (CLONE_VFORK); all signals are blocked around clone so that no handler of ours runs in it.
-    let pid = unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.parent_mask);
-        let top = stack.as_mut_ptr().add(stack.len());
-        let top = (top as usize & !15) as *mut libc::c_void;
-        let pid = libc::clone(child_main, top, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, (&mut plan as *mut Plan).cast());
-        let clone_errno = crate::error::errno();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &plan.parent_mask, std::ptr::null_mut());
-        if pid < 0 {
-            return Err(Error::from_errno(clone_errno, "spawn: clone"));
-        }
-        pid
+    // PR_SET_PDEATHSIG fires when the *thread* that started the child exits. A daemonic child
+    // started from a short-lived thread would die with that thread, so it is started from a
+    // thread that lives as long as the process.
+    let pid = if opts.daemon && !super::per_process::on_main_thread() {
+        let plan_ptr = SendPtr(&mut plan as *mut Plan);
+        // SAFETY: we block until the spawner thread is done with the plan.
+        spawner::run(move || unsafe { launch(&mut *{ plan_ptr }.0) })??
+    } else {
+        launch(&mut plan)?
     };
-    drop(stack);
     if plan.failed_step != 0 {
         let mut st = 0;
         // SAFETY: the child exited (it reported a failure); reap it.
@@ -200,6 +191,72 @@ pub(crate) fn spawn_exec(program: &OsStr, args: &[OsString], opts: &Options, ext
         return Err(e);
     }
     Ok(Process::new(pid, name, opts.daemon, Link::Child))
+}
+
+/// Clones the child that applies `plan` and execs; returns its pid once it has exec'd or failed
+/// (the failure is then recorded in the plan).
+fn launch(plan: &mut Plan) -> Result<i32> {
+    // A stack for the child; it only makes system calls, 64 KiB is ample.
+    let mut stack = vec![0u8; 64 * 1024];
+    // SAFETY: the child runs `child_main` on `stack` sharing our memory while we are suspended
+    // (CLONE_VFORK); all signals are blocked around clone so that no handler of ours runs in it.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.parent_mask);
+        let top = stack.as_mut_ptr().add(stack.len());
+        let top = (top as usize & !15) as *mut libc::c_void;
+        let pid = libc::clone(child_main, top, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, (plan as *mut Plan).cast());
+        let clone_errno = crate::error::errno();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &plan.parent_mask, std::ptr::null_mut());
+        if pid < 0 {
+            return Err(Error::from_errno(clone_errno, "spawn: clone"));
+        }
+        Ok(pid)
+    }
+}
+
+/// A raw pointer moved to the spawner thread while its owner waits.
+struct SendPtr(*mut Plan);
+// SAFETY: the owner blocks until the spawner thread is done with the pointee.
+unsafe impl Send for SendPtr {}
+
+/// A thread that lives as long as the process and starts daemonic children on behalf of other
+/// threads, so that their PR_SET_PDEATHSIG is tied to the process's life, not a caller thread's.
+mod spawner {
+    use std::sync::mpsc::{channel, Sender};
+
+    use super::super::per_process::PerProcess;
+    use crate::{err, Result};
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    static SPAWNER: PerProcess<Option<Sender<Job>>> = PerProcess::new(|| None);
+
+    pub(super) fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let (tx, rx) = channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        let sender = {
+            let mut g = SPAWNER.get().lock();
+            if g.is_none() {
+                let (jtx, jrx) = channel::<Job>();
+                std::thread::Builder::new()
+                    .name("mpx-spawner".into())
+                    .spawn(move || {
+                        for job in jrx {
+                            job();
+                        }
+                    })
+                    .map_err(|e| crate::Error::from(e).context("spawner thread"))?;
+                *g = Some(jtx);
+            }
+            g.as_ref().unwrap().clone()
+        };
+        sender.send(job).map_err(|_| err!(Os, "spawner thread is gone"))?;
+        rx.recv().map_err(|_| err!(Os, "spawner thread failed"))
+    }
 }
 
 /// Runs in the child, on its own stack, sharing the parent's memory: raw system calls only, no
