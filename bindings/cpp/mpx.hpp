@@ -579,6 +579,788 @@ inline void set_name(std::string_view n) { detail::check(mpx_set_current_name(de
 /// Number of CPUs online.
 inline int cpu_count() noexcept { return mpx_cpu_count(); }
 
+// ---- Synchronization: mutex (Lock), recursive_mutex (RLock), semaphore, condition, event,
+// barrier; value<T> / array<T>. Each is a named object (opened by name from C, Python, Rust) or
+// anonymous (shared with a child by fd). Timeouts are std::chrono durations; mpx::forever (or
+// any negative duration) waits without limit, zero tries once.
+//
+// Owner death: when a process dies holding a mutex, recursive_mutex, a condition's lock or a
+// value's lock, the next acquirer gets the lock instead of hanging (the C ABI's
+// MPX_E_OWNER_DIED). C++ surfaces it two ways: acquire() returns acquire_result::owner_died
+// (the lock IS held), and every successful acquisition through lock()/try_lock()/
+// try_lock_for()/acquire() records it, so after std::lock_guard / std::unique_lock took the
+// lock, owner_died() says whether the previous holder died (the data it protects may be
+// half-updated). The flag belongs to the object and is meaningful to the thread that holds the
+// lock.
+
+/// Flags of the sync kinds (combine with the flag:: values above).
+namespace flag {
+/// Semaphore: give back the permits of processes that die holding them (undo table).
+inline constexpr std::uint32_t sem_undo = MPX_SEM_UNDO;
+/// Value / array: embed a recursive lock (Python's lock=True), for lock()/unlock().
+inline constexpr std::uint32_t value_lock = MPX_VALUE_LOCK;
+}  // namespace flag
+
+/// How an acquisition ended.
+enum class acquire_result {
+    acquired,    ///< the lock is held
+    owner_died,  ///< the lock is held; the previous holder died holding it
+    timeout,     ///< the time ran out; the lock is not held
+};
+
+/// How a condition wait ended. The lock is held again in every case.
+enum class wait_result {
+    notified,    ///< a notify arrived (or a spurious wakeup after a waiter was killed)
+    timeout,     ///< the time ran out
+    owner_died,  ///< re-acquiring the lock took it from a dead holder (re-check the predicate)
+};
+
+namespace detail {
+
+/// A duration as the C ABI's timeout, for try_lock_for/try_acquire_for: a negative duration
+/// tries once (as std::timed_mutex does), never "forever".
+template <class Rep, class Period>
+std::int64_t try_timeout_ns(std::chrono::duration<Rep, Period> d) {
+    return d <= d.zero() ? 0 : timeout_ns(d);
+}
+
+/// The time left until `t` as a try timeout (0 once it passed).
+template <class Clock, class Duration>
+std::int64_t until_ns(const std::chrono::time_point<Clock, Duration>& t) {
+    return try_timeout_ns(t - Clock::now());
+}
+
+/// MPX_OK / MPX_E_OWNER_DIED / MPX_E_TIMEOUT as an acquire_result; anything else throws.
+inline acquire_result acquire_status(mpx_status s) {
+    if (s == MPX_OK) return acquire_result::acquired;
+    if (s == MPX_E_OWNER_DIED) return acquire_result::owner_died;
+    if (s == MPX_E_TIMEOUT) return acquire_result::timeout;
+    check(s);
+    return acquire_result::timeout;  // not reached
+}
+
+inline std::string_view c_name_view(const char* n) noexcept { return n ? std::string_view(n) : std::string_view(); }
+
+/// The lock operations every lockable class shares, over `Derived::acquire_ns(int64)` (one C
+/// call returning an mpx_status) and `Derived::release_now()`.
+template <class Derived>
+class lockable {
+public:
+    /// Acquires, waiting at most `timeout` (mpx::forever: without limit; zero: try once).
+    /// Throws mpx::error for anything but acquired / owner died / timeout.
+    template <class Rep = std::int64_t, class Period = std::nano>
+    acquire_result acquire(std::chrono::duration<Rep, Period> timeout = forever) {
+        return record(acquire_status(self().acquire_ns(timeout_ns(timeout))));
+    }
+
+    /// BasicLockable: waits without limit. Throws mpx::error on failure.
+    void lock() { record(acquire_status(self().acquire_ns(MPX_FOREVER))); }
+
+    /// Lockable: true if acquired (also from a dead holder: see owner_died()).
+    bool try_lock() { return record(acquire_status(self().acquire_ns(0))) != acquire_result::timeout; }
+
+    /// TimedLockable.
+    template <class Rep, class Period>
+    bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+        return record(acquire_status(self().acquire_ns(try_timeout_ns(d)))) != acquire_result::timeout;
+    }
+
+    /// TimedLockable.
+    template <class Clock, class Duration>
+    bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+        return record(acquire_status(self().acquire_ns(until_ns(t)))) != acquire_result::timeout;
+    }
+
+    /// BasicLockable. Throws mpx::error (MPX_E_STATE) if the lock is not held (or, for a
+    /// recursive lock, not held by this thread).
+    void unlock() { check(self().release_now()); }
+
+    /// Whether the last successful acquisition through this object took the lock from a
+    /// process that died holding it.
+    bool owner_died() const noexcept { return owner_died_; }
+
+protected:
+    lockable() noexcept = default;
+
+private:
+    acquire_result record(acquire_result r) noexcept {
+        if (r != acquire_result::timeout) owner_died_ = r == acquire_result::owner_died;
+        return r;
+    }
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+    bool owner_died_ = false;
+};
+
+}  // namespace detail
+
+/// A lock shared between processes (Python's multiprocessing.Lock; `mpx::lock` is the same
+/// class). Not recursive. Any process or thread may unlock it, as in Python. BasicLockable,
+/// Lockable and TimedLockable: use it with std::lock_guard, std::unique_lock, std::scoped_lock.
+/// Move-only; the destructor closes the handle (never unlocks, never unlinks).
+class mutex : public detail::lockable<mutex> {
+public:
+    mutex() noexcept = default;
+
+    /// Creates a named lock (free). flags: flag::unlink_on_last_close, flag::mode_group,
+    /// flag::mode_all. Throws mpx::error (MPX_E_EXISTS, MPX_E_INVALID).
+    static mutex create(std::string_view name, std::uint32_t flags = 0) {
+        mpx_lock* p = nullptr;
+        detail::check(mpx_lock_create(detail::c_string(name, "name").c_str(), flags, &p));
+        return mutex(p);
+    }
+    /// Opens a named lock (MPX_E_NOT_FOUND, MPX_E_KIND for another kind of object).
+    static mutex open(std::string_view name, std::uint32_t flags = 0) {
+        mpx_lock* p = nullptr;
+        detail::check(mpx_lock_open(detail::c_string(name, "name").c_str(), flags, &p));
+        return mutex(p);
+    }
+    /// An anonymous lock; share it with a child by fork or by fd() + from_fd().
+    static mutex anonymous() {
+        mpx_lock* p = nullptr;
+        detail::check(mpx_lock_create_anonymous(&p));
+        return mutex(p);
+    }
+    /// Opens the lock behind an inherited or received fd (duplicated).
+    static mutex from_fd(int fd, std::uint32_t flags = 0) {
+        mpx_lock* p = nullptr;
+        detail::check(mpx_lock_open_fd(fd, flags, &p));
+        return mutex(p);
+    }
+    /// Removes a lock's name.
+    static void unlink(std::string_view name) { detail::check(mpx_lock_unlink(detail::c_string(name, "name").c_str())); }
+
+    /// Whether some process holds it now.
+    bool is_locked() const noexcept { return mpx_lock_is_locked(h_.get()); }
+    /// Whether the calling thread holds it.
+    bool is_mine() const noexcept { return mpx_lock_is_mine(h_.get()); }
+
+    bool valid() const noexcept { return static_cast<bool>(h_); }
+    explicit operator bool() const noexcept { return valid(); }
+    void close() noexcept { h_.reset(); }
+    /// The name ("" if anonymous or closed).
+    std::string_view name() const noexcept { return detail::c_name_view(mpx_lock_name(h_.get())); }
+    /// The descriptor, owned by this object.
+    int fd() const {
+        int fd = -1;
+        detail::check(mpx_lock_fd(h_.get(), &fd));
+        return fd;
+    }
+    mpx_lock* native_handle() const noexcept { return h_.get(); }
+
+private:
+    friend class detail::lockable<mutex>;
+    explicit mutex(mpx_lock* p) noexcept : h_(p) {}
+    mpx_status acquire_ns(std::int64_t ns) { return mpx_lock_acquire(h_.get(), ns); }
+    mpx_status release_now() { return mpx_lock_release(h_.get()); }
+    detail::handle<mpx_lock, &mpx_lock_close> h_;
+};
+
+/// A recursive lock shared between processes (Python's multiprocessing.RLock; `mpx::rlock` is
+/// the same class): owned by one thread of one process, which may lock it again; only the
+/// owner unlocks it (mpx::error MPX_E_STATE otherwise). Lockable and TimedLockable.
+class recursive_mutex : public detail::lockable<recursive_mutex> {
+public:
+    recursive_mutex() noexcept = default;
+
+    static recursive_mutex create(std::string_view name, std::uint32_t flags = 0) {
+        mpx_rlock* p = nullptr;
+        detail::check(mpx_rlock_create(detail::c_string(name, "name").c_str(), flags, &p));
+        return recursive_mutex(p);
+    }
+    static recursive_mutex open(std::string_view name, std::uint32_t flags = 0) {
+        mpx_rlock* p = nullptr;
+        detail::check(mpx_rlock_open(detail::c_string(name, "name").c_str(), flags, &p));
+        return recursive_mutex(p);
+    }
+    static recursive_mutex anonymous() {
+        mpx_rlock* p = nullptr;
+        detail::check(mpx_rlock_create_anonymous(&p));
+        return recursive_mutex(p);
+    }
+    static recursive_mutex from_fd(int fd, std::uint32_t flags = 0) {
+        mpx_rlock* p = nullptr;
+        detail::check(mpx_rlock_open_fd(fd, flags, &p));
+        return recursive_mutex(p);
+    }
+    static void unlink(std::string_view name) { detail::check(mpx_rlock_unlink(detail::c_string(name, "name").c_str())); }
+
+    /// Levels the calling thread holds (0 if it is not the owner).
+    std::uint32_t depth() const noexcept { return mpx_rlock_depth(h_.get()); }
+    bool is_locked() const noexcept { return mpx_rlock_is_locked(h_.get()); }
+
+    bool valid() const noexcept { return static_cast<bool>(h_); }
+    explicit operator bool() const noexcept { return valid(); }
+    void close() noexcept { h_.reset(); }
+    std::string_view name() const noexcept { return detail::c_name_view(mpx_rlock_name(h_.get())); }
+    int fd() const {
+        int fd = -1;
+        detail::check(mpx_rlock_fd(h_.get(), &fd));
+        return fd;
+    }
+    mpx_rlock* native_handle() const noexcept { return h_.get(); }
+
+private:
+    friend class detail::lockable<recursive_mutex>;
+    explicit recursive_mutex(mpx_rlock* p) noexcept : h_(p) {}
+    mpx_status acquire_ns(std::int64_t ns) { return mpx_rlock_acquire(h_.get(), ns); }
+    mpx_status release_now() { return mpx_rlock_release(h_.get()); }
+    detail::handle<mpx_rlock, &mpx_rlock_close> h_;
+};
+
+/// Python's names. (A class cannot be called `lock` and have a lock() member, so the classes
+/// carry the standard library's names and these aliases the Python ones.)
+using lock = mutex;
+using rlock = recursive_mutex;
+
+/// A counting semaphore shared between processes (Python's Semaphore / BoundedSemaphore).
+/// acquire()/try_acquire()/try_acquire_for()/release() as std::counting_semaphore.
+/// A semaphore has no owner; create it with flag::sem_undo to have the permits of a process
+/// that dies holding them given back.
+class semaphore {
+public:
+    semaphore() noexcept = default;
+
+    /// A named semaphore with `value` permits (up to MPX_SEM_VALUE_MAX). flags: flag::* and
+    /// flag::sem_undo.
+    static semaphore create(std::string_view name, std::uint32_t value, std::uint32_t flags = 0) {
+        return make_named(name, value, 0, flags);
+    }
+    /// A named bounded semaphore: releasing past `value` throws MPX_E_STATE and changes nothing.
+    static semaphore create_bounded(std::string_view name, std::uint32_t value, std::uint32_t flags = 0) {
+        return make_named(name, value, value, flags);
+    }
+    /// An anonymous semaphore (bounded by `max_value` unless 0). flags: 0 or flag::sem_undo.
+    static semaphore anonymous(std::uint32_t value, std::uint32_t max_value = 0, std::uint32_t flags = 0) {
+        mpx_semaphore* p = nullptr;
+        detail::check(mpx_semaphore_create_anonymous(value, max_value, flags, &p));
+        return semaphore(p);
+    }
+    static semaphore open(std::string_view name, std::uint32_t flags = 0) {
+        mpx_semaphore* p = nullptr;
+        detail::check(mpx_semaphore_open(detail::c_string(name, "name").c_str(), flags, &p));
+        return semaphore(p);
+    }
+    static semaphore from_fd(int fd, std::uint32_t flags = 0) {
+        mpx_semaphore* p = nullptr;
+        detail::check(mpx_semaphore_open_fd(fd, flags, &p));
+        return semaphore(p);
+    }
+    static void unlink(std::string_view name) { detail::check(mpx_semaphore_unlink(detail::c_string(name, "name").c_str())); }
+
+    /// Takes a permit, waiting without limit.
+    void acquire() { detail::check(mpx_semaphore_acquire(h_.get(), MPX_FOREVER)); }
+    /// Takes a permit if one is free now.
+    bool try_acquire() { return timed(mpx_semaphore_acquire(h_.get(), 0)); }
+    /// Takes a permit, waiting at most `d` (a negative duration tries once).
+    template <class Rep, class Period>
+    bool try_acquire_for(std::chrono::duration<Rep, Period> d) {
+        return timed(mpx_semaphore_acquire(h_.get(), detail::try_timeout_ns(d)));
+    }
+    template <class Clock, class Duration>
+    bool try_acquire_until(const std::chrono::time_point<Clock, Duration>& t) {
+        return timed(mpx_semaphore_acquire(h_.get(), detail::until_ns(t)));
+    }
+    /// Gives back `n` permits (one at a time). Throws MPX_E_STATE past the bound.
+    void release(std::uint32_t n = 1) {
+        for (std::uint32_t i = 0; i < n; i++) detail::check(mpx_semaphore_release(h_.get()));
+    }
+    /// Permits available now.
+    std::uint32_t value() const noexcept { return mpx_semaphore_get_value(h_.get()); }
+    /// The bound, or MPX_SEM_VALUE_MAX.
+    std::uint32_t max_value() const noexcept { return mpx_semaphore_max_value(h_.get()); }
+    bool is_undo() const noexcept { return mpx_semaphore_is_undo(h_.get()); }
+    /// Undo semaphores: gives back the permits of dead processes now; returns how many.
+    std::uint32_t reclaim() {
+        std::uint32_t n = 0;
+        detail::check(mpx_semaphore_reclaim(h_.get(), &n));
+        return n;
+    }
+
+    bool valid() const noexcept { return static_cast<bool>(h_); }
+    explicit operator bool() const noexcept { return valid(); }
+    void close() noexcept { h_.reset(); }
+    std::string_view name() const noexcept { return detail::c_name_view(mpx_semaphore_name(h_.get())); }
+    int fd() const {
+        int fd = -1;
+        detail::check(mpx_semaphore_fd(h_.get(), &fd));
+        return fd;
+    }
+    mpx_semaphore* native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit semaphore(mpx_semaphore* p) noexcept : h_(p) {}
+    static semaphore make_named(std::string_view name, std::uint32_t value, std::uint32_t max, std::uint32_t flags) {
+        mpx_semaphore* p = nullptr;
+        detail::check(mpx_semaphore_create(detail::c_string(name, "name").c_str(), value, max, flags, &p));
+        return semaphore(p);
+    }
+    static bool timed(mpx_status s) {
+        if (s == MPX_E_TIMEOUT) return false;
+        detail::check(s);
+        return true;
+    }
+    detail::handle<mpx_semaphore, &mpx_semaphore_close> h_;
+};
+
+/// A condition variable shared between processes (Python's Condition): with its own recursive
+/// lock, or using an mpx::mutex / mpx::recursive_mutex. lock()/unlock()/try_lock() take that
+/// lock, so std::unique_lock<mpx::condition> works. wait() needs the calling thread to hold the
+/// lock (mpx::error MPX_E_STATE otherwise) and holds it again when it returns, in every case.
+class condition : public detail::lockable<condition> {
+public:
+    condition() noexcept = default;
+
+    /// A named condition with its own recursive lock.
+    static condition create(std::string_view name, std::uint32_t flags = 0) { return make(name, nullptr, nullptr, flags); }
+    /// A named condition using `m` (a named lock is re-opened by name in open()).
+    static condition create(std::string_view name, const mutex& m, std::uint32_t flags = 0) {
+        return make(name, m.native_handle(), nullptr, flags);
+    }
+    static condition create(std::string_view name, const recursive_mutex& m, std::uint32_t flags = 0) {
+        return make(name, nullptr, m.native_handle(), flags);
+    }
+    /// Anonymous conditions (share the fd and, for an anonymous lock, the lock too).
+    static condition anonymous() { return make_anon(nullptr, nullptr); }
+    static condition anonymous(const mutex& m) { return make_anon(m.native_handle(), nullptr); }
+    static condition anonymous(const recursive_mutex& m) { return make_anon(nullptr, m.native_handle()); }
+    /// Opens a named condition (its named lock is opened by name).
+    static condition open(std::string_view name, std::uint32_t flags = 0) { return open_with(name, nullptr, nullptr, flags); }
+    /// Opens a named condition created with an anonymous lock: pass that lock.
+    static condition open(std::string_view name, const mutex& m, std::uint32_t flags = 0) {
+        return open_with(name, m.native_handle(), nullptr, flags);
+    }
+    static condition open(std::string_view name, const recursive_mutex& m, std::uint32_t flags = 0) {
+        return open_with(name, nullptr, m.native_handle(), flags);
+    }
+    static condition from_fd(int fd, std::uint32_t flags = 0) { return from_fd_with(fd, nullptr, nullptr, flags); }
+    static condition from_fd(int fd, const mutex& m, std::uint32_t flags = 0) { return from_fd_with(fd, m.native_handle(), nullptr, flags); }
+    static condition from_fd(int fd, const recursive_mutex& m, std::uint32_t flags = 0) {
+        return from_fd_with(fd, nullptr, m.native_handle(), flags);
+    }
+    static void unlink(std::string_view name) { detail::check(mpx_condition_unlink(detail::c_string(name, "name").c_str())); }
+
+    /// Waits for a notify, at most `timeout` (mpx::forever: without limit).
+    template <class Rep = std::int64_t, class Period = std::nano>
+    wait_result wait(std::chrono::duration<Rep, Period> timeout = forever) {
+        mpx_status s = mpx_condition_wait(h_.get(), detail::timeout_ns(timeout));
+        if (s == MPX_OK) return wait_result::notified;
+        if (s == MPX_E_TIMEOUT) return wait_result::timeout;
+        if (s == MPX_E_OWNER_DIED) return wait_result::owner_died;
+        detail::check(s);
+        return wait_result::timeout;  // not reached
+    }
+
+    /// Waits until `pred()` is true (checked first, and after every wakeup), at most
+    /// `timeout`; returns the last value of pred(), as std::condition_variable::wait_for.
+    template <class Rep, class Period, class Pred>
+    bool wait_for(std::chrono::duration<Rep, Period> timeout, Pred pred) {
+        if (timeout < timeout.zero()) {
+            while (!pred()) wait();
+            return true;
+        }
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+        while (!pred()) {
+            auto left = deadline - std::chrono::steady_clock::now();
+            if (left <= left.zero()) return pred();
+            wait(left);
+        }
+        return true;
+    }
+
+    /// Waits without limit until `pred()` is true.
+    template <class Pred>
+    void wait(Pred pred) {
+        while (!pred()) wait();
+    }
+
+    /// Wakes up to `n` waiters (the lock must be held).
+    void notify(std::uint32_t n = 1) { detail::check(mpx_condition_notify(h_.get(), n)); }
+    /// Wakes every waiter (the lock must be held).
+    void notify_all() { detail::check(mpx_condition_notify_all(h_.get())); }
+
+    bool valid() const noexcept { return static_cast<bool>(h_); }
+    explicit operator bool() const noexcept { return valid(); }
+    void close() noexcept { h_.reset(); }
+    std::string_view name() const noexcept { return detail::c_name_view(mpx_condition_name(h_.get())); }
+    int fd() const {
+        int fd = -1;
+        detail::check(mpx_condition_fd(h_.get(), &fd));
+        return fd;
+    }
+    mpx_condition* native_handle() const noexcept { return h_.get(); }
+
+private:
+    friend class detail::lockable<condition>;
+    explicit condition(mpx_condition* p) noexcept : h_(p) {}
+    static condition make(std::string_view name, mpx_lock* l, mpx_rlock* r, std::uint32_t flags) {
+        mpx_condition* p = nullptr;
+        detail::check(mpx_condition_create(detail::c_string(name, "name").c_str(), l, r, flags, &p));
+        return condition(p);
+    }
+    static condition make_anon(mpx_lock* l, mpx_rlock* r) {
+        mpx_condition* p = nullptr;
+        detail::check(mpx_condition_create_anonymous(l, r, &p));
+        return condition(p);
+    }
+    static condition open_with(std::string_view name, mpx_lock* l, mpx_rlock* r, std::uint32_t flags) {
+        mpx_condition* p = nullptr;
+        detail::check(mpx_condition_open(detail::c_string(name, "name").c_str(), l, r, flags, &p));
+        return condition(p);
+    }
+    static condition from_fd_with(int fd, mpx_lock* l, mpx_rlock* r, std::uint32_t flags) {
+        mpx_condition* p = nullptr;
+        detail::check(mpx_condition_open_fd(fd, l, r, flags, &p));
+        return condition(p);
+    }
+    mpx_status acquire_ns(std::int64_t ns) { return mpx_condition_acquire(h_.get(), ns); }
+    mpx_status release_now() { return mpx_condition_release(h_.get()); }
+    detail::handle<mpx_condition, &mpx_condition_close> h_;
+};
+
+/// An event flag shared between processes (Python's Event).
+class event {
+public:
+    event() noexcept = default;
+
+    static event create(std::string_view name, std::uint32_t flags = 0) {
+        mpx_event* p = nullptr;
+        detail::check(mpx_event_create(detail::c_string(name, "name").c_str(), flags, &p));
+        return event(p);
+    }
+    static event open(std::string_view name, std::uint32_t flags = 0) {
+        mpx_event* p = nullptr;
+        detail::check(mpx_event_open(detail::c_string(name, "name").c_str(), flags, &p));
+        return event(p);
+    }
+    static event anonymous() {
+        mpx_event* p = nullptr;
+        detail::check(mpx_event_create_anonymous(&p));
+        return event(p);
+    }
+    static event from_fd(int fd, std::uint32_t flags = 0) {
+        mpx_event* p = nullptr;
+        detail::check(mpx_event_open_fd(fd, flags, &p));
+        return event(p);
+    }
+    static void unlink(std::string_view name) { detail::check(mpx_event_unlink(detail::c_string(name, "name").c_str())); }
+
+    /// Sets the flag and wakes every waiter.
+    void set() { detail::check(mpx_event_set(h_.get())); }
+    void clear() { detail::check(mpx_event_clear(h_.get())); }
+    bool is_set() const noexcept { return mpx_event_is_set(h_.get()); }
+    /// Waits until the flag is set, at most `timeout`; returns false if the time ran out.
+    template <class Rep = std::int64_t, class Period = std::nano>
+    bool wait(std::chrono::duration<Rep, Period> timeout = forever) {
+        mpx_status s = mpx_event_wait(h_.get(), detail::timeout_ns(timeout));
+        if (s == MPX_E_TIMEOUT) return false;
+        detail::check(s);
+        return true;
+    }
+
+    bool valid() const noexcept { return static_cast<bool>(h_); }
+    explicit operator bool() const noexcept { return valid(); }
+    void close() noexcept { h_.reset(); }
+    std::string_view name() const noexcept { return detail::c_name_view(mpx_event_name(h_.get())); }
+    int fd() const {
+        int fd = -1;
+        detail::check(mpx_event_fd(h_.get(), &fd));
+        return fd;
+    }
+    mpx_event* native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit event(mpx_event* p) noexcept : h_(p) {}
+    detail::handle<mpx_event, &mpx_event_close> h_;
+};
+
+/// A barrier for a fixed number of processes (Python's Barrier, without action).
+class barrier {
+public:
+    barrier() noexcept = default;
+
+    static barrier create(std::string_view name, std::uint32_t parties, std::uint32_t flags = 0) {
+        mpx_barrier* p = nullptr;
+        detail::check(mpx_barrier_create(detail::c_string(name, "name").c_str(), parties, flags, &p));
+        return barrier(p);
+    }
+    static barrier open(std::string_view name, std::uint32_t flags = 0) {
+        mpx_barrier* p = nullptr;
+        detail::check(mpx_barrier_open(detail::c_string(name, "name").c_str(), flags, &p));
+        return barrier(p);
+    }
+    static barrier anonymous(std::uint32_t parties) {
+        mpx_barrier* p = nullptr;
+        detail::check(mpx_barrier_create_anonymous(parties, &p));
+        return barrier(p);
+    }
+    static barrier from_fd(int fd, std::uint32_t flags = 0) {
+        mpx_barrier* p = nullptr;
+        detail::check(mpx_barrier_open_fd(fd, flags, &p));
+        return barrier(p);
+    }
+    static void unlink(std::string_view name) { detail::check(mpx_barrier_unlink(detail::c_string(name, "name").c_str())); }
+
+    /// Waits until every party arrived, at most `timeout`; returns this party's arrival index
+    /// (0 .. parties-1, the last arrival parties-1). Throws mpx::error MPX_E_BROKEN if the
+    /// barrier is or becomes broken, MPX_E_TIMEOUT if this wait's time ran out (which breaks the
+    /// barrier for the others, as in Python).
+    template <class Rep = std::int64_t, class Period = std::nano>
+    std::uint32_t wait(std::chrono::duration<Rep, Period> timeout = forever) {
+        std::uint32_t index = 0;
+        detail::check(mpx_barrier_wait(h_.get(), detail::timeout_ns(timeout), &index));
+        return index;
+    }
+    /// Breaks the barrier: waiters now and later get MPX_E_BROKEN until reset().
+    void abort() { detail::check(mpx_barrier_abort(h_.get())); }
+    /// Empties and un-breaks it; current waiters get MPX_E_BROKEN.
+    void reset() { detail::check(mpx_barrier_reset(h_.get())); }
+    std::uint32_t parties() const noexcept { return mpx_barrier_parties(h_.get()); }
+    std::uint32_t n_waiting() const noexcept { return mpx_barrier_n_waiting(h_.get()); }
+    bool broken() const noexcept { return mpx_barrier_is_broken(h_.get()); }
+
+    bool valid() const noexcept { return static_cast<bool>(h_); }
+    explicit operator bool() const noexcept { return valid(); }
+    void close() noexcept { h_.reset(); }
+    std::string_view name() const noexcept { return detail::c_name_view(mpx_barrier_name(h_.get())); }
+    int fd() const {
+        int fd = -1;
+        detail::check(mpx_barrier_fd(h_.get(), &fd));
+        return fd;
+    }
+    mpx_barrier* native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit barrier(mpx_barrier* p) noexcept : h_(p) {}
+    detail::handle<mpx_barrier, &mpx_barrier_close> h_;
+};
+
+namespace detail {
+
+/// The typecode a C++ element type is created with, and the typecodes it may open (same size
+/// and kind: int64_t is `long` here, which opens a Python 'q' as well as an 'l').
+template <class T>
+struct value_type_info;
+#define MPX_HPP_VALUE_TYPE(T, CODE, ACCEPTS)                       \
+    template <>                                                     \
+    struct value_type_info<T> {                                     \
+        static constexpr char code = CODE;                          \
+        static constexpr const char* accepts = ACCEPTS;             \
+    };
+MPX_HPP_VALUE_TYPE(char, 'c', "cbB")
+MPX_HPP_VALUE_TYPE(signed char, 'b', "b")
+MPX_HPP_VALUE_TYPE(unsigned char, 'B', "Bc")
+MPX_HPP_VALUE_TYPE(short, 'h', "h")
+MPX_HPP_VALUE_TYPE(unsigned short, 'H', "H")
+MPX_HPP_VALUE_TYPE(int, 'i', "i")
+MPX_HPP_VALUE_TYPE(unsigned int, 'I', "Iu")
+MPX_HPP_VALUE_TYPE(long, 'l', "lq")
+MPX_HPP_VALUE_TYPE(unsigned long, 'L', "LQ")
+MPX_HPP_VALUE_TYPE(long long, 'q', "ql")
+MPX_HPP_VALUE_TYPE(unsigned long long, 'Q', "QL")
+MPX_HPP_VALUE_TYPE(float, 'f', "f")
+MPX_HPP_VALUE_TYPE(double, 'd', "d")
+MPX_HPP_VALUE_TYPE(wchar_t, 'u', "u")
+#undef MPX_HPP_VALUE_TYPE
+
+/// What value<T> and array<T> share: the handle, the type check at open, the embedded lock.
+template <class T>
+class value_base : public lockable<value_base<T>> {
+public:
+    static_assert(sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8, "mpx: unsupported element size");
+
+    /// Element `i`, read atomically (throws MPX_E_INVALID if i >= size()).
+    T get(std::size_t i) const {
+        T v{};
+        check(mpx_value_get(h_.get(), i, &v, sizeof v));
+        return v;
+    }
+    /// Sets element `i` atomically.
+    void set(std::size_t i, T v) { check(mpx_value_set(h_.get(), i, &v, sizeof v)); }
+
+    /// The elements, zero-copy (64-byte aligned). Plain accesses through it are not
+    /// synchronized: hold the lock, or use get()/set()/fetch_add().
+    span<T> elements() const noexcept { return span<T>(static_cast<T*>(mpx_value_ptr(h_.get())), mpx_value_count(h_.get())); }
+    T* data() const noexcept { return static_cast<T*>(mpx_value_ptr(h_.get())); }
+    std::size_t size() const noexcept { return mpx_value_count(h_.get()); }
+    /// The typecode ('i', 'd', ...).
+    char typecode() const noexcept { return mpx_value_typecode(h_.get()); }
+    /// Whether it has an embedded lock (created with flag::value_lock or Python's lock=True).
+    bool has_lock() const noexcept { return mpx_value_has_lock(h_.get()); }
+
+    bool valid() const noexcept { return static_cast<bool>(h_); }
+    explicit operator bool() const noexcept { return valid(); }
+    void close() noexcept { h_.reset(); }
+    std::string_view name() const noexcept { return c_name_view(mpx_value_name(h_.get())); }
+    int fd() const {
+        int fd = -1;
+        check(mpx_value_fd(h_.get(), &fd));
+        return fd;
+    }
+    mpx_value* native_handle() const noexcept { return h_.get(); }
+
+    static void unlink(std::string_view name) { check(mpx_value_unlink(c_string(name, "name").c_str())); }
+
+protected:
+    value_base() noexcept = default;
+    explicit value_base(mpx_value* p) noexcept : h_(p) {}
+
+    /// Throws unless T matches the segment's typecode (a Python 'd' is not an int).
+    static void validate(mpx_value* p) {
+        const char* ok = value_type_info<T>::accepts;
+        char code = mpx_value_typecode(p);
+        bool match = false;
+        for (; *ok; ++ok) match = match || *ok == code;
+        if (!match || mpx_value_itemsize(p) != sizeof(T))
+            throw error(MPX_E_INVALID, std::string("value '") + mpx_value_name(p) + "' holds typecode '" + std::string(1, code) +
+                                           "', not '" + std::string(1, value_type_info<T>::code) + "'");
+    }
+    static mpx_value* create_raw(const char* name, std::size_t count, const T* init, std::uint32_t flags) {
+        mpx_value* p = nullptr;
+        check(mpx_value_create(name, value_type_info<T>::code, count, init, init ? count * sizeof(T) : 0, flags, &p));
+        return p;
+    }
+    static mpx_value* create_anonymous_raw(std::size_t count, const T* init, std::uint32_t flags) {
+        mpx_value* p = nullptr;
+        check(mpx_value_create_anonymous(value_type_info<T>::code, count, init, init ? count * sizeof(T) : 0, flags, &p));
+        return p;
+    }
+    static mpx_value* open_raw(std::string_view name, std::uint32_t flags) {
+        mpx_value* p = nullptr;
+        check(mpx_value_open(c_string(name, "name").c_str(), flags, &p));
+        return p;
+    }
+    static mpx_value* from_fd_raw(int fd, std::uint32_t flags) {
+        mpx_value* p = nullptr;
+        check(mpx_value_open_fd(fd, flags, &p));
+        return p;
+    }
+    /// Takes `p` if it is a V (V::validate), else closes it and throws.
+    template <class V>
+    static V adopt(mpx_value* p) {
+        try {
+            V::validate(p);
+        } catch (...) {
+            mpx_value_close(p);
+            throw;
+        }
+        return V(p);
+    }
+
+private:
+    friend class lockable<value_base<T>>;
+    mpx_status acquire_ns(std::int64_t ns) { return mpx_value_acquire(h_.get(), ns); }
+    mpx_status release_now() { return mpx_value_release(h_.get()); }
+    handle<mpx_value, &mpx_value_close> h_;
+};
+
+}  // namespace detail
+
+/// A typed shared value (Python's Value): T is int, double, std::int64_t, ... (the typecode
+/// follows: int 'i', double 'd', long 'l', ...). With flag::value_lock it embeds a recursive lock
+/// (Python's lock=True): lock()/unlock()/try_lock_for() make it usable with std::lock_guard,
+/// and Python's get_lock() is the same lock.
+template <class T>
+class value : public detail::value_base<T> {
+    using base = detail::value_base<T>;
+    friend base;
+
+public:
+    value() noexcept = default;
+
+    /// A named value holding `init`. flags: flag::* and flag::value_lock.
+    static value create(std::string_view name, T init = T{}, std::uint32_t flags = 0) {
+        return base::template adopt<value>(base::create_raw(detail::c_string(name, "name").c_str(), 1, &init, flags));
+    }
+    static value anonymous(T init = T{}, std::uint32_t flags = 0) {
+        return base::template adopt<value>(base::create_anonymous_raw(1, &init, flags));
+    }
+    /// Opens a named value of a matching typecode (MPX_E_INVALID for another type, or if it is
+    /// an array of more than one element).
+    static value open(std::string_view name, std::uint32_t flags = 0) { return base::template adopt<value>(base::open_raw(name, flags)); }
+    static value from_fd(int fd, std::uint32_t flags = 0) { return base::template adopt<value>(base::from_fd_raw(fd, flags)); }
+
+    /// The value, read atomically.
+    T load() const { return base::get(0); }
+    /// Stores atomically.
+    void store(T v) { base::set(0, v); }
+    /// Adds atomically without the lock (integers; wraps in T's width); returns the old value.
+    T fetch_add(T delta) {
+        static_assert(std::is_integral_v<T>, "fetch_add needs an integer type");
+        std::int64_t old = 0;
+        detail::check(mpx_value_fetch_add_i64(base::native_handle(), 0, static_cast<std::int64_t>(delta), &old));
+        return static_cast<T>(old);
+    }
+    /// The value in place (zero-copy; plain accesses are not synchronized).
+    T& ref() const noexcept { return *base::data(); }
+
+private:
+    explicit value(mpx_value* p) noexcept : base(p) {}
+    static void validate(mpx_value* p) {
+        base::validate(p);
+        if (mpx_value_count(p) != 1)
+            throw error(MPX_E_INVALID, std::string("value '") + mpx_value_name(p) + "' is an array of " +
+                                           std::to_string(mpx_value_count(p)) + " elements: open it as mpx::array");
+    }
+};
+
+/// A typed shared array (Python's Array): size() elements of T, zero-copy through elements()
+/// (an mpx::span<T>), with atomic get()/set() per element and an optional embedded lock.
+template <class T>
+class array : public detail::value_base<T> {
+    using base = detail::value_base<T>;
+    friend base;
+
+public:
+    array() noexcept = default;
+
+    /// A named array of `count` zeroed elements. flags: flag::* and flag::value_lock.
+    static array create(std::string_view name, std::size_t count, std::uint32_t flags = 0) {
+        return base::template adopt<array>(base::create_raw(detail::c_string(name, "name").c_str(), count, nullptr, flags));
+    }
+    /// A named array holding a copy of `init`.
+    static array create(std::string_view name, span<const T> init, std::uint32_t flags = 0) {
+        return base::template adopt<array>(base::create_raw(detail::c_string(name, "name").c_str(), init.size(), init.data(), flags));
+    }
+    static array anonymous(std::size_t count, std::uint32_t flags = 0) {
+        return base::template adopt<array>(base::create_anonymous_raw(count, nullptr, flags));
+    }
+    static array anonymous(span<const T> init, std::uint32_t flags = 0) {
+        return base::template adopt<array>(base::create_anonymous_raw(init.size(), init.data(), flags));
+    }
+    static array open(std::string_view name, std::uint32_t flags = 0) { return base::template adopt<array>(base::open_raw(name, flags)); }
+    static array from_fd(int fd, std::uint32_t flags = 0) { return base::template adopt<array>(base::from_fd_raw(fd, flags)); }
+
+    /// Copies elements [start, start + out.size()) into `out` (not atomic as a whole: hold
+    /// the lock if writers may run).
+    void read(std::size_t start, span<T> out) const {
+        detail::check(mpx_value_read(base::native_handle(), start, out.data(), out.size() * sizeof(T)));
+    }
+    /// Copies `in` over elements [start, start + in.size()).
+    void write(std::size_t start, span<const T> in) {
+        detail::check(mpx_value_write(base::native_handle(), start, in.data(), in.size() * sizeof(T)));
+    }
+    /// All elements as a vector (one read).
+    std::vector<T> to_vector() const {
+        std::vector<T> v(base::size());
+        read(0, span<T>(v.data(), v.size()));
+        return v;
+    }
+    /// Adds atomically to element `i` (integers); returns the old value.
+    T fetch_add(std::size_t i, T delta) {
+        static_assert(std::is_integral_v<T>, "fetch_add needs an integer type");
+        std::int64_t old = 0;
+        detail::check(mpx_value_fetch_add_i64(base::native_handle(), i, static_cast<std::int64_t>(delta), &old));
+        return static_cast<T>(old);
+    }
+    /// Element `i` in place (zero-copy, unchecked, not synchronized).
+    T& operator[](std::size_t i) const noexcept { return base::data()[i]; }
+    T* begin() const noexcept { return base::data(); }
+    T* end() const noexcept { return base::data() + base::size(); }
+
+private:
+    explicit array(mpx_value* p) noexcept : base(p) {}
+};
+
 }  // namespace mpx
 
 #endif  // MPX_HPP

@@ -44,3 +44,31 @@ __all__ = [
     "context",
     "process",
 ] + list(context._PUBLIC)
+
+# Synchronization and shared values (mpx.synchronize, mpx.sharedctypes): the names
+# multiprocessing exports, plus mpx's OwnerDiedWarning and NotOwnedError. The same names are
+# offered on every context (mpx.get_context("spawn").Lock(), ...), as multiprocessing's
+# contexts have them; a context that defines one itself keeps its own.
+from . import sharedctypes, synchronize  # noqa: E402
+from .sharedctypes import Array, RawArray, RawValue, Value  # noqa: E402
+from .synchronize import (  # noqa: E402
+    Barrier,
+    BoundedSemaphore,
+    BrokenBarrierError,
+    Condition,
+    Event,
+    Lock,
+    NotOwnedError,
+    OwnerDiedWarning,
+    RLock,
+    Semaphore,
+)
+
+_SYNC_NAMES = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier",
+               "Value", "Array", "RawValue", "RawArray"]
+for _n in _SYNC_NAMES:
+    if not hasattr(context.BaseContext, _n):
+        setattr(context.BaseContext, _n, staticmethod(globals()[_n]))
+del _n
+
+__all__ += _SYNC_NAMES + ["BrokenBarrierError", "NotOwnedError", "OwnerDiedWarning", "sharedctypes", "synchronize"]

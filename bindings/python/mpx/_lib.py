@@ -19,7 +19,7 @@ right after the failing call, so the message belongs to that call).
 import ctypes
 import operator
 import os
-from ctypes import POINTER, c_bool, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint8, c_uint32, c_void_p
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_int, c_int32, c_int64, c_size_t, c_uint8, c_uint32, c_void_p
 
 from . import errors
 
@@ -152,6 +152,123 @@ PROTOTYPES = {
     "mpx_terminate_daemons": (None, []),
     "mpx_current_die_with_parent": (mpx_status, [c_int]),
 }
+
+
+# synchronization: Lock, RLock, Semaphore, Condition, Event, Barrier (mpx.synchronize) and
+# Value/Array (mpx.sharedctypes). Handle types and prototypes of include/mpx.h's mpx_lock_*,
+# mpx_rlock_*, mpx_semaphore_*, mpx_condition_*, mpx_event_*, mpx_barrier_*, mpx_value_*.
+lock_p = handle_type("mpx_lock")
+rlock_p = handle_type("mpx_rlock")
+semaphore_p = handle_type("mpx_semaphore")
+condition_p = handle_type("mpx_condition")
+event_p = handle_type("mpx_event")
+barrier_p = handle_type("mpx_barrier")
+value_p = handle_type("mpx_value")
+
+# Flags of the sync kinds (high 16 bits of a flags word).
+MPX_SEM_UNDO = 0x10000
+MPX_SEM_VALUE_MAX = 2147483647
+MPX_BARRIER_MAX_PARTIES = 32767
+MPX_VALUE_LOCK = 0x10000
+
+
+def _lifecycle(kind, h):
+    """The prototypes every sync kind shares: open, open_fd, fd, name, close, unlink."""
+    return {
+        "mpx_%s_open" % kind: (mpx_status, [c_char_p, c_uint32, POINTER(h)]),
+        "mpx_%s_open_fd" % kind: (mpx_status, [c_int, c_uint32, POINTER(h)]),
+        "mpx_%s_fd" % kind: (mpx_status, [h, POINTER(c_int)]),
+        "mpx_%s_name" % kind: (c_char_p, [h]),
+        "mpx_%s_close" % kind: (None, [h]),
+        "mpx_%s_unlink" % kind: (mpx_status, [c_char_p]),
+    }
+
+
+PROTOTYPES.update(_lifecycle("lock", lock_p))
+PROTOTYPES.update({
+    "mpx_lock_create": (mpx_status, [c_char_p, c_uint32, POINTER(lock_p)]),
+    "mpx_lock_create_anonymous": (mpx_status, [POINTER(lock_p)]),
+    "mpx_lock_acquire": (mpx_status, [lock_p, c_int64]),
+    "mpx_lock_release": (mpx_status, [lock_p]),
+    "mpx_lock_is_locked": (c_bool, [lock_p]),
+    "mpx_lock_is_mine": (c_bool, [lock_p]),
+})
+PROTOTYPES.update(_lifecycle("rlock", rlock_p))
+PROTOTYPES.update({
+    "mpx_rlock_create": (mpx_status, [c_char_p, c_uint32, POINTER(rlock_p)]),
+    "mpx_rlock_create_anonymous": (mpx_status, [POINTER(rlock_p)]),
+    "mpx_rlock_acquire": (mpx_status, [rlock_p, c_int64]),
+    "mpx_rlock_release": (mpx_status, [rlock_p]),
+    "mpx_rlock_depth": (c_uint32, [rlock_p]),
+    "mpx_rlock_is_locked": (c_bool, [rlock_p]),
+})
+PROTOTYPES.update(_lifecycle("semaphore", semaphore_p))
+PROTOTYPES.update({
+    "mpx_semaphore_create": (mpx_status, [c_char_p, c_uint32, c_uint32, c_uint32, POINTER(semaphore_p)]),
+    "mpx_semaphore_create_anonymous": (mpx_status, [c_uint32, c_uint32, c_uint32, POINTER(semaphore_p)]),
+    "mpx_semaphore_acquire": (mpx_status, [semaphore_p, c_int64]),
+    "mpx_semaphore_release": (mpx_status, [semaphore_p]),
+    "mpx_semaphore_get_value": (c_uint32, [semaphore_p]),
+    "mpx_semaphore_max_value": (c_uint32, [semaphore_p]),
+    "mpx_semaphore_is_undo": (c_bool, [semaphore_p]),
+    "mpx_semaphore_reclaim": (mpx_status, [semaphore_p, POINTER(c_uint32)]),
+})
+PROTOTYPES.update({
+    "mpx_condition_create": (mpx_status, [c_char_p, lock_p, rlock_p, c_uint32, POINTER(condition_p)]),
+    "mpx_condition_create_anonymous": (mpx_status, [lock_p, rlock_p, POINTER(condition_p)]),
+    "mpx_condition_open": (mpx_status, [c_char_p, lock_p, rlock_p, c_uint32, POINTER(condition_p)]),
+    "mpx_condition_open_fd": (mpx_status, [c_int, lock_p, rlock_p, c_uint32, POINTER(condition_p)]),
+    "mpx_condition_acquire": (mpx_status, [condition_p, c_int64]),
+    "mpx_condition_release": (mpx_status, [condition_p]),
+    "mpx_condition_wait": (mpx_status, [condition_p, c_int64]),
+    "mpx_condition_notify": (mpx_status, [condition_p, c_uint32]),
+    "mpx_condition_notify_all": (mpx_status, [condition_p]),
+    "mpx_condition_fd": (mpx_status, [condition_p, POINTER(c_int)]),
+    "mpx_condition_name": (c_char_p, [condition_p]),
+    "mpx_condition_close": (None, [condition_p]),
+    "mpx_condition_unlink": (mpx_status, [c_char_p]),
+})
+PROTOTYPES.update(_lifecycle("event", event_p))
+PROTOTYPES.update({
+    "mpx_event_create": (mpx_status, [c_char_p, c_uint32, POINTER(event_p)]),
+    "mpx_event_create_anonymous": (mpx_status, [POINTER(event_p)]),
+    "mpx_event_set": (mpx_status, [event_p]),
+    "mpx_event_clear": (mpx_status, [event_p]),
+    "mpx_event_is_set": (c_bool, [event_p]),
+    "mpx_event_wait": (mpx_status, [event_p, c_int64]),
+})
+PROTOTYPES.update(_lifecycle("barrier", barrier_p))
+PROTOTYPES.update({
+    "mpx_barrier_create": (mpx_status, [c_char_p, c_uint32, c_uint32, POINTER(barrier_p)]),
+    "mpx_barrier_create_anonymous": (mpx_status, [c_uint32, POINTER(barrier_p)]),
+    "mpx_barrier_wait": (mpx_status, [barrier_p, c_int64, POINTER(c_uint32)]),
+    "mpx_barrier_abort": (mpx_status, [barrier_p]),
+    "mpx_barrier_reset": (mpx_status, [barrier_p]),
+    "mpx_barrier_parties": (c_uint32, [barrier_p]),
+    "mpx_barrier_n_waiting": (c_uint32, [barrier_p]),
+    "mpx_barrier_is_broken": (c_bool, [barrier_p]),
+})
+PROTOTYPES.update(_lifecycle("value", value_p))
+PROTOTYPES.update({
+    "mpx_value_create": (mpx_status, [c_char_p, c_char, c_size_t, c_void_p, c_size_t, c_uint32, POINTER(value_p)]),
+    "mpx_value_create_anonymous": (mpx_status, [c_char, c_size_t, c_void_p, c_size_t, c_uint32, POINTER(value_p)]),
+    "mpx_value_typecode": (c_char, [value_p]),
+    "mpx_value_itemsize": (c_size_t, [value_p]),
+    "mpx_value_count": (c_size_t, [value_p]),
+    "mpx_value_ptr": (c_void_p, [value_p]),
+    "mpx_value_has_lock": (c_bool, [value_p]),
+    "mpx_value_get": (mpx_status, [value_p, c_size_t, c_void_p, c_size_t]),
+    "mpx_value_set": (mpx_status, [value_p, c_size_t, c_void_p, c_size_t]),
+    "mpx_value_read": (mpx_status, [value_p, c_size_t, c_void_p, c_size_t]),
+    "mpx_value_write": (mpx_status, [value_p, c_size_t, c_void_p, c_size_t]),
+    "mpx_value_get_i64": (mpx_status, [value_p, c_size_t, POINTER(c_int64)]),
+    "mpx_value_set_i64": (mpx_status, [value_p, c_size_t, c_int64]),
+    "mpx_value_fetch_add_i64": (mpx_status, [value_p, c_size_t, c_int64, POINTER(c_int64)]),
+    "mpx_value_get_f64": (mpx_status, [value_p, c_size_t, POINTER(c_double)]),
+    "mpx_value_set_f64": (mpx_status, [value_p, c_size_t, c_double]),
+    "mpx_value_acquire": (mpx_status, [value_p, c_int64]),
+    "mpx_value_release": (mpx_status, [value_p]),
+})
 
 
 class _Functions:

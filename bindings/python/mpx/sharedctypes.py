@@ -1,0 +1,574 @@
+"""Shared ctypes objects with the API of :mod:`multiprocessing.sharedctypes`.
+
+``Value(typecode_or_type, *args, lock=True)``, ``Array(typecode_or_type, size_or_initializer,
+*, lock=True)``, ``RawValue`` and ``RawArray`` return what multiprocessing's return:
+
+* ``RawValue`` / ``RawArray`` / ``lock=False``: a plain ctypes object (``c_int``,
+  ``c_double_Array_10``, ...) whose memory is an mpx Value segment: ``.value``, indexing,
+  slices, ``len``, iteration, and the buffer protocol (``memoryview(a)``,
+  ``numpy.frombuffer(a, dtype)``) work on the shared memory itself, zero-copy.
+* ``lock=True`` (default) or ``lock=None``: a synchronized wrapper (``Synchronized``,
+  ``SynchronizedArray``, ``SynchronizedString`` for 'c') with ``get_obj()``, ``get_lock()``,
+  ``acquire()``/``release()`` and the context manager; its lock is a recursive lock embedded in
+  the same segment (C programs take it with ``mpx_value_acquire``).
+* ``lock=<a lock object>``: the wrapper uses that lock (an mpx Lock/RLock, or anything with
+  ``acquire``/``release``, as multiprocessing allows).
+
+Typecodes are multiprocessing's (``c u b B h H i I l L q Q f d``), and the matching ctypes types
+are accepted too (``ctypes.c_int``, ``c_double``, ...). Other ctypes types (structures,
+c_bool, pointers) are not supported: TypeError.
+
+Differences from multiprocessing, and why:
+
+* ``.value`` and single-item ``a[i]`` / ``a[i] = x`` of a synchronized wrapper are one atomic
+  load or store of the element and do not take the lock (multiprocessing takes it around each
+  access; either way a single access is indivisible). Slices and ``.raw`` take the lock, since
+  they are several loads or stores. Read-modify-write (``v.value += 1``) needs the lock, as in
+  multiprocessing: ``with v.get_lock(): v.value += 1``.
+* Each object is its own named segment (``py-value-<pid>-<hex>``, removed when its last user
+  closes it, i.e. when the last object using its memory is collected), so it pickles by name
+  and a spawned child opens the same memory. Synchronized wrappers pickle by name with any
+  pickler. Raw ctypes objects pickle by name with
+  :class:`multiprocessing.reduction.ForkingPickler` (what starting a process uses); plain
+  :mod:`pickle` copies a ctypes value, as ctypes does. Once multiprocessing.sharedctypes has
+  shared the same ctypes type in this process, its reducer (which handles mpx's objects too)
+  allows it only while a process is being started, as multiprocessing does for its own.
+* The mapping is never closed at exit (code that runs later may still read a value), so a
+  process that is the last user of a generated value name and ends without collecting it
+  leaves the name; ``mpx gc`` removes such unused objects. Locks and the other primitives
+  are closed at exit (see mpx.synchronize).
+* Named objects for other programs: ``Value.create(name, 'i', 0)`` makes a Value that a C
+  program opens with ``mpx_value_open(name, ...)`` (``mpx_value_ptr`` is the same memory);
+  ``Value.open(name)`` / ``Array.open(name)`` open one made by any language, with the typecode
+  it was made with. ``Value.unlink_name(name)`` (or ``wrapper.unlink()``) removes the name.
+
+The memory stays mapped as long as any object made from it lives (the ctypes object, a
+wrapper, a memoryview or numpy array over it): there is no way to unmap it under a user.
+"""
+
+import ctypes
+import os
+import secrets
+from ctypes import byref
+
+from . import errors
+from ._lib import MPX_F_UNLINK_ON_LAST_CLOSE, MPX_VALUE_LOCK, check, error, lib, name_arg, value_p
+from .synchronize import _T0, _TSLICE, NotOwnedError, _address, _fast, _sliced, _timeout_ns, _track, _warn_owner_died
+
+__all__ = [
+    "Array",
+    "RawArray",
+    "RawValue",
+    "Synchronized",
+    "SynchronizedArray",
+    "SynchronizedBase",
+    "SynchronizedString",
+    "Value",
+    "synchronized",
+    "typecode_to_type",
+]
+
+#: multiprocessing's table: typecode -> ctypes type.
+typecode_to_type = {
+    "c": ctypes.c_char,
+    "u": ctypes.c_wchar,
+    "b": ctypes.c_byte,
+    "B": ctypes.c_ubyte,
+    "h": ctypes.c_short,
+    "H": ctypes.c_ushort,
+    "i": ctypes.c_int,
+    "I": ctypes.c_uint,
+    "l": ctypes.c_long,
+    "L": ctypes.c_ulong,
+    "q": ctypes.c_longlong,
+    "Q": ctypes.c_ulonglong,
+    "f": ctypes.c_float,
+    "d": ctypes.c_double,
+}
+
+# ctypes type -> typecode. Where two typecodes share one ctypes type (c_longlong is c_long on
+# LP64), the first one, 'l', wins; both are 8-byte signed integers.
+_type_to_typecode = {}
+for _code, _t in typecode_to_type.items():
+    _type_to_typecode.setdefault(_t, _code)
+del _code, _t
+
+_OK = errors.MPX_OK
+_TIMEOUT = errors.MPX_E_TIMEOUT
+_OWNER_DIED = errors.MPX_E_OWNER_DIED
+_STATE = errors.MPX_E_STATE
+
+
+def _typecode_of(typecode_or_type):
+    """(typecode, ctypes type) for a typecode string or a ctypes type."""
+    if isinstance(typecode_or_type, str):
+        t = typecode_to_type.get(typecode_or_type)
+        if t is None:
+            raise TypeError(
+                "unsupported typecode %r (use one of %s)" % (typecode_or_type, " ".join(typecode_to_type))
+            )
+        return typecode_or_type, t
+    code = _type_to_typecode.get(typecode_or_type)
+    if code is None:
+        raise TypeError(
+            "unsupported type %r: mpx shares the ctypes types of multiprocessing's typecodes "
+            "(c_char, c_wchar, c_byte, c_ubyte, c_short, c_ushort, c_int, c_uint, c_long, c_ulong, "
+            "c_longlong, c_ulonglong, c_float, c_double)" % (typecode_or_type,)
+        )
+    return code, typecode_or_type
+
+
+#
+# The segment and the ctypes views over it
+#
+
+
+class _Shared:
+    """Owns one mpx_value handle (one mapping of the segment). Every ctypes view made from it
+    references it (``view._wrapper``), so the mapping lives until the last view is gone.
+
+    It is also the ``_wrapper`` multiprocessing's own ctypes reducer expects (it pickles by
+    name and has ``create_memoryview()``), so a view pickles correctly whichever of the two
+    reducers is registered for its type."""
+
+    __slots__ = ("_h", "name", "typecode", "count", "has_lock", "_a", "_holder", "_closer", "_close_at_exit", "_finalizer", "__weakref__")
+
+    def __init__(self, h, name):
+        self._h = h
+        self._a = _address(h)
+        self.name = name
+        self.typecode = lib.mpx_value_typecode(h).decode("ascii")
+        self.count = lib.mpx_value_count(h)
+        self.has_lock = bool(lib.mpx_value_has_lock(h))
+        # Closed when the last view goes. Not at exit: views may still be read by code that
+        # runs later, and closing unmaps the memory under them.
+        _track(self, h, lib.mpx_value_close, at_exit=False)
+
+    @classmethod
+    def create(cls, name, typecode, count, lock, flags=0):
+        h = value_p()
+        fl = flags | (MPX_VALUE_LOCK if lock else 0)
+        if name is None:
+            for _ in range(100):
+                name = "py-value-%d-%s" % (os.getpid(), secrets.token_hex(4))
+                try:
+                    check(lib.mpx_value_create(name_arg(name), typecode.encode(), count, None, 0,
+                                               fl | MPX_F_UNLINK_ON_LAST_CLOSE, byref(h)))
+                    break
+                except FileExistsError:
+                    continue
+            else:  # pragma: no cover
+                raise FileExistsError("cannot find a free name for a shared value")
+        else:
+            check(lib.mpx_value_create(name_arg(name), typecode.encode(), count, None, 0, fl, byref(h)))
+        return cls(h, name)
+
+    @classmethod
+    def open(cls, name):
+        h = value_p()
+        check(lib.mpx_value_open(name_arg(name), 0, byref(h)))
+        return cls(h, name)
+
+    def __reduce__(self):
+        return (_Shared.open, (self.name,))
+
+    def view(self, array):
+        """A ctypes object over the elements: the scalar type (array=False) or an array."""
+        t = typecode_to_type[self.typecode]
+        if array:
+            t = t * self.count
+        elif self.count != 1:
+            raise ValueError("value %r is an array of %d elements: open it with Array.open" % (self.name, self.count))
+        ptr = lib.mpx_value_ptr(self._h)
+        obj = t.from_address(ptr)
+        obj._wrapper = self
+        _register(t)
+        return obj
+
+    def create_memoryview(self):
+        """The elements' bytes (for multiprocessing's rebuild_ctype)."""
+        size = self.count * ctypes.sizeof(typecode_to_type[self.typecode])
+        raw = (ctypes.c_ubyte * size).from_address(lib.mpx_value_ptr(self._h))
+        raw._wrapper = self
+        return memoryview(raw)
+
+    def unlink(self):
+        check(lib.mpx_value_unlink(name_arg(self.name)))
+
+
+def _rebuild_view(shared, array):
+    return shared.view(array)
+
+
+def _reduce_ctype(obj):
+    """ForkingPickler's reducer for ctypes types that mpx shares: an mpx view travels by name;
+    anything else as multiprocessing (or ctypes) would send it."""
+    w = getattr(obj, "_wrapper", None)
+    if isinstance(w, _Shared):
+        return (_rebuild_view, (w, isinstance(obj, ctypes.Array)))
+    if w is not None:
+        from multiprocessing import sharedctypes as std_sharedctypes
+
+        return std_sharedctypes.reduce_ctype(obj)
+    return obj.__reduce__()
+
+
+_registered = set()
+
+
+def _register(t):
+    # multiprocessing registers its reducer for the types it shares (in rebuild_ctype); ours
+    # handles its objects and theirs, so register it again if theirs took over.
+    from multiprocessing.reduction import ForkingPickler
+
+    if ForkingPickler._extra_reducers.get(t) is not _reduce_ctype:
+        ForkingPickler.register(t, _reduce_ctype)
+    _registered.add(t)
+
+
+def _new_raw(name, typecode_or_type, args, array, lock, flags=0, size_or_initializer=None):
+    """A ctypes view over a new segment, filled as multiprocessing fills its objects (the
+    ctypes constructor's own conversions and errors apply)."""
+    code, _ = _typecode_of(typecode_or_type)
+    if not array:
+        count = 1
+    elif isinstance(size_or_initializer, int) and not isinstance(size_or_initializer, bool):
+        count = size_or_initializer
+        if count < 0:
+            raise ValueError("array size must be >= 0, not %d" % count)
+    else:
+        count = len(size_or_initializer)
+    shared = _Shared.create(name, code, count, lock, flags)
+    obj = shared.view(array)
+    try:
+        if not array:
+            if args:
+                obj.__init__(*args)
+        elif count and not isinstance(size_or_initializer, int):
+            obj.__init__(*size_or_initializer)
+    except BaseException:
+        if name is not None:
+            try:
+                shared.unlink()
+            except OSError:
+                pass
+        raise
+    return obj
+
+
+def _wrap(obj, lock, had_embedded):
+    """multiprocessing's lock= rules: False -> raw; True/None -> the embedded RLock; an object
+    with acquire -> that object."""
+    if lock is False:
+        return obj
+    if lock is True or lock is None:
+        if not had_embedded:
+            raise ValueError("this value has no lock of its own: pass lock=<a lock> or lock=False")
+        lock = _ValueLock(obj._wrapper)
+    elif not hasattr(lock, "acquire"):
+        raise AttributeError("%r has no method 'acquire'" % lock)
+    return synchronized(obj, lock)
+
+
+#
+# Factories with multiprocessing's names
+#
+
+
+class RawValue:
+    """``RawValue(typecode_or_type, *args)``: a ctypes object in shared memory (no lock)."""
+
+    def __new__(cls, typecode_or_type, *args):
+        return _new_raw(None, typecode_or_type, args, False, False)
+
+    @staticmethod
+    def create(name, typecode_or_type, *args, unlink_on_last_close=False):
+        """A named raw value other programs open as ``name``."""
+        return _new_raw(name, typecode_or_type, args, False, False, _flags(unlink_on_last_close))
+
+    @staticmethod
+    def open(name):
+        """The raw view of the value ``name`` (made by any language)."""
+        return _Shared.open(name).view(False)
+
+    @staticmethod
+    def unlink_name(name):
+        """Removes the name ``name``."""
+        check(lib.mpx_value_unlink(name_arg(name)))
+
+
+class RawArray:
+    """``RawArray(typecode_or_type, size_or_initializer)``: a ctypes array in shared memory."""
+
+    def __new__(cls, typecode_or_type, size_or_initializer):
+        return _new_raw(None, typecode_or_type, (), True, False, 0, size_or_initializer)
+
+    @staticmethod
+    def create(name, typecode_or_type, size_or_initializer, *, unlink_on_last_close=False):
+        return _new_raw(name, typecode_or_type, (), True, False, _flags(unlink_on_last_close), size_or_initializer)
+
+    @staticmethod
+    def open(name):
+        return _Shared.open(name).view(True)
+
+    unlink_name = RawValue.unlink_name
+
+
+class Value:
+    """``Value(typecode_or_type, *args, lock=True)``: a shared value, synchronized unless
+    ``lock=False`` (see the module's documentation)."""
+
+    def __new__(cls, typecode_or_type, *args, lock=True, ctx=None):
+        embedded = lock is True or lock is None
+        obj = _new_raw(None, typecode_or_type, args, False, embedded)
+        return _wrap(obj, lock, embedded)
+
+    @staticmethod
+    def create(name, typecode_or_type, *args, lock=True, unlink_on_last_close=False):
+        """A named value (C: ``mpx_value_open(name, ...)``). ``lock=True`` embeds the recursive
+        lock that C takes with ``mpx_value_acquire``."""
+        embedded = lock is True or lock is None
+        obj = _new_raw(name, typecode_or_type, args, False, embedded, _flags(unlink_on_last_close))
+        return _wrap(obj, lock, embedded)
+
+    @staticmethod
+    def open(name, lock=None):
+        """Opens the value ``name``. ``lock=None``: synchronized by its embedded lock if it has
+        one, else raw; ``lock=False``: raw; a lock object: synchronized by that lock."""
+        shared = _Shared.open(name)
+        obj = shared.view(False)
+        if lock is None and not shared.has_lock:
+            return obj
+        return _wrap(obj, lock, shared.has_lock)
+
+    unlink_name = RawValue.unlink_name
+
+
+class Array:
+    """``Array(typecode_or_type, size_or_initializer, *, lock=True)``: a shared array,
+    synchronized unless ``lock=False`` (see the module's documentation)."""
+
+    def __new__(cls, typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
+        embedded = lock is True or lock is None
+        obj = _new_raw(None, typecode_or_type, (), True, embedded, 0, size_or_initializer)
+        return _wrap(obj, lock, embedded)
+
+    @staticmethod
+    def create(name, typecode_or_type, size_or_initializer, *, lock=True, unlink_on_last_close=False):
+        embedded = lock is True or lock is None
+        obj = _new_raw(name, typecode_or_type, (), True, embedded, _flags(unlink_on_last_close), size_or_initializer)
+        return _wrap(obj, lock, embedded)
+
+    @staticmethod
+    def open(name, lock=None):
+        """Opens the array ``name`` (lock as for Value.open)."""
+        shared = _Shared.open(name)
+        obj = shared.view(True)
+        if lock is None and not shared.has_lock:
+            return obj
+        return _wrap(obj, lock, shared.has_lock)
+
+    unlink_name = RawValue.unlink_name
+
+
+def _flags(unlink_on_last_close):
+    return MPX_F_UNLINK_ON_LAST_CLOSE if unlink_on_last_close else 0
+
+
+#
+# The embedded lock
+#
+
+_value_acquire = _fast("mpx_value_acquire", blocking=True)
+_value_try = _fast("mpx_value_acquire", blocking=False)
+_value_release = _fast("mpx_value_release", blocking=False)
+
+
+def _rebuild_value_lock(shared):
+    return _ValueLock(shared)
+
+
+class _ValueLock:
+    """The recursive lock embedded in a Value/Array segment, with RLock's API: what
+    ``get_lock()`` returns for ``lock=True``."""
+
+    __slots__ = ("_shared", "_a")
+
+    def __init__(self, shared):
+        self._shared = shared
+        self._a = shared._a
+
+    def acquire(self, block=True, timeout=None):
+        if block and timeout is None:
+            st = _value_acquire(self._a, _TSLICE)
+            if st == _TIMEOUT:
+                st = _sliced(_value_acquire, self._a, -1)
+        else:
+            ns = _timeout_ns(block, timeout)
+            st = _value_try(self._a, _T0) if ns == 0 else _sliced(_value_acquire, self._a, ns)
+        if st == _OK:
+            return True
+        if st == _TIMEOUT:
+            return False
+        if st == _OWNER_DIED:
+            _warn_owner_died()
+            return True
+        raise error(st)
+
+    def release(self):
+        st = _value_release(self._a)
+        if st != _OK:
+            if st == _STATE:
+                raise NotOwnedError("attempt to release recursive lock not owned by thread")
+            raise error(st)
+
+    def __enter__(self):
+        st = _value_acquire(self._a, _TSLICE)
+        if st == _TIMEOUT:
+            st = _sliced(_value_acquire, self._a, -1)
+        if st != _OK:
+            if st == _OWNER_DIED:
+                _warn_owner_died()
+            else:
+                raise error(st)
+        return True
+
+    def __exit__(self, *exc):
+        st = _value_release(self._a)
+        if st != _OK:
+            if st == _STATE:
+                raise NotOwnedError("attempt to release recursive lock not owned by thread")
+            raise error(st)
+
+    def __reduce__(self):
+        return (_rebuild_value_lock, (self._shared,))
+
+    def __repr__(self):
+        return "<ValueLock of %r>" % (self._shared.name,)
+
+
+#
+# Synchronized wrappers (multiprocessing's names)
+#
+
+
+def _rebuild_synchronized(shared, array, lock):
+    return synchronized(shared.view(array), lock)
+
+
+def synchronized(obj, lock=None, ctx=None):
+    """A synchronized wrapper for an mpx ctypes object (RawValue/RawArray), with ``lock``
+    (None: the object's embedded lock, if it has one)."""
+    if isinstance(obj, SynchronizedBase):
+        raise TypeError("object already synchronized")
+    shared = getattr(obj, "_wrapper", None)
+    if not isinstance(shared, _Shared):
+        raise TypeError("mpx.sharedctypes.synchronized needs an object made by mpx (RawValue, RawArray)")
+    if lock is None:
+        if not shared.has_lock:
+            raise ValueError("this value has no lock of its own: pass a lock")
+        lock = _ValueLock(shared)
+    if isinstance(obj, ctypes._SimpleCData):
+        return Synchronized(obj, lock)
+    if obj._type_ is ctypes.c_char:
+        return SynchronizedString(obj, lock)
+    return SynchronizedArray(obj, lock)
+
+
+class SynchronizedBase:
+    """A shared ctypes object with a lock: ``get_obj()``, ``get_lock()``, ``acquire()``,
+    ``release()``, the context manager, ``name`` and ``unlink()``."""
+
+    def __init__(self, obj, lock):
+        self._obj = obj
+        self._lock = lock
+        self.acquire = lock.acquire
+        self.release = lock.release
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *args):
+        return self._lock.__exit__(*args)
+
+    def __reduce__(self):
+        # By name, with any pickler; the embedded lock comes with the segment.
+        lock = None if isinstance(self._lock, _ValueLock) else self._lock
+        return (_rebuild_synchronized, (self._obj._wrapper, isinstance(self._obj, ctypes.Array), lock))
+
+    def get_obj(self):
+        """The ctypes object (its memory is the shared memory: zero-copy)."""
+        return self._obj
+
+    def get_lock(self):
+        return self._lock
+
+    @property
+    def name(self):
+        """The segment's name (how C programs open it)."""
+        return self._obj._wrapper.name
+
+    @property
+    def typecode(self):
+        return self._obj._wrapper.typecode
+
+    def unlink(self):
+        """Removes the name (processes that have it open keep using it)."""
+        self._obj._wrapper.unlink()
+
+    def __repr__(self):
+        return "<%s wrapper for %s>" % (type(self).__name__, self._obj)
+
+
+class Synchronized(SynchronizedBase):
+    @property
+    def value(self):
+        return self._obj.value
+
+    @value.setter
+    def value(self, v):
+        self._obj.value = v
+
+
+class SynchronizedArray(SynchronizedBase):
+    def __len__(self):
+        return len(self._obj)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            with self:
+                return self._obj[i]
+        return self._obj[i]
+
+    def __setitem__(self, i, value):
+        if isinstance(i, slice):
+            with self:
+                self._obj[i] = value
+        else:
+            self._obj[i] = value
+
+    def __iter__(self):
+        # A consistent snapshot, taken under the lock.
+        return iter(self[:])
+
+
+class SynchronizedString(SynchronizedArray):
+    @property
+    def value(self):
+        with self:
+            return self._obj.value
+
+    @value.setter
+    def value(self, v):
+        with self:
+            self._obj.value = v
+
+    @property
+    def raw(self):
+        with self:
+            return self._obj.raw
+
+    @raw.setter
+    def raw(self, v):
+        with self:
+            self._obj.raw = v

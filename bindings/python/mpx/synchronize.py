@@ -1,0 +1,1131 @@
+"""Process-shared synchronization primitives with the API of :mod:`multiprocessing.synchronize`.
+
+``Lock``, ``RLock``, ``Semaphore``, ``BoundedSemaphore``, ``Condition``, ``Event`` and ``Barrier``
+behave as multiprocessing's (and threading's): ``acquire(block=True, timeout=None)`` returns
+True or False, context managers, ``Condition.wait/wait_for/notify/notify_all``, ``Event.wait``
+returning the flag, ``Barrier.wait`` returning the arrival index and raising
+``threading.BrokenBarrierError``. Each one is an mpx object in shared memory, so C, C++ and Rust
+programs using mpx can open the same lock, semaphore, event or barrier by name.
+
+Errors, as multiprocessing raises them:
+
+* ``Lock.release()`` / ``BoundedSemaphore.release()`` past the maximum: ValueError ("semaphore
+  or lock released too many times").
+* ``RLock.release()`` by a thread that does not own it, ``Condition.wait()``/``notify()``
+  without the lock: :class:`NotOwnedError`, which is both an AssertionError (what
+  multiprocessing raises) and a RuntimeError (what threading raises).
+* Opening a name that holds another kind of object: mpx.KindError; no such name:
+  FileNotFoundError; a name taken: FileExistsError.
+* Using an object after ``close()``: ValueError.
+* Timeouts follow multiprocessing: ``None`` waits without limit, a negative timeout is 0 (try
+  once), ``block=False`` ignores the timeout.
+
+Owner death (mpx's addition): when a process dies holding a Lock or RLock (or the lock of a
+Condition or of a Value), the next acquirer gets the lock instead of hanging. ``acquire()``
+then returns True, as for any acquisition, and emits an :class:`OwnerDiedWarning` (a
+RuntimeWarning) with the library's message naming the dead process: the data the lock protects
+may be half-updated. Catch it with ``warnings.catch_warnings()`` or turn it into an exception
+with ``warnings.simplefilter("error", mpx.OwnerDiedWarning)``. Python's default filter shows a
+warning once per code location.
+
+Semaphores have no owner; ``Semaphore(value, undo=True)`` gives back the permits of a process
+that dies holding them (an undo table of 128 processes; see docs/SYNC.md).
+
+Sharing with other processes:
+
+* Objects made without a name (``mpx.Lock()``) get a generated one, ``py-<kind>-<pid>-<hex>``,
+  created with "unlink when the last user closes": they appear in ``mpx ls`` while in use and
+  disappear when the last process holding them closes them. This is what lets them travel to
+  children of every start method: a forked child inherits the object; for spawn and
+  forkserver they pickle *by name* and the child opens the same object. Keep the object alive
+  in the parent until the child has opened it (a Process object holds its arguments, so this
+  is the normal case); an object whose last user closed it before the child opened it raises
+  FileNotFoundError there. Handles are closed when collected, by ``close()``, and at the exit
+  of the main process and of every child multiprocessing or mpx starts (multiprocessing's
+  exit finalizers; forked children re-register what they inherit), so the last process to
+  use a generated name removes it even when it is a child. A process killed by a signal
+  closes nothing: if it was the last user, the name stays until ``mpx gc`` removes it.
+* Unlike multiprocessing, pickling is not restricted to process start: an object can be sent
+  through a queue or pipe as long as a process keeps it open until the receiver opened it.
+* Named objects for other programs: ``Lock.create(name)`` makes ``/dev/shm/mpx.<name>``, which a
+  C program opens with ``mpx_lock_open(name, ...)``; ``Lock.open(name)`` opens one made by any
+  language. Named objects stay until ``unlink()`` (or ``Lock.unlink_name(name)``); pass
+  ``unlink_on_last_close=True`` to ``create`` to have them removed with their last user.
+* ``from_fd(fd)`` opens an object from an inherited descriptor (``.fd``), e.g. one made by C.
+
+``close()`` frees this process's handle (the object itself lives on for others); the garbage
+collector does it too. Do not close an object while another thread of this process is inside
+one of its calls; any call after ``close()`` raises ValueError.
+
+Blocking calls release the GIL. ``Lock``, ``RLock``, ``Semaphore`` and ``Event`` waits run in
+slices of 0.1 s so that signal handlers (Ctrl-C) run while they wait; ``Condition.wait`` and
+``Barrier.wait`` wait in one call (slicing would lose a notification or break the barrier).
+"""
+
+import os
+import secrets
+import threading
+import time
+import warnings
+from ctypes import CDLL, POINTER, PyDLL, byref, c_int, c_int64, c_uint32, c_void_p, cast
+
+from . import errors
+from ._lib import (
+    MPX_F_UNLINK_ON_LAST_CLOSE,
+    MPX_SEM_UNDO,
+    MPX_SEM_VALUE_MAX,
+    PROTOTYPES,
+    barrier_p,
+    check,
+    condition_p,
+    error,
+    event_p,
+    last_error,
+    lib,
+    library_path,
+    lock_p,
+    name_arg,
+    rlock_p,
+    semaphore_p,
+)
+
+__all__ = [
+    "Barrier",
+    "BoundedSemaphore",
+    "BrokenBarrierError",
+    "Condition",
+    "Event",
+    "Lock",
+    "NotOwnedError",
+    "OwnerDiedWarning",
+    "RLock",
+    "SEM_VALUE_MAX",
+    "Semaphore",
+]
+
+SEM_VALUE_MAX = MPX_SEM_VALUE_MAX
+
+#: Raised by Barrier.wait when the barrier is or becomes broken (abort, reset, a timeout):
+#: threading's class itself, as multiprocessing.Barrier raises it.
+BrokenBarrierError = threading.BrokenBarrierError
+
+_OK = errors.MPX_OK
+_TIMEOUT = errors.MPX_E_TIMEOUT
+_OWNER_DIED = errors.MPX_E_OWNER_DIED
+_STATE = errors.MPX_E_STATE
+_BROKEN = errors.MPX_E_BROKEN
+
+# Waits without limit run in slices of this many ns, so that signal handlers get to run.
+_SLICE_NS = 100_000_000
+
+
+class OwnerDiedWarning(RuntimeWarning):
+    """A lock was acquired from a process that died holding it. The acquisition succeeded (the
+    caller holds the lock); the data the lock protects may be inconsistent."""
+
+
+class NotOwnedError(AssertionError, RuntimeError):
+    """An RLock released, or a Condition waited on or notified, by a thread that does not hold
+    the lock. An AssertionError, as multiprocessing raises, and a RuntimeError, as threading
+    raises, so either ``except`` catches it."""
+
+
+def _warn_owner_died(stacklevel=3):
+    # Read at once: the message belongs to the call that just returned on this thread.
+    warnings.warn(OwnerDiedWarning(last_error() or "acquired from a holder that died"), stacklevel=stacklevel)
+
+
+#
+# Fast entry points. The hot calls (acquire, release, wait) go through function objects of the
+# same C functions as PROTOTYPES declares them, made cheaper in two ways measured to matter (a
+# ctypes call costs several times the C work here): no per-call argument conversion (argtypes is
+# None; every call passes ctypes objects of exactly the prototype's types: the handle as a
+# c_void_p made once per object, timeouts as c_int64), and calls that never block keep the GIL
+# (PyDLL), sparing its release and re-acquisition. The handle addresses are our own handles'.
+#
+
+_gil_free_dll = CDLL(library_path)
+_gil_held_dll = PyDLL(library_path)
+
+
+def _fast(name, blocking):
+    """The C function ``name`` for calls with ctypes-object arguments; ``blocking`` releases
+    the GIL during the call."""
+    restype, _ = PROTOTYPES[name]
+    fn = (_gil_free_dll if blocking else _gil_held_dll)[name]
+    fn.restype = restype
+    fn.argtypes = None
+    return fn
+
+
+def _address(h):
+    """A handle as the c_void_p the fast entry points take."""
+    return c_void_p(cast(h, c_void_p).value)
+
+
+# Timeouts the hot paths pass, made once.
+_T0 = c_int64(0)
+_TSLICE = c_int64(_SLICE_NS)
+
+
+def _timeout_ns(block, timeout):
+    """multiprocessing's (block, timeout) as the C ABI's ns: -1 forever, 0 try once."""
+    if not block:
+        return 0
+    if timeout is None:
+        return -1
+    if not (hasattr(type(timeout), "__float__") or hasattr(type(timeout), "__index__")):
+        raise TypeError("timeout must be a number or None, not %s" % type(timeout).__name__)
+    t = float(timeout)
+    if t != t:
+        raise ValueError("timeout is NaN")
+    if t <= 0:
+        return 0  # multiprocessing treats a negative timeout as 0
+    if t >= 9.2e9:  # beyond int64 ns (~292 years): without limit
+        return -1
+    return max(1, int(t * 1e9))
+
+
+def _wait_timeout_ns(timeout):
+    """A wait's timeout (Event, Condition, Barrier): None forever, <= 0 try once."""
+    return _timeout_ns(True, timeout)
+
+
+def _sliced(fn, a, ns):
+    """Calls the blocking ``fn(a, slice)`` until it stops timing out or ``ns`` ran out, in slices
+    that let Python run signal handlers between them. Returns the last status."""
+    if 0 <= ns <= _SLICE_NS:
+        return fn(a, c_int64(ns))
+    deadline = None if ns < 0 else time.monotonic_ns() + ns
+    while True:
+        step = _SLICE_NS if deadline is None else min(_SLICE_NS, deadline - time.monotonic_ns())
+        if step <= 0:
+            return _TIMEOUT
+        st = fn(a, c_int64(step))
+        if st != _TIMEOUT:
+            return st
+
+
+def _flags(unlink_on_last_close):
+    return MPX_F_UNLINK_ON_LAST_CLOSE if unlink_on_last_close else 0
+
+
+def _auto_name(kind):
+    """A fresh name for an object made without one."""
+    return "py-%s-%d-%s" % (kind, os.getpid(), secrets.token_hex(4))
+
+
+def _rebuild(cls, name, state):
+    """Unpickles a sync object: opens it by name in this process."""
+    return cls._open_for_pickle(name, state)
+
+
+class _SyncObject:
+    """What every primitive shares: a C handle, its name, close/unlink/fd, pickling by name."""
+
+    _kind = None  # the C ABI's kind: "lock", "rlock", ...
+    _h = None
+    _a = None
+    _name = None
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def _c(cls, op):
+        return getattr(lib, "mpx_%s_%s" % (cls._kind, op))
+
+    @classmethod
+    def _new(cls, name, create, flags=0):
+        """Creates the C object with ``create(name_bytes, flags, out)`` under ``name``, or under
+        a generated name that goes away with its last user when ``name`` is None; returns the
+        Python object."""
+        h = cls._htype()
+        if name is None:
+            for _ in range(100):
+                name = _auto_name(cls._kind)
+                try:
+                    check(create(name_arg(name), flags | MPX_F_UNLINK_ON_LAST_CLOSE, byref(h)))
+                    break
+                except FileExistsError:
+                    continue
+            else:  # pragma: no cover - 100 collisions of 32 random bits
+                raise FileExistsError("cannot find a free name for a %s" % cls.__name__)
+        else:
+            check(create(name_arg(name), flags, byref(h)))
+        return cls._adopt(h, name)
+
+    @classmethod
+    def _adopt(cls, h, name):
+        self = object.__new__(cls)
+        self._h = h
+        self._a = _address(h)
+        self._name = name
+        _track(self, h, cls._c("close"))
+        return self
+
+    @classmethod
+    def _open_handle(cls, name):
+        h = cls._htype()
+        check(cls._c("open")(name_arg(name), 0, byref(h)))
+        return h
+
+    @classmethod
+    def open(cls, name):
+        """Opens the existing object ``name`` (made by any language). FileNotFoundError if there
+        is none, mpx.KindError if it is another kind of object."""
+        return cls._adopt(cls._open_handle(name), name)
+
+    @classmethod
+    def from_fd(cls, fd):
+        """Opens the object behind an inherited descriptor (duplicated: the caller keeps ``fd``)."""
+        h = cls._htype()
+        check(cls._c("open_fd")(_fd_arg(fd), 0, byref(h)))
+        n = cls._c("name")(h)
+        return cls._adopt(h, n.decode("utf-8", "surrogateescape") if n else None)
+
+    @classmethod
+    def _open_for_pickle(cls, name, state):
+        return cls.open(name)
+
+    @classmethod
+    def unlink_name(cls, name):
+        """Removes the name ``name`` (processes that have the object open keep using it)."""
+        check(cls._c("unlink")(name_arg(name)))
+
+    # -- common API ------------------------------------------------------------------------
+
+    @property
+    def name(self):
+        """The object's name (as C programs open it), or None for an object opened with
+        from_fd (the descriptor does not carry the name)."""
+        return self._name
+
+    @property
+    def fd(self):
+        """The segment's descriptor, owned by this object (dup it to keep it)."""
+        fd = c_int()
+        self._check(self._c("fd")(self._h, byref(fd)))
+        return fd.value
+
+    @property
+    def closed(self):
+        return not self._h  # a closed handle is NULL
+
+    def close(self):
+        """Frees this process's handle. Never releases a lock and never removes the name
+        (except a generated one, when this was its last user); another process (or this one,
+        by opening it again) keeps using the object."""
+        _untrack(self)
+
+    def unlink(self):
+        """Removes the object's name: new opens fail with FileNotFoundError; processes that have
+        it open keep using it."""
+        if self._name is None:
+            raise ValueError("%s has no name to unlink" % self._what())
+        check(self._c("unlink")(name_arg(self._name)))
+
+    def __reduce__(self):
+        if not self._h:
+            raise ValueError("cannot pickle a closed %s" % type(self).__name__)
+        if self._name is None:
+            raise TypeError(
+                "a %s without a name cannot be pickled: pass its fd (.fd) and use from_fd" % type(self).__name__
+            )
+        return (_rebuild, (type(self), self._name, self._pickle_state()))
+
+    def _pickle_state(self):
+        return None
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _what(self):
+        return "%s %r" % (type(self).__name__, self._name) if self._name else type(self).__name__
+
+    def _closed_error(self):
+        return ValueError("%s is closed" % self._what())
+
+    def _check(self, status, allow=()):
+        """check() that reports a closed object as such rather than as a NULL argument."""
+        if status == _OK or status in allow:
+            return status
+        if not self._h:
+            raise self._closed_error()
+        raise error(status)
+
+
+#
+# Closing handles. A handle is closed when its object is collected, by close(), and at the exit
+# of every process that has it (the main process, and children of every start method: forked
+# children re-register what they inherited). Closing at exit matters for generated names: the
+# last process to close one removes the name, so a child that outlives the parent's object does
+# not leave it behind. This uses multiprocessing.util's finalizers, which multiprocessing and mpx
+# run at the exit of every process they start. A closed handle is nulled in place, so a call
+# made later (say from another atexit handler) gets a "closed" error, never freed memory.
+#
+
+_std_util = None
+
+
+def _util():
+    global _std_util
+    if _std_util is None:
+        from multiprocessing import util
+
+        _std_util = util
+    return _std_util
+
+
+def _close_holder(holder, close):
+    """Closes the handle in ``holder`` ([handle, its c_void_p], shared by every finalizer of
+    the object, so it is closed once) and nulls both in place."""
+    h, vp = holder
+    holder.clear()
+    vp.value = None
+    close(h)
+    cast(byref(h), POINTER(c_void_p)).contents.value = None
+
+
+def _finalize(holder, close, at_exit):
+    if not holder:
+        return
+    if _std_util._exiting:
+        if not at_exit or threading.active_count() > 1:
+            # Another thread (a daemon) may be inside a call on this handle, or (values) the
+            # memory may still be read by code that runs later: leave it to the process's end.
+            return
+    _close_holder(holder, close)
+
+
+def _register_finalizer(obj):
+    obj._finalizer = _util().Finalize(obj, _finalize, args=(obj._holder, obj._closer, obj._close_at_exit),
+                                      exitpriority=0 if obj._close_at_exit else None)
+
+
+def _track(obj, h, close, at_exit=True):
+    """Arranges for ``obj``'s handle ``h`` (and its c_void_p ``obj._a``) to be closed with
+    ``close``: when obj is collected, and (``at_exit``) at the process's exit."""
+    obj._holder = [h, obj._a]
+    obj._closer = close
+    obj._close_at_exit = at_exit
+    _register_finalizer(obj)
+    if at_exit:
+        _std_util.register_after_fork(obj, _register_finalizer)
+
+
+def _untrack(obj):
+    """close(): closes the handle now and drops its finalizer."""
+    holder = getattr(obj, "_holder", None)
+    if holder:
+        _close_holder(holder, obj._closer)
+    fin = getattr(obj, "_finalizer", None)
+    if fin is not None:
+        fin.cancel()
+
+
+def _fd_arg(fd):
+    import operator
+
+    fd = operator.index(fd)
+    if not -(1 << 31) <= fd < (1 << 31):
+        raise ValueError("invalid file descriptor %d" % fd)
+    return fd
+
+
+#
+# Lock
+#
+
+_lock_acquire = _fast("mpx_lock_acquire", blocking=True)
+_lock_try = _fast("mpx_lock_acquire", blocking=False)
+_lock_release = _fast("mpx_lock_release", blocking=False)
+
+
+class _LockBase(_SyncObject):
+    """acquire/release/context manager over a lock-like C kind (Lock, RLock)."""
+
+    # Set per subclass: the fast entry points.
+    _acq = None
+    _try = None
+    _rel = None
+
+    def acquire(self, block=True, timeout=None):
+        """Acquires the lock: True, or False if ``timeout`` seconds ran out (``block=False``: try
+        once). A lock taken from a holder that died is acquired too (True, with an
+        OwnerDiedWarning)."""
+        if block and timeout is None:
+            # The whole uncontended acquisition is this one call.
+            st = self._acq(self._a, _TSLICE)
+            if st == _TIMEOUT:
+                st = _sliced(self._acq, self._a, -1)
+        else:
+            ns = _timeout_ns(block, timeout)
+            st = self._try(self._a, _T0) if ns == 0 else _sliced(self._acq, self._a, ns)
+        if st == _OK:
+            return True
+        if st == _TIMEOUT:
+            return False
+        if st == _OWNER_DIED:
+            _warn_owner_died()
+            return True
+        self._check(st)
+
+    def __enter__(self):
+        # One slice first: the whole uncontended acquisition is this one call.
+        st = self._acq(self._a, _TSLICE)
+        if st != _OK:
+            if st == _TIMEOUT:
+                st = _sliced(self._acq, self._a, -1)
+            if st == _OWNER_DIED:
+                _warn_owner_died()
+            elif st != _OK:
+                self._check(st)
+        return True
+
+    def __exit__(self, *exc):
+        st = self._rel(self._a)
+        if st != _OK:
+            self._release_failed(st)
+
+    def release(self):
+        st = self._rel(self._a)
+        if st != _OK:
+            self._release_failed(st)
+
+    def _release_failed(self, st):
+        self._check(st)
+
+
+class Lock(_LockBase):
+    """A non-recursive lock, as multiprocessing.Lock: any process or thread may release it.
+
+    ``Lock()`` makes a new one (shared with children of every start method);
+    ``Lock.create(name)`` / ``Lock.open(name)`` share one by name with other programs."""
+
+    _kind = "lock"
+    _htype = lock_p
+    _acq = staticmethod(_lock_acquire)
+    _try = staticmethod(_lock_try)
+    _rel = staticmethod(_lock_release)
+
+    def __new__(cls, *, ctx=None):
+        return cls._new(None, lib.mpx_lock_create)
+
+    def __init__(self, *, ctx=None):
+        pass
+
+    @classmethod
+    def create(cls, name, *, unlink_on_last_close=False):
+        """Creates the named lock ``name`` (free). FileExistsError if the name is taken."""
+        return cls._new(name, lib.mpx_lock_create, _flags(unlink_on_last_close))
+
+    def _release_failed(self, st):
+        if st == _STATE:
+            raise ValueError("semaphore or lock released too many times")
+        self._check(st)
+
+    def locked(self):
+        """Whether some process holds the lock now."""
+        return bool(lib.mpx_lock_is_locked(self._h))
+
+    def _is_mine(self):
+        return bool(lib.mpx_lock_is_mine(self._h))
+
+    def __repr__(self):
+        try:
+            if not self._h:
+                owner = "closed"
+            elif self._is_mine():
+                owner = _current_name()
+            elif not self.locked():
+                owner = "None"
+            else:
+                owner = "SomeOtherProcess"
+        except Exception:
+            owner = "unknown"
+        return "<%s(owner=%s)>" % (type(self).__name__, owner)
+
+
+_rlock_acquire = _fast("mpx_rlock_acquire", blocking=True)
+_rlock_try = _fast("mpx_rlock_acquire", blocking=False)
+_rlock_release = _fast("mpx_rlock_release", blocking=False)
+
+
+class RLock(_LockBase):
+    """A recursive lock, as multiprocessing.RLock: owned by one thread of one process, which may
+    acquire it again; only the owner releases it (:class:`NotOwnedError` otherwise)."""
+
+    _kind = "rlock"
+    _htype = rlock_p
+    _acq = staticmethod(_rlock_acquire)
+    _try = staticmethod(_rlock_try)
+    _rel = staticmethod(_rlock_release)
+
+    def __new__(cls, *, ctx=None):
+        return cls._new(None, lib.mpx_rlock_create)
+
+    def __init__(self, *, ctx=None):
+        pass
+
+    @classmethod
+    def create(cls, name, *, unlink_on_last_close=False):
+        """Creates the named recursive lock ``name`` (free)."""
+        return cls._new(name, lib.mpx_rlock_create, _flags(unlink_on_last_close))
+
+    def _release_failed(self, st):
+        if st == _STATE:
+            raise NotOwnedError("attempt to release recursive lock not owned by thread")
+        self._check(st)
+
+    def _count(self):
+        """Levels the calling thread holds (0 if it is not the owner)."""
+        return lib.mpx_rlock_depth(self._h)
+
+    def _is_mine(self):
+        return self._count() > 0
+
+    def locked(self):
+        return bool(lib.mpx_rlock_is_locked(self._h))
+
+    def __repr__(self):
+        try:
+            if not self._h:
+                name, count = "closed", 0
+            elif self._is_mine():
+                name, count = _current_name(), self._count()
+            elif not self.locked():
+                name, count = "None", 0
+            else:
+                name, count = "SomeOtherProcess", "nonzero"
+        except Exception:
+            name, count = "unknown", "unknown"
+        return "<%s(%s, %s)>" % (type(self).__name__, name, count)
+
+
+def _current_name():
+    from multiprocessing import process as std_process
+
+    try:
+        from . import process as mpx_process
+
+        name = mpx_process.current_process().name
+    except Exception:
+        name = std_process.current_process().name
+    if threading.current_thread().name != "MainThread":
+        name += "|" + threading.current_thread().name
+    return name
+
+
+#
+# Semaphores
+#
+
+_sem_acquire = _fast("mpx_semaphore_acquire", blocking=True)
+_sem_try = _fast("mpx_semaphore_acquire", blocking=False)
+_sem_release = _fast("mpx_semaphore_release", blocking=False)
+# An undo semaphore's release may wait for its small guard lock: let other threads run.
+_sem_release_blocking = _fast("mpx_semaphore_release", blocking=True)
+
+
+class Semaphore(_SyncObject):
+    """A counting semaphore, as multiprocessing.Semaphore(value=1).
+
+    ``undo=True`` (mpx's addition) gives back the permits of a process that dies holding them,
+    for semaphores used as resource limits; :meth:`reclaim` does it at once."""
+
+    _kind = "semaphore"
+    _htype = semaphore_p
+    _max = 0  # 0: unbounded (up to SEM_VALUE_MAX)
+
+    def __new__(cls, value=1, *, undo=False, ctx=None):
+        return cls._make(None, value, undo, 0)
+
+    def __init__(self, value=1, *, undo=False, ctx=None):
+        pass
+
+    @classmethod
+    def _make(cls, name, value, undo, flags):
+        value = cls._check_value(value)
+        maximum = cls._bound(value)
+        flags |= MPX_SEM_UNDO if undo else 0
+        return cls._new(name, lambda n, f, out: lib.mpx_semaphore_create(n, value, maximum, f, out), flags)
+
+    @staticmethod
+    def _check_value(value):
+        import operator
+
+        value = operator.index(value)
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        if value > SEM_VALUE_MAX:
+            raise ValueError("semaphore initial value %d exceeds SEM_VALUE_MAX (%d)" % (value, SEM_VALUE_MAX))
+        return value
+
+    @classmethod
+    def _bound(cls, value):
+        return 0
+
+    @classmethod
+    def create(cls, name, value=1, *, undo=False, unlink_on_last_close=False):
+        """Creates the named semaphore ``name`` with ``value`` permits."""
+        return cls._make(name, value, undo, _flags(unlink_on_last_close))
+
+    @classmethod
+    def _adopt(cls, h, name):
+        self = super()._adopt(h, name)
+        self._undo = bool(lib.mpx_semaphore_is_undo(h))
+        self._rel = _sem_release_blocking if self._undo else _sem_release
+        return self
+
+    @classmethod
+    def open(cls, name):
+        """Opens the semaphore ``name``. A BoundedSemaphore opened as a Semaphore still refuses
+        releases past its bound (the bound is the object's)."""
+        return super().open(name)
+
+    def acquire(self, block=True, timeout=None):
+        """Takes a permit: True, or False if ``timeout`` seconds ran out (``block=False``: try
+        once). With undo, mpx.MpxError (MPX_E_FULL) if 128 other live processes hold permits."""
+        if block and timeout is None:
+            st = _sem_acquire(self._a, _TSLICE)
+            if st == _TIMEOUT:
+                st = _sliced(_sem_acquire, self._a, -1)
+        else:
+            ns = _timeout_ns(block, timeout)
+            st = _sem_try(self._a, _T0) if ns == 0 else _sliced(_sem_acquire, self._a, ns)
+        if st == _OK:
+            return True
+        if st == _TIMEOUT:
+            return False
+        self._check(st)
+
+    def __enter__(self):
+        st = _sem_acquire(self._a, _TSLICE)
+        if st == _TIMEOUT:
+            st = _sliced(_sem_acquire, self._a, -1)
+        if st != _OK:
+            self._check(st)
+        return True
+
+    def release(self):
+        """Gives back a permit. ValueError past the maximum (BoundedSemaphore)."""
+        st = self._rel(self._a)
+        if st != _OK:
+            if st == _STATE:
+                raise ValueError("semaphore or lock released too many times")
+            self._check(st)
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def get_value(self):
+        """Permits available now."""
+        if not self._h:
+            raise self._closed_error()
+        return lib.mpx_semaphore_get_value(self._h)
+
+    @property
+    def undo(self):
+        """Whether the permits of dead processes come back."""
+        return self._undo
+
+    @property
+    def maxvalue(self):
+        """The bound (BoundedSemaphore) or SEM_VALUE_MAX."""
+        return lib.mpx_semaphore_max_value(self._h)
+
+    def reclaim(self):
+        """Undo semaphores: gives back now the permits of processes that died holding them and
+        returns how many came back (0 without undo). Waiters do this by themselves."""
+        n = c_uint32()
+        self._check(lib.mpx_semaphore_reclaim(self._h, byref(n)))
+        return n.value
+
+    def __repr__(self):
+        try:
+            value = self.get_value()
+        except Exception:
+            value = "unknown"
+        return "<%s(value=%s)>" % (type(self).__name__, value)
+
+
+class BoundedSemaphore(Semaphore):
+    """A semaphore whose value never exceeds its initial value, as
+    multiprocessing.BoundedSemaphore: a release past it raises ValueError and changes nothing."""
+
+    def __new__(cls, value=1, *, undo=False, ctx=None):
+        return cls._make(None, value, undo, 0)
+
+    @classmethod
+    def _bound(cls, value):
+        if value == 0:
+            # The C ABI reads a maximum of 0 as "unbounded"; a bound of 0 admits no release.
+            raise ValueError("a BoundedSemaphore needs an initial value of at least 1")
+        return value
+
+    def __repr__(self):
+        try:
+            value = self.get_value()
+        except Exception:
+            value = "unknown"
+        return "<%s(value=%s, maxvalue=%s)>" % (type(self).__name__, value, self.maxvalue if self._h else "unknown")
+
+
+#
+# Condition
+#
+
+_cond_wait = _fast("mpx_condition_wait", blocking=True)
+_cond_acquire = _fast("mpx_condition_acquire", blocking=True)
+_cond_try = _fast("mpx_condition_acquire", blocking=False)
+_cond_release = _fast("mpx_condition_release", blocking=False)
+
+
+def _cond_lock_args(lock):
+    """The (lock, rlock) handle pair for the C condition functions."""
+    if lock is None:
+        return None, None
+    if isinstance(lock, Lock):
+        if not lock._h:
+            raise lock._closed_error()
+        return lock._h, None
+    if isinstance(lock, RLock):
+        if not lock._h:
+            raise lock._closed_error()
+        return None, lock._h
+    raise TypeError(
+        "mpx.Condition needs an mpx.Lock or mpx.RLock (or None for its own RLock), not %s" % type(lock).__name__
+    )
+
+
+class Condition(_SyncObject):
+    """A condition variable, as multiprocessing.Condition(lock=None): with no lock it has its own
+    recursive lock; with an mpx Lock or RLock it uses that one.
+
+    ``wait``, ``notify`` and ``notify_all`` need the caller's thread to hold the lock
+    (:class:`NotOwnedError` otherwise). ``wait(timeout)`` returns False if the time ran out,
+    True otherwise; it re-acquires the lock before returning in every case. A wait may return
+    True without a notify after a waiting process was killed (a spurious wakeup): use
+    ``wait_for(predicate)`` or a loop."""
+
+    _kind = "condition"
+    _htype = condition_p
+    _lock = None
+
+    def __new__(cls, lock=None, *, ctx=None):
+        return cls._make(None, lock, 0)
+
+    def __init__(self, lock=None, *, ctx=None):
+        pass
+
+    @classmethod
+    def _make(cls, name, lock, flags):
+        lh, rh = _cond_lock_args(lock)
+        self = cls._new(name, lambda n, f, out: lib.mpx_condition_create(n, lh, rh, f, out), flags)
+        self._lock = lock
+        return self
+
+    @classmethod
+    def create(cls, name, lock=None, *, unlink_on_last_close=False):
+        """Creates the named condition ``name``. A named lock is found again by ``open``; other
+        programs open the condition with ``mpx_condition_open(name, NULL, NULL, ...)``."""
+        return cls._make(name, lock, _flags(unlink_on_last_close))
+
+    @classmethod
+    def open(cls, name, lock=None):
+        """Opens the condition ``name``. Its lock is opened by name; pass ``lock`` to use an
+        object you already have (it must be the condition's lock: ValueError otherwise)."""
+        lh, rh = _cond_lock_args(lock)
+        h = condition_p()
+        check(lib.mpx_condition_open(name_arg(name), lh, rh, 0, byref(h)))
+        self = cls._adopt(h, name)
+        self._lock = lock
+        return self
+
+    @classmethod
+    def from_fd(cls, fd, lock=None):
+        lh, rh = _cond_lock_args(lock)
+        h = condition_p()
+        check(lib.mpx_condition_open_fd(_fd_arg(fd), lh, rh, 0, byref(h)))
+        n = lib.mpx_condition_name(h)
+        self = cls._adopt(h, n.decode("utf-8", "surrogateescape") if n else None)
+        self._lock = lock
+        return self
+
+    @classmethod
+    def _open_for_pickle(cls, name, state):
+        return cls.open(name, state)
+
+    def _pickle_state(self):
+        return self._lock
+
+    def acquire(self, block=True, timeout=None):
+        """Acquires the condition's lock (as Lock/RLock.acquire)."""
+        if block and timeout is None:
+            st = _cond_acquire(self._a, _TSLICE)
+            if st == _TIMEOUT:
+                st = _sliced(_cond_acquire, self._a, -1)
+        else:
+            ns = _timeout_ns(block, timeout)
+            st = _cond_try(self._a, _T0) if ns == 0 else _sliced(_cond_acquire, self._a, ns)
+        if st == _OK:
+            return True
+        if st == _TIMEOUT:
+            return False
+        if st == _OWNER_DIED:
+            _warn_owner_died()
+            return True
+        self._check(st)
+
+    def release(self):
+        st = _cond_release(self._a)
+        if st != _OK:
+            if st == _STATE:
+                if isinstance(self._lock, Lock):
+                    raise ValueError("semaphore or lock released too many times")
+                raise NotOwnedError("attempt to release recursive lock not owned by thread")
+            self._check(st)
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def wait(self, timeout=None):
+        """Releases the lock, waits for a notify or ``timeout`` seconds, re-acquires the lock.
+        Returns False if the time ran out, True otherwise."""
+        ns = _wait_timeout_ns(timeout)
+        st = _cond_wait(self._a, c_int64(ns))
+        if st == _OK:
+            return True
+        if st == _TIMEOUT:
+            return False
+        if st == _OWNER_DIED:
+            _warn_owner_died()
+            return True
+        if st == _STATE and self._h:
+            raise NotOwnedError("must acquire() condition before using wait()")
+        self._check(st)
+
+    def wait_for(self, predicate, timeout=None):
+        """Waits until ``predicate()`` is true or ``timeout`` seconds ran out; returns the last
+        value of ``predicate()``."""
+        result = predicate()
+        if result:
+            return result
+        endtime = None if timeout is None else time.monotonic() + timeout
+        waittime = None
+        while not result:
+            if endtime is not None:
+                waittime = endtime - time.monotonic()
+                if waittime <= 0:
+                    break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        """Wakes up to ``n`` waiters (the lock must be held)."""
+        import operator
+
+        n = operator.index(n)
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        self._notified(lib.mpx_condition_notify(self._h, min(n, 0xFFFFFFFF)))
+
+    def notify_all(self):
+        """Wakes every waiter (the lock must be held)."""
+        self._notified(lib.mpx_condition_notify_all(self._h))
+
+    def _notified(self, st):
+        if st == _STATE and self._h:
+            raise NotOwnedError("lock is not owned")
+        self._check(st)
+
+    def __repr__(self):
+        return "<%s(%r, %s)>" % (type(self).__name__, self._lock if self._lock is not None else "own RLock", self._name)
+
+
+#
+# Event
+#
+
+_event_wait = _fast("mpx_event_wait", blocking=True)
+
+
+class Event(_SyncObject):
+    """An event flag, as multiprocessing.Event: ``set``, ``clear``, ``is_set``, and
+    ``wait(timeout)`` returning the flag (True, or False if the time ran out)."""
+
+    _kind = "event"
+    _htype = event_p
+
+    def __new__(cls, *, ctx=None):
+        return cls._new(None, lib.mpx_event_create)
+
+    def __init__(self, *, ctx=None):
+        pass
+
+    @classmethod
+    def create(cls, name, *, unlink_on_last_close=False):
+        """Creates the named event ``name`` (not set)."""
+        return cls._new(name, lib.mpx_event_create, _flags(unlink_on_last_close))
+
+    def is_set(self):
+        if not self._h:
+            raise self._closed_error()
+        return bool(lib.mpx_event_is_set(self._h))
+
+    def set(self):
+        """Sets the flag and wakes every waiter."""
+        self._check(lib.mpx_event_set(self._h))
+
+    def clear(self):
+        self._check(lib.mpx_event_clear(self._h))
+
+    def wait(self, timeout=None):
+        """Waits until the flag is set, at most ``timeout`` seconds; returns the flag. A set
+        followed at once by a clear still wakes the waiters present at the set (True)."""
+        ns = _wait_timeout_ns(timeout)
+        st = _sliced(_event_wait, self._a, ns)
+        if st == _OK:
+            return True
+        if st == _TIMEOUT:
+            return False
+        self._check(st)
+
+    def __repr__(self):
+        try:
+            state = "set" if self.is_set() else "unset"
+        except Exception:
+            state = "closed"
+        return "<%s at %#x %s>" % (type(self).__qualname__, id(self), state)
+
+
+#
+# Barrier
+#
+
+_barrier_wait = _fast("mpx_barrier_wait", blocking=True)
+
+
+class Barrier(_SyncObject):
+    """A barrier for ``parties`` processes, as multiprocessing.Barrier(parties, action=None,
+    timeout=None): ``wait(timeout=None)`` returns the arrival index (0 .. parties-1), and raises
+    threading.BrokenBarrierError if the barrier is or becomes broken (``abort()``, ``reset()``
+    while waiting, or a wait that timed out, which breaks it for everyone, as in Python).
+
+    ``action``: a callable the last party to arrive runs before any party is released (it
+    travels with the barrier when pickled). It is implemented with a second round of the
+    barrier, so every party of a barrier with an action must be an mpx Python Barrier with that
+    action; a barrier shared with C or C++ programs should have none."""
+
+    _kind = "barrier"
+    _htype = barrier_p
+    _action = None
+    _timeout = None
+
+    def __new__(cls, parties, action=None, timeout=None, *, ctx=None):
+        return cls._make(None, parties, action, timeout, 0)
+
+    def __init__(self, parties, action=None, timeout=None, *, ctx=None):
+        pass
+
+    @classmethod
+    def _make(cls, name, parties, action, timeout, flags):
+        import operator
+
+        parties = operator.index(parties)
+        if parties < 1:
+            raise ValueError("parties must be >= 1")
+        if action is not None and not callable(action):
+            raise TypeError("action must be callable")
+        p = min(parties, 0xFFFFFFFF)
+        self = cls._new(name, lambda n, f, out: lib.mpx_barrier_create(n, p, f, out), flags)
+        self._action = action
+        self._timeout = timeout
+        return self
+
+    @classmethod
+    def create(cls, name, parties, action=None, timeout=None, *, unlink_on_last_close=False):
+        """Creates the named barrier ``name`` for ``parties`` waiters."""
+        return cls._make(name, parties, action, timeout, _flags(unlink_on_last_close))
+
+    @classmethod
+    def open(cls, name, action=None, timeout=None):
+        """Opens the barrier ``name``; ``action`` and ``timeout`` are this object's own."""
+        self = super().open(name)
+        self._action = action
+        self._timeout = timeout
+        return self
+
+    @classmethod
+    def _open_for_pickle(cls, name, state):
+        return cls.open(name, *state)
+
+    def _pickle_state(self):
+        return (self._action, self._timeout)
+
+    def _wait_once(self, ns):
+        index = c_uint32()
+        st = _barrier_wait(self._a, c_int64(ns), byref(index))
+        if st == _OK:
+            return index.value
+        if st in (_BROKEN, _TIMEOUT) and self._h:
+            raise BrokenBarrierError
+        self._check(st)
+
+    def wait(self, timeout=None):
+        """Waits until all parties arrived; returns this party's arrival index. ``timeout``
+        (None: the barrier's default) in seconds."""
+        if timeout is None:
+            timeout = self._timeout
+        ns = _wait_timeout_ns(timeout)
+        if self._action is None:
+            return self._wait_once(ns)
+        deadline = None if ns < 0 else time.monotonic_ns() + ns
+        index = self._wait_once(ns)
+        if index == self.parties - 1:
+            try:
+                self._action()
+            except BaseException:
+                self.abort()  # the others, held in the second round, get BrokenBarrierError
+                raise
+        left = -1 if deadline is None else max(0, deadline - time.monotonic_ns())
+        self._wait_once(left)
+        return index
+
+    def abort(self):
+        """Breaks the barrier: waiters now and later get BrokenBarrierError until reset()."""
+        self._check(lib.mpx_barrier_abort(self._h))
+
+    def reset(self):
+        """Returns the barrier to its empty state; current waiters get BrokenBarrierError."""
+        self._check(lib.mpx_barrier_reset(self._h))
+
+    @property
+    def parties(self):
+        if not self._h:
+            raise self._closed_error()
+        return lib.mpx_barrier_parties(self._h)
+
+    @property
+    def n_waiting(self):
+        """Parties waiting in the current round."""
+        if not self._h:
+            raise self._closed_error()
+        return lib.mpx_barrier_n_waiting(self._h)
+
+    @property
+    def broken(self):
+        if not self._h:
+            raise self._closed_error()
+        return bool(lib.mpx_barrier_is_broken(self._h))
+
+    def __repr__(self):
+        if not self._h:
+            return "<%s closed>" % type(self).__name__
+        if self.broken:
+            return "<%s.%s at %#x: broken>" % (self.__class__.__module__, self.__class__.__qualname__, id(self))
+        return "<%s.%s at %#x: waiters=%d/%d>" % (
+            self.__class__.__module__, self.__class__.__qualname__, id(self), self.n_waiting, self.parties)
