@@ -81,12 +81,11 @@ test-python: venv native lib
 
 # The suite must leave /dev/shm as it found it: compare our objects before and after.
 test: lib check-header
-	@ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD).shm-before 2>/dev/null || true
+	@mkdir -p $(BUILD) && ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD)/shm-before || true
 	$(MAKE) test-rust test-c test-cpp test-python
-	@ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD).shm-after 2>/dev/null || true
-	@if ! diff -u $(BUILD).shm-before $(BUILD).shm-after; then \
-	  echo "tests left objects in /dev/shm (shown above with +)"; rm -f $(BUILD).shm-*; exit 1; fi
-	@rm -f $(BUILD).shm-*
+	@ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD)/shm-after || true
+	@if ! diff -u $(BUILD)/shm-before $(BUILD)/shm-after; then \
+	  echo "tests left objects in /dev/shm (shown above with +)"; exit 1; fi
 	@echo "make test: all suites passed"
 
 demo: lib native venv
