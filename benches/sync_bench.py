@@ -1,7 +1,8 @@
 """Synchronization from Python: mpx against multiprocessing in the same run.
 
 1. Uncontended Lock acquire() + release(), and `with lock:`: ns per pair, mpx.Lock beside
-   multiprocessing.Lock (a C method each: this measures ctypes' call cost against it).
+   multiprocessing.Lock (a C method each: this measures ctypes' call cost against it), and the
+   cost of one ctypes call of a C function that does nothing, the floor of every mpx call.
 2. Two processes incrementing one counter under the lock, the multiprocessing idiom
    `with v.get_lock(): v.value += 1`: increments/s with mpx.Value('q') beside
    multiprocessing.Value('q'). Goal: at least 2x multiprocessing. Also with a separate Lock and
@@ -51,9 +52,23 @@ def pairs_with(lock, n):
     return (bl.now_ns() - t) / n
 
 
+def ctypes_floor(n):
+    """ns of CPU per ctypes call of a C function that does nothing (mpx_abi_version): the
+    binding's fixed cost per operation, which a C method like multiprocessing's does not pay."""
+    from mpx.synchronize import _fast
+
+    fn = _fast("mpx_abi_version", blocking=False)
+    t = time.thread_time_ns()
+    for _ in range(n):
+        fn()
+    return (time.thread_time_ns() - t) / n
+
+
 def bench_uncontended():
     n = bl.pick(100_000, 10_000)
     blocks = bl.pick(15, 3)
+    bl.info(BENCH, "ctypes call floor (no-op C function, CPU time)", min(ctypes_floor(n) for _ in range(blocks)),
+            "ns", higher_is_better=False)
     ml, sl = mpx.Lock(), mp.Lock()
     for fn, label in ((pairs_acquire_release, "acquire() + release()"), (pairs_with, "`with lock:`")):
         fn(ml, 1000)
