@@ -97,21 +97,23 @@ thread_local! {
 pub(crate) fn set_last_error(msg: &str) {
     // Interior NULs cannot be represented in a C string; replace them rather than lose the text.
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    // try_with: during thread or process teardown (an atexit handler calling mpx) the
+    // thread-local may be gone; losing the message then beats panicking.
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = c);
 }
 
 pub(crate) fn last_errno() -> i32 {
-    LAST_ERRNO.with(|n| n.get())
+    LAST_ERRNO.try_with(|n| n.get()).unwrap_or(0)
 }
 
 pub(crate) fn last_error_ptr() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    LAST_ERROR.try_with(|e| e.borrow().as_ptr()).unwrap_or(c"".as_ptr())
 }
 
 /// Records an error for `mpx_last_error()` and returns its status.
 pub(crate) fn fail(e: &Error) -> mpx_status {
     set_last_error(e.message());
-    LAST_ERRNO.with(|n| n.set(e.errno().unwrap_or(0)));
+    let _ = LAST_ERRNO.try_with(|n| n.set(e.errno().unwrap_or(0)));
     e.kind().code()
 }
 

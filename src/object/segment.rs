@@ -417,6 +417,13 @@ impl Segment {
         if actual != kind {
             return Err(err!(Kind, "{what}: the object is {}, not {}", actual.with_article(), kind.with_article()));
         }
+        // Opened by descriptor: recover the name from the header if it still names this very
+        // file, so that unlink-on-last-close and name queries work as for a handle opened by name.
+        if seg.name.is_none() && !snap.name().is_empty() && name::validate(snap.name()).is_ok() {
+            if path_is_fd(&name::path_of(snap.name()), seg.fd()) {
+                seg.name = Some(snap.name().to_string());
+            }
+        }
         Ok(seg)
     }
 
