@@ -34,6 +34,24 @@
 // Flag (create only): permissions 0666 instead of 0600.
 #define MPX_F_MODE_ALL 8
 
+// Start method: fork the calling process (fast; the child inherits everything).
+#define MPX_START_FORK 0
+
+// Start method: re-execute this program, which dispatches to the entry from `mpx_init`.
+#define MPX_START_SPAWN 1
+
+// Start method: ask the fork server (started on first use) to fork the child.
+#define MPX_START_FORKSERVER 2
+
+// Standard stream mode: the parent's stream (default).
+#define MPX_STDIO_INHERIT 0
+
+// Standard stream mode: /dev/null.
+#define MPX_STDIO_NULL 1
+
+// Standard stream mode: a descriptor of the parent.
+#define MPX_STDIO_FD 2
+
 // Semaphore flag (create): give back the permits of processes that die holding them (an undo
 // table of MPX_SEM_UNDO_SLOTS processes; see docs/SYNC.md).
 #define MPX_SEM_UNDO 65536
@@ -64,6 +82,13 @@ typedef struct mpx_event mpx_event;
 // `mpx_lock_close`.
 typedef struct mpx_lock mpx_lock;
 
+// Options for starting a process (opaque). NULL wherever options are taken means defaults.
+typedef struct mpx_proc_opts mpx_proc_opts;
+
+// A started process (opaque). `mpx_process_close` frees it; a child still running is then
+// reaped in the background, never left a zombie.
+typedef struct mpx_process mpx_process;
+
 // A recursive lock handle (opaque): owned by one thread of one process, which may acquire it
 // again. Free with `mpx_rlock_close`.
 typedef struct mpx_rlock mpx_rlock;
@@ -80,6 +105,12 @@ typedef struct mpx_value mpx_value;
 
 // Status code returned by every fallible function: MPX_OK (0) or a negative MPX_E_* code.
 typedef int32_t mpx_status;
+
+// A function run in a forked child: its return value is the child's exit code.
+typedef int (*mpx_child_fn)(void *user);
+
+// An entry point: receives the argument bytes given at start; returns the exit code.
+typedef int (*mpx_entry_fn)(const uint8_t *arg, size_t len, void *user);
 
 // Success.
 #define MPX_OK 0
@@ -151,6 +182,9 @@ typedef int32_t mpx_status;
 extern "C" {
 #endif // __cplusplus
 
+// Frees memory the library returned to the caller (documented per function). NULL is a no-op.
+void mpx_free(void *p);
+
 // The library's version as a static string, e.g. "0.1.0".
 const char *mpx_version(void);
 
@@ -166,6 +200,172 @@ const char *mpx_last_error(void);
 // The constant name of a status code ("MPX_OK", "MPX_E_NOT_FOUND", ...), or "MPX_E_UNKNOWN"
 // for a value that is not one. Never NULL; the string is static.
 const char *mpx_status_name(mpx_status status);
+
+// Creates an options object with defaults (inherit everything, not daemonic).
+mpx_status mpx_proc_opts_new(mpx_proc_opts **out);
+
+// Frees an options object. NULL is a no-op.
+void mpx_proc_opts_free(mpx_proc_opts *opts);
+
+// Sets the child's name (what `mpx_current_name()` returns in it).
+mpx_status mpx_proc_opts_set_name(mpx_proc_opts *opts, const char *name);
+
+// Makes the child daemonic: it dies with its parent (even a SIGKILLed one) and is terminated
+// when the parent exits normally.
+mpx_status mpx_proc_opts_set_daemon(mpx_proc_opts *opts, bool daemon);
+
+// Sets the working directory (spawn only).
+mpx_status mpx_proc_opts_set_cwd(mpx_proc_opts *opts, const char *dir);
+
+// Sets an environment variable for the child (spawn only). Replaces an earlier setting.
+mpx_status mpx_proc_opts_setenv(mpx_proc_opts *opts, const char *key, const char *value);
+
+// Removes an inherited environment variable from the child's environment (spawn only).
+mpx_status mpx_proc_opts_unsetenv(mpx_proc_opts *opts, const char *key);
+
+// Starts the child from an empty environment instead of the parent's (spawn only); variables
+// set with `mpx_proc_opts_setenv` are still added.
+mpx_status mpx_proc_opts_clearenv(mpx_proc_opts *opts);
+
+// Keeps descriptor `fd` open in the child at the same number (spawn only; every other
+// descriptor above 2 is closed at exec).
+mpx_status mpx_proc_opts_keep_fd(mpx_proc_opts *opts, int fd);
+
+// Redirects standard stream `which` (0 stdin, 1 stdout, 2 stderr): `mode` is
+// MPX_STDIO_INHERIT, MPX_STDIO_NULL or MPX_STDIO_FD (then `fd` is duplicated onto it).
+mpx_status mpx_proc_opts_set_stdio(mpx_proc_opts *opts, int which, uint32_t mode, int fd);
+
+// Redirects standard stream `which` to a file (created if missing; truncated unless `append`).
+mpx_status mpx_proc_opts_set_stdio_file(mpx_proc_opts *opts,
+                                        int which,
+                                        const char *path,
+                                        bool append);
+
+// Restricts the child to the `n` CPUs listed in `cpus`.
+mpx_status mpx_proc_opts_set_affinity(mpx_proc_opts *opts, const int *cpus, size_t n);
+
+// Sets the child's nice value (-20..=19).
+mpx_status mpx_proc_opts_set_nice(mpx_proc_opts *opts, int nice);
+
+// Puts the child in process group `pgid` (0: a new group led by the child).
+mpx_status mpx_proc_opts_set_process_group(mpx_proc_opts *opts, int pgid);
+
+// Starts the child in a new session (setsid).
+mpx_status mpx_proc_opts_set_new_session(mpx_proc_opts *opts, bool yes);
+
+// Starts an executable. `program` is a path, or a name looked up in PATH; `argv` is a
+// NULL-terminated array whose first element is the name the program sees. `opts` may be NULL.
+// A program that does not exist is MPX_E_NOT_FOUND here (not a child exiting 127); one that
+// is not executable is MPX_E_PERMISSION.
+mpx_status mpx_spawn(const char *program,
+                     const char *const *argv,
+                     const mpx_proc_opts *opts,
+                     mpx_process **out);
+
+// Forks a child that runs `fn(user)`; its return value is the exit code (0..255). The child
+// flushes stdio and leaves with _exit, so the parent's atexit handlers do not run in it. The
+// env and keep_fd options do not apply (a forked child inherits everything): MPX_E_INVALID.
+mpx_status mpx_fork(mpx_child_fn func, void *user, const mpx_proc_opts *opts, mpx_process **out);
+
+// Registers (or replaces) a named entry point. Register every entry, then call `mpx_init`.
+mpx_status mpx_entry_register(const char *name, mpx_entry_fn func, void *user);
+
+// Call first thing in main, after registering entry points. In a normal run it records how to
+// re-execute the program and returns MPX_OK. In a child started by MPX_START_SPAWN it runs the
+// requested entry and exits with its code; in the fork server it serves and exits: in those
+// cases it does not return.
+mpx_status mpx_init(int argc, const char *const *argv);
+
+// Starts registered entry `entry` with `len` argument bytes at `arg` by `method`
+// (MPX_START_FORK, MPX_START_SPAWN or MPX_START_FORKSERVER). An entry not registered in this
+// program is MPX_E_NOT_FOUND; spawn and forkserver need `mpx_init` first (MPX_E_STATE).
+mpx_status mpx_start(uint32_t method,
+                     const char *entry,
+                     const uint8_t *arg,
+                     size_t len,
+                     const mpx_proc_opts *opts,
+                     mpx_process **out);
+
+// Sets the program the fork server runs instead of re-executing this one (NULL-terminated
+// argv; argv[0] is the program). Bindings use it: Python's server is an interpreter that calls
+// `mpx_forkserver_serve`. With a custom program, entries are resolved by the server.
+mpx_status mpx_forkserver_set_program(const char *const *argv);
+
+// The fork server loop, for a custom server program: serves requests on descriptor `fd` (the
+// value of the MPX_FORKSERVER_FD environment variable). Returns MPX_OK only in a forked child,
+// with the requested entry name and argument bytes in `*entry`, `*arg`, `*len` (free both with
+// `mpx_free`); the child runs it and exits. Returns MPX_E_CLOSED in the server once the client
+// has gone away: the server should then exit.
+mpx_status mpx_forkserver_serve(int fd, char **entry, uint8_t **arg, size_t *len);
+
+// Takes charge of a child forked by other means (e.g. Python's os.fork): `pid` must be a child
+// of the calling process. Gives join, exit codes, signals and the sentinel.
+mpx_status mpx_process_adopt(int pid, const char *name, mpx_process **out);
+
+// The process id, or -1 if `proc` is NULL.
+int mpx_process_pid(const mpx_process *proc_);
+
+// The process's name, or NULL if `proc` is NULL. Valid until `mpx_process_close`.
+const char *mpx_process_name(const mpx_process *proc_);
+
+// Waits up to `timeout_ns` (MPX_FOREVER blocks, 0 polls) for the process to end and writes its
+// exit code to `*exitcode` if not NULL: the exit status, or minus the signal number that killed
+// it. MPX_E_TIMEOUT if it is still running.
+mpx_status mpx_process_join(const mpx_process *proc_, int64_t timeout_ns, int *exitcode);
+
+// Writes whether the process is still running to `*alive`.
+mpx_status mpx_process_is_alive(const mpx_process *proc_, bool *alive);
+
+// Writes whether the process has ended to `*finished` and, if it has, its exit code to
+// `*exitcode` (status, or minus the signal number). Never blocks.
+mpx_status mpx_process_exitcode(const mpx_process *proc_, bool *finished, int *exitcode);
+
+// Sends signal `sig` to the process (not to a process already reaped: that is a no-op).
+mpx_status mpx_process_signal(const mpx_process *proc_, int sig);
+
+// SIGTERM.
+mpx_status mpx_process_terminate(const mpx_process *proc_);
+
+// SIGKILL.
+mpx_status mpx_process_kill(const mpx_process *proc_);
+
+// SIGINT.
+mpx_status mpx_process_interrupt(const mpx_process *proc_);
+
+// Writes a descriptor that becomes readable when the process ends to `*fd` (a pidfd, or for a
+// fork-server child the status socket), for poll/epoll/asyncio. The handle owns it.
+mpx_status mpx_process_sentinel(const mpx_process *proc_, int *fd);
+
+// Frees the handle. A child still running goes on; a background reaper collects it when it
+// ends, so it never lingers as a zombie. NULL is a no-op.
+void mpx_process_close(mpx_process *proc_);
+
+// The calling process's id.
+int mpx_current_pid(void);
+
+// The pid of the process that started this one (for a fork-server child, the client that asked
+// for it, not the server).
+int mpx_parent_pid(void);
+
+// Writes this process's name ("MainProcess", or the name it was started with) into `buf` of
+// `cap` bytes, NUL-terminated, and its length to `*len` if not NULL. MPX_E_BUFFER_TOO_SMALL
+// (with `*len` set to the length needed, excluding the NUL) if it does not fit.
+mpx_status mpx_current_name(char *buf, size_t cap, size_t *len);
+
+// Renames the calling process (what `mpx_current_name` returns).
+mpx_status mpx_set_current_name(const char *name);
+
+// The number of CPUs online.
+int mpx_cpu_count(void);
+
+// Terminates every daemonic child still running (SIGTERM, then SIGKILL after 1 s) and reaps
+// them. Runs automatically at normal exit; call it earlier to stop them sooner.
+void mpx_terminate_daemons(void);
+
+// Arranges for the calling process to be killed (SIGKILL) when process `parent` (its parent)
+// dies, as daemonic children are; for children forked by other means (Python's os.fork).
+// MPX_E_STATE if the parent is already gone: the caller should exit.
+mpx_status mpx_current_die_with_parent(int parent);
 
 // Creates a named shared-memory buffer of `size` zeroed bytes (`size` > 0) and writes its handle
 // to `*out`.
@@ -218,6 +418,11 @@ void mpx_shm_close(mpx_shm *shm);
 // Removes a buffer's name. Processes that have it open keep using it; the memory is freed when
 // the last one closes. Returns MPX_E_NOT_FOUND if there is no such name.
 mpx_status mpx_shm_unlink(const char *name);
+
+// Removes this buffer's name, but only if the name still refers to this buffer (a name that
+// was unlinked and reused by a new object is left alone: MPX_E_NOT_FOUND). Safer than
+// `mpx_shm_unlink` when names are reused.
+mpx_status mpx_shm_unlink_self(const mpx_shm *shm);
 
 // Creates a named lock (free). `flags`: 0 or MPX_F_UNLINK_ON_LAST_CLOSE | MPX_F_MODE_GROUP |
 // MPX_F_MODE_ALL. MPX_E_EXISTS if the name is taken.

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod ffi;
 pub mod object;
+pub mod process;
 pub mod shm;
 pub mod sync;
 pub mod util;

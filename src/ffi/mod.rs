@@ -7,7 +7,9 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod alloc;
 pub mod core;
+pub mod process;
 pub mod shm;
 pub mod sync;
 pub mod value;

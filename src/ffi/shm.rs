@@ -132,3 +132,14 @@ pub unsafe extern "C" fn mpx_shm_unlink(name: *const c_char) -> mpx_status {
         Ok(MPX_OK)
     })
 }
+
+/// Removes this buffer's name, but only if the name still refers to this buffer (a name that
+/// was unlinked and reused by a new object is left alone: MPX_E_NOT_FOUND). Safer than
+/// `mpx_shm_unlink` when names are reused.
+#[no_mangle]
+pub unsafe extern "C" fn mpx_shm_unlink_self(shm: *const mpx_shm) -> mpx_status {
+    guard("mpx_shm_unlink_self", || {
+        handle(shm, "shm")?.inner.unlink()?;
+        Ok(MPX_OK)
+    })
+}

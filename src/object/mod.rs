@@ -65,6 +65,15 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// "a lock", "an event": for messages.
+    pub fn with_article(self) -> String {
+        let n = self.name();
+        let an = matches!(n.as_bytes()[0], b'a' | b'e' | b'i' | b'o' | b'u');
+        format!("{} {}", if an { "an" } else { "a" }, n)
+    }
+}
+
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

@@ -73,6 +73,17 @@ pub struct SegmentSpec {
 
 /// How long `open` waits for a creator to publish the ready word.
 const READY_WAIT: Duration = Duration::from_secs(2);
+/// A creator finishes a segment within microseconds of its last change to the file; one still
+/// incomplete after this long without change is abandoned or corrupt, not in progress.
+const SETTLED: Duration = Duration::from_millis(250);
+
+/// Whether the file has not changed (size, mode or contents) for SETTLED.
+fn settled(st: &libc::stat) -> bool {
+    let changed = (st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128)
+        .max(st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128);
+    (realtime_ns() as i128 - changed) > SETTLED.as_nanos() as i128
+}
+
 /// How long create/open retry a contended liveness lock (a `gc` or a last close holds it for
 /// microseconds).
 const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -80,7 +91,8 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// One mapped segment. Dropping it unmaps and closes (and, with UNLINK_ON_LAST_CLOSE, removes
 /// the name if this was the last user). Closing never unlinks otherwise.
 pub struct Segment {
-    fd: OwnedFd,
+    /// ManuallyDrop: Drop closes it before deciding an unlink-on-last-close.
+    fd: std::mem::ManuallyDrop<OwnedFd>,
     base: *mut u8,
     len: usize,
     name: Option<String>,
@@ -263,7 +275,7 @@ impl Segment {
 
     fn init(fd: OwnedFd, total: usize, spec: SegmentSpec, name: Option<String>, flags: Flags, what: &str) -> Result<Segment> {
         let base = map(fd.as_raw_fd(), total, true, what)?;
-        let seg = Segment { fd, base, len: total, name, kind: spec.kind, flags };
+        let seg = Segment { fd: std::mem::ManuallyDrop::new(fd), base, len: total, name, kind: spec.kind, flags };
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and ours alone until
         // `ready` is published; a fresh file is zero-filled.
         let h = unsafe { &mut *(base as *mut Header) };
@@ -345,7 +357,7 @@ impl Segment {
             if size >= HEADER_SIZE as u64 {
                 break size;
             }
-            if Instant::now() >= deadline {
+            if settled(&st) || Instant::now() >= deadline {
                 return Err(err!(Corrupt, "{what}: truncated: {size} bytes, shorter than the {HEADER_SIZE}-byte header"));
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -353,20 +365,31 @@ impl Segment {
         let len = usize::try_from(size).map_err(|_| err!(Corrupt, "{what}: size {size} does not fit in memory"))?;
         let writable = !flags.contains(Flags::READ_ONLY);
         let base = map(raw, len, writable, what)?;
-        let seg = Segment { fd, base, len, name, kind, flags };
+        let seg = Segment { fd: std::mem::ManuallyDrop::new(fd), base, len, name, kind, flags };
         let h = seg.header();
         while h.ready.load(Ordering::Acquire) != READY {
+            // A creator writes the magic before anything else; other bytes there are not ours.
+            if h.magic != MAGIC && h.magic != [0; 8] {
+                return Err(err!(Corrupt, "{what}: not an mpx segment (bad magic)"));
+            }
             let creator = h.creator_pid;
-            let creator_dead = h.magic == MAGIC && creator > 0 && !crate::util::pid_alive(creator);
-            if creator_dead || Instant::now() >= deadline {
-                let why = if creator_dead { format!("its creator (pid {creator}) died") } else { "timed out waiting".into() };
+            let why = if h.magic == MAGIC && creator > 0 && !crate::util::pid_alive(creator) {
+                Some(format!("its creator (pid {creator}) died"))
+            } else if settled(&fstat(raw)?) {
+                Some("it has not changed for a while".to_string())
+            } else if Instant::now() >= deadline {
+                Some("timed out waiting".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 return Err(err!(Corrupt, "{what}: segment was never initialised ({why})"));
             }
             std::thread::sleep(Duration::from_micros(500));
         }
         let actual = h.validate(size, what)?;
         if actual != kind {
-            return Err(err!(Kind, "{what}: the object is a {}, not a {}", actual.name(), kind.name()));
+            return Err(err!(Kind, "{what}: the object is {}, not {}", actual.with_article(), kind.with_article()));
         }
         Ok(seg)
     }
@@ -377,8 +400,8 @@ impl Segment {
         name::validate(name)?;
         let path = name::path_of(name);
         std::fs::remove_file(&path).map_err(|e| {
-            Error::from_errno(e.raw_os_error().unwrap_or(libc::EIO), format!("'{name}': unlink"))
-                .with_message_if(ErrorKind::NotFound, format!("'{name}': no such object"))
+            Error::from_errno(e.raw_os_error().unwrap_or(libc::EIO), format!("object '{name}': unlink"))
+                .with_message_if(ErrorKind::NotFound, format!("object '{name}': no such object"))
         })
     }
 
@@ -450,19 +473,25 @@ impl Drop for Segment {
             || Flags(self.header().flags).contains(Flags::UNLINK_ON_LAST_CLOSE);
         // SAFETY: base/len are our mapping; nothing borrowed from it outlives self.
         unsafe { libc::munmap(self.base.cast(), self.len) };
+        // The probe below must find this very file under the name, not a newer one.
+        let ino = if unlink_last { fstat(self.fd.as_raw_fd()).ok().map(|st| (st.st_dev, st.st_ino)) } else { None };
+        // SAFETY: the fd is not used after this point.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.fd) };
+        // Closing drops our liveness lock, unless a forked child still shares this open file
+        // description (by descriptor or mapping): then the object is still in use, correctly.
         if let (true, Some(name)) = (unlink_last, &self.name) {
-            // Converting our shared lock to exclusive succeeds only if nobody else holds one.
-            // A concurrent opener blocks on its shared lock until we finish, then sees the name
-            // gone (path_is_fd) and retries, so the decision is race-free.
-            let fd = self.fd.as_raw_fd();
-            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                let path = name::path_of(name);
-                if path_is_fd(&path, fd) {
+            // Probe from a fresh open file description: its exclusive lock succeeds only if no
+            // process holds a shared one. A concurrent opener retries its shared lock until we
+            // finish, then sees the name gone and retries, so the decision is race-free.
+            let path = name::path_of(name);
+            if let Ok(probe) = open_path(&path, libc::O_RDONLY, 0) {
+                let fd = probe.as_raw_fd();
+                let same = fstat(fd).ok().map(|st| (st.st_dev, st.st_ino)) == ino && ino.is_some();
+                if same && unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
                     let _ = std::fs::remove_file(&path);
                 }
             }
         }
-        // Closing the fd drops our liveness lock.
     }
 }
 

@@ -1,0 +1,334 @@
+//! The Process handle: join with timeout, exit codes in Python's convention, signals, the
+//! sentinel descriptor, and a reaper so that no child is ever left a zombie.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::util::Timeout;
+use crate::{err, Error, Result};
+
+/// How the process relates to us.
+pub(crate) enum Link {
+    /// Our own child: we reap it with waitpid.
+    Child,
+    /// A child of the fork server: it reports the exit status on this socket.
+    Served(OwnedFd),
+}
+
+enum State {
+    Running,
+    /// Exit code in Python's convention: the status, or minus the signal number.
+    Exited(i32),
+}
+
+/// A started process. Dropping the handle never leaves a zombie: a child still running is handed
+/// to a background reaper (see [`Process::detach`]).
+pub struct Process {
+    pid: i32,
+    name: String,
+    daemon: bool,
+    /// A pidfd: readable when the process ends (the sentinel), and a race-free signal target.
+    pidfd: Option<OwnedFd>,
+    link: Link,
+    state: Mutex<State>,
+}
+
+pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; the result is a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    // SAFETY: fd is new and ours. pidfd_open sets O_CLOEXEC.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Decodes a wait status into Python's exitcode convention.
+pub(crate) fn decode_status(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        // Stopped/continued are not reported with the flags we use; treat as still running.
+        i32::MIN
+    }
+}
+
+/// Waits until `fd` is readable or the timeout passes. Returns whether it is readable.
+pub(crate) fn poll_readable(fd: RawFd, deadline: Option<Instant>) -> Result<bool> {
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so we never spin on a sub-millisecond remainder.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+            }
+        };
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r > 0 {
+            return Ok(true);
+        }
+        if r == 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            continue;
+        }
+        let e = crate::error::errno();
+        if e != libc::EINTR {
+            return Err(Error::from_errno(e, "poll"));
+        }
+    }
+}
+
+impl Process {
+    pub(crate) fn new(pid: i32, name: String, daemon: bool, link: Link) -> Process {
+        let pidfd = pidfd_open(pid);
+        if daemon {
+            super::daemons::register(pid);
+        }
+        Process { pid, name, daemon, pidfd, link, state: Mutex::new(State::Running) }
+    }
+
+    /// Takes charge of a child this process forked by other means (e.g. Python's os.fork), so it
+    /// gets join, exit codes, signals and the sentinel. `pid` must be our child.
+    pub fn adopt(pid: i32, name: Option<String>) -> Result<Process> {
+        if pid <= 0 {
+            return Err(err!(Invalid, "adopt: pid {pid} is not a process id"));
+        }
+        let mut st = 0;
+        // SAFETY: WNOHANG probe; a pid that is not our child gives ECHILD.
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG | libc::__WALL) };
+        let p = Process::new(pid, name.unwrap_or_else(|| format!("Process-{pid}")), false, Link::Child);
+        if r < 0 {
+            return Err(Error::last_os(format!("adopt: pid {pid} is not a child of this process")));
+        }
+        if r == pid {
+            *p.lock() = State::Exited(decode_status(st));
+        }
+        Ok(p)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// Non-blocking check; records the exit code when the process has ended.
+    fn poll_exit(&self, state: &mut State) -> Result<bool> {
+        if let State::Exited(_) = state {
+            return Ok(true);
+        }
+        match &self.link {
+            Link::Child => {
+                let mut st = 0;
+                // SAFETY: our child; WNOHANG never blocks.
+                let r = unsafe { libc::waitpid(self.pid, &mut st, libc::WNOHANG | libc::__WALL) };
+                if r == self.pid {
+                    let code = decode_status(st);
+                    if code != i32::MIN {
+                        *state = State::Exited(code);
+                        super::daemons::unregister(self.pid);
+                        return Ok(true);
+                    }
+                } else if r < 0 {
+                    let e = crate::error::errno();
+                    if e == libc::ECHILD {
+                        // Someone else reaped it (a SIGCHLD=SIG_IGN setting, or a foreign waitpid).
+                        *state = State::Exited(0);
+                        return Err(err!(State, "process {}: reaped elsewhere, exit code lost", self.pid));
+                    }
+                    return Err(Error::from_errno(e, format!("process {}: waitpid", self.pid)));
+                }
+                Ok(false)
+            }
+            Link::Served(sock) => {
+                if !poll_readable(sock.as_raw_fd(), Some(Instant::now()))? {
+                    return Ok(false);
+                }
+                let mut buf = [0u8; 4];
+                // SAFETY: reading into a local buffer.
+                let n = unsafe { libc::read(sock.as_raw_fd(), buf.as_mut_ptr().cast(), 4) };
+                let code = if n == 4 {
+                    i32::from_le_bytes(buf)
+                } else {
+                    // The server died before reporting: the child died with it (or is orphaned).
+                    -libc::SIGKILL
+                };
+                *state = State::Exited(code);
+                super::daemons::unregister(self.pid);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Waits for the process to end, up to `timeout`. Returns its exit code, or Timeout.
+    pub fn join(&self, timeout: impl Into<Timeout>) -> Result<i32> {
+        let timeout = timeout.into();
+        if timeout == Timeout::Forever && matches!(self.link, Link::Child) {
+            return self.wait_blocking();
+        }
+        let deadline = timeout.deadline();
+        loop {
+            {
+                let mut st = self.lock();
+                if self.poll_exit(&mut st)? {
+                    if let State::Exited(c) = *st {
+                        return Ok(c);
+                    }
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(err!(Timeout, "process '{}' (pid {}) is still running", self.name, self.pid));
+            }
+            let fd = match &self.link {
+                Link::Served(s) => Some(s.as_raw_fd()),
+                Link::Child => self.pidfd.as_ref().map(|f| f.as_raw_fd()),
+            };
+            match fd {
+                Some(fd) => {
+                    poll_readable(fd, deadline)?;
+                }
+                // No pidfd (old kernel): poll with a short sleep.
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+
+    /// Blocking waitpid: the cheapest join when there is no timeout.
+    fn wait_blocking(&self) -> Result<i32> {
+        let mut st = self.lock();
+        if let State::Exited(c) = *st {
+            return Ok(c);
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: our unreaped child (the state lock keeps others from reaping it here).
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
+            if r == self.pid {
+                let code = decode_status(status);
+                if code == i32::MIN {
+                    continue;
+                }
+                *st = State::Exited(code);
+                super::daemons::unregister(self.pid);
+                return Ok(code);
+            }
+            let e = crate::error::errno();
+            if r < 0 && e != libc::EINTR {
+                drop(st);
+                let mut st = self.lock();
+                return match self.poll_exit(&mut st) {
+                    Ok(_) => Err(Error::from_errno(e, format!("process {}: waitpid", self.pid))),
+                    Err(e) => Err(e),
+                };
+            }
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&self) -> Result<bool> {
+        let mut st = self.lock();
+        Ok(!self.poll_exit(&mut st)?)
+    }
+
+    /// The exit code if the process ended: the status, or minus the signal number.
+    pub fn exitcode(&self) -> Result<Option<i32>> {
+        let mut st = self.lock();
+        self.poll_exit(&mut st)?;
+        Ok(match *st {
+            State::Exited(c) => Some(c),
+            State::Running => None,
+        })
+    }
+
+    /// Sends a signal. A process already reaped is not signalled (its pid may be reused); that
+    /// is not an error, as in Python.
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        if !(1..=64).contains(&sig) {
+            return Err(err!(Invalid, "signal {sig} is not a signal number"));
+        }
+        let mut st = self.lock();
+        if self.poll_exit(&mut st)? {
+            return Ok(());
+        }
+        let r = match &self.pidfd {
+            // SAFETY: pidfd_send_signal targets exactly this process, even after pid reuse.
+            Some(fd) => unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0) as i32
+            },
+            // SAFETY: the child is not reaped (we hold the state lock), so the pid is still it.
+            None => unsafe { libc::kill(self.pid, sig) },
+        };
+        if r < 0 {
+            let e = crate::error::errno();
+            if e == libc::ESRCH {
+                return Ok(()); // already gone; the exit code will show it
+            }
+            return Err(Error::from_errno(e, format!("process {}: signal {sig}", self.pid)));
+        }
+        Ok(())
+    }
+
+    /// SIGTERM.
+    pub fn terminate(&self) -> Result<()> {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// SIGKILL.
+    pub fn kill(&self) -> Result<()> {
+        self.signal(libc::SIGKILL)
+    }
+
+    /// SIGINT.
+    pub fn interrupt(&self) -> Result<()> {
+        self.signal(libc::SIGINT)
+    }
+
+    /// A descriptor that becomes readable when the process ends (for poll/epoll/asyncio). Owned
+    /// by the handle.
+    pub fn sentinel(&self) -> Result<RawFd> {
+        match (&self.link, &self.pidfd) {
+            (Link::Served(s), _) => Ok(s.as_raw_fd()),
+            (Link::Child, Some(p)) => Ok(p.as_raw_fd()),
+            (Link::Child, None) => Err(err!(Unsupported, "process {}: this kernel has no pidfd", self.pid)),
+        }
+    }
+
+    /// Lets the process run on without a handle; a background reaper collects its exit status
+    /// so it never lingers as a zombie.
+    pub fn detach(self) {
+        drop(self)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let running = {
+            let mut st = self.lock();
+            matches!(self.link, Link::Child) && !self.poll_exit(&mut st).unwrap_or(true)
+        };
+        if running {
+            super::reaper::adopt(self.pid, self.pidfd.take());
+        }
+    }
+}
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process").field("pid", &self.pid).field("name", &self.name).finish()
+    }
+}
