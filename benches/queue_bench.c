@@ -1,0 +1,457 @@
+/* queue_bench.c: mpx queue throughput and latency from C, measured beside a raw pipe (and
+ * memcpy for bandwidth) in the same run. Producers and consumers are separate processes
+ * (fork); 64-byte messages unless said otherwise.
+ *
+ *   queue_bench [--quick] [single|batch|latency|frames|mpmc ...]   (default: all figures)
+ *
+ * Prints a human-readable line per figure and one machine-readable line:
+ *   RESULT {"bench":"queue","figure":"...","value":x,"unit":"...","anchor":"...",
+ *           "anchor_value":y,"ratio":x/y,"higher_is_better":true|false,"goal":"..."}
+ * Figures: single put/get, batched put_many/get_many, round-trip latency (median, p99),
+ * 1 MiB frames through reserve/commit + in-place read, 4 producers + 4 consumers.
+ */
+#include <mpx.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG 64
+#define BATCH 256
+
+static int quick = 0;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what, mpx_status st) {
+    fprintf(stderr, "queue_bench: %s: %s: %s\n", what, mpx_status_name(st), mpx_last_error());
+    exit(1);
+}
+
+static void result(const char *figure, double value, const char *unit, const char *anchor, double anchor_value,
+                   int higher_is_better, const char *goal) {
+    printf("RESULT {\"bench\":\"queue\",\"figure\":\"%s\",\"value\":%.6g,\"unit\":\"%s\",\"anchor\":\"%s\","
+           "\"anchor_value\":%.6g,\"ratio\":%.4g,\"higher_is_better\":%s,\"goal\":\"%s\"}\n",
+           figure, value, unit, anchor, anchor_value, anchor_value > 0 ? value / anchor_value : 0.0,
+           higher_is_better ? "true" : "false", goal);
+    fflush(stdout);
+}
+
+static void reap(pid_t pid) {
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "queue_bench: child %d failed (status %#x)\n", (int)pid, st);
+        exit(1);
+    }
+}
+
+static mpx_queue *new_queue(size_t cap) {
+    mpx_queue *q = NULL;
+    mpx_status st = mpx_queue_create_anonymous(cap, 0, 0, &q);
+    if (st != MPX_OK) die("create", st);
+    return q;
+}
+
+/* ---- raw pipe anchors ------------------------------------------------------------------ */
+
+static int write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *p, size_t n) {
+    char *c = p;
+    while (n) {
+        ssize_t r = read(fd, c, n);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR) continue;
+            return -1;
+        }
+        c += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Pipe throughput: `n` messages of `size` bytes written `per_call` at a time. */
+static double pipe_rate(long n, size_t size, int per_call) {
+    int fds[2];
+    if (pipe(fds) != 0) exit(1);
+    size_t chunk = size * (size_t)per_call;
+    char *buf = calloc(1, chunk);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        for (long i = 0; i < n; i += per_call)
+            if (write_all(fds[1], buf, chunk) != 0) _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    double t0 = now();
+    for (long i = 0; i < n; i += per_call)
+        if (read_all(fds[0], buf, chunk) != 0) exit(1);
+    double dt = now() - t0;
+    close(fds[0]);
+    reap(pid);
+    free(buf);
+    return (double)n / dt;
+}
+
+/* Pipe round trip of a 64-byte message: median and p99 in microseconds. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void pipe_latency(int rounds, double *median, double *p99) {
+    int ab[2], ba[2];
+    if (pipe(ab) != 0 || pipe(ba) != 0) exit(1);
+    char m[MSG] = {0};
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < rounds + 100; i++) {
+            if (read_all(ab[0], m, MSG) != 0) _exit(1);
+            if (write_all(ba[1], m, MSG) != 0) _exit(1);
+        }
+        _exit(0);
+    }
+    double *lat = malloc(sizeof(double) * (size_t)rounds);
+    for (int i = 0; i < rounds + 100; i++) {
+        double t0 = now();
+        write_all(ab[1], m, MSG);
+        read_all(ba[0], m, MSG);
+        if (i >= 100) lat[i - 100] = (now() - t0) * 1e6;
+    }
+    reap(pid);
+    close(ab[0]), close(ab[1]), close(ba[0]), close(ba[1]);
+    qsort(lat, (size_t)rounds, sizeof(double), cmp_double);
+    *median = lat[rounds / 2];
+    *p99 = lat[rounds * 99 / 100];
+    free(lat);
+}
+
+/* ---- queue figures --------------------------------------------------------------------- */
+
+/* One producer process, one consumer (this process): single put/get or batches. */
+static double queue_rate(long n, int batch) {
+    mpx_queue *q = new_queue(1 << 20);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char data[MSG * BATCH];
+        size_t lens[BATCH];
+        for (int i = 0; i < BATCH; i++) lens[i] = MSG;
+        memset(data, 7, sizeof data);
+        for (long i = 0; i < n;) {
+            mpx_status st;
+            if (batch == 1) {
+                st = mpx_queue_put(q, data, MSG, MPX_FOREVER);
+                i++;
+            } else {
+                st = mpx_queue_put_many(q, data, lens, (size_t)batch, MPX_FOREVER);
+                i += batch;
+            }
+            if (st != MPX_OK) die("put", st);
+        }
+        _exit(0);
+    }
+    char buf[MSG * BATCH];
+    size_t lens[BATCH], len, count;
+    double t0 = now();
+    for (long i = 0; i < n;) {
+        mpx_status st;
+        if (batch == 1) {
+            st = mpx_queue_get(q, buf, sizeof buf, &len, MPX_FOREVER);
+            i++;
+        } else {
+            st = mpx_queue_get_many(q, buf, sizeof buf, lens, (size_t)batch, &count, MPX_FOREVER);
+            i += (long)count;
+        }
+        if (st != MPX_OK) die("get", st);
+    }
+    double dt = now() - t0;
+    reap(pid);
+    mpx_queue_close(q);
+    return (double)n / dt;
+}
+
+static void queue_latency(int rounds, double *median, double *p99) {
+    mpx_queue *ab = new_queue(1 << 16), *ba = new_queue(1 << 16);
+    pid_t pid = fork();
+    char m[MSG] = {0};
+    size_t len;
+    if (pid == 0) {
+        for (int i = 0; i < rounds + 100; i++) {
+            mpx_status st = mpx_queue_get(ab, m, MSG, &len, MPX_FOREVER);
+            if (st != MPX_OK) die("get", st);
+            st = mpx_queue_put(ba, m, MSG, MPX_FOREVER);
+            if (st != MPX_OK) die("put", st);
+        }
+        _exit(0);
+    }
+    double *lat = malloc(sizeof(double) * (size_t)rounds);
+    for (int i = 0; i < rounds + 100; i++) {
+        double t0 = now();
+        mpx_status st = mpx_queue_put(ab, m, MSG, MPX_FOREVER);
+        if (st != MPX_OK) die("put", st);
+        st = mpx_queue_get(ba, m, MSG, &len, MPX_FOREVER);
+        if (st != MPX_OK) die("get", st);
+        if (i >= 100) lat[i - 100] = (now() - t0) * 1e6;
+    }
+    reap(pid);
+    mpx_queue_close(ab);
+    mpx_queue_close(ba);
+    qsort(lat, (size_t)rounds, sizeof(double), cmp_double);
+    *median = lat[rounds / 2];
+    *p99 = lat[rounds * 99 / 100];
+    free(lat);
+}
+
+#define FRAME (1u << 20)
+
+/* memcpy bandwidth of 1 MiB frames between two private buffers, bytes/s. */
+static double memcpy_rate(int frames) {
+    char *a = malloc(FRAME), *b = malloc(FRAME);
+    memset(a, 1, FRAME);
+    memset(b, 2, FRAME);
+    double t0 = now();
+    for (int i = 0; i < frames; i++) {
+        a[0] = (char)i;
+        memcpy(b, a, FRAME);
+        __asm__ __volatile__("" ::"r"(b) : "memory");
+    }
+    double dt = now() - t0;
+    free(a);
+    free(b);
+    return (double)frames * FRAME / dt;
+}
+
+/* 1 MiB frames: the producer writes each frame once into reserved ring space (memcpy from its
+ * private frame), the consumer reads it in place and copies it out (memcpy to its private
+ * buffer), then commits. Bytes/s delivered. */
+static double frame_rate(int frames) {
+    mpx_queue *q = new_queue(8u * FRAME);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *src = malloc(FRAME);
+        memset(src, 3, FRAME);
+        for (int i = 0; i < frames; i++) {
+            void *p;
+            mpx_status st = mpx_queue_reserve(q, FRAME, MPX_FOREVER, &p);
+            if (st != MPX_OK) die("reserve", st);
+            src[0] = (char)i;
+            memcpy(p, src, FRAME);
+            st = mpx_queue_commit(q, FRAME);
+            if (st != MPX_OK) die("commit", st);
+        }
+        _exit(0);
+    }
+    char *dst = malloc(FRAME);
+    double t0 = now();
+    for (int i = 0; i < frames; i++) {
+        const void *p;
+        size_t len;
+        mpx_status st = mpx_queue_read(q, MPX_FOREVER, &p, &len);
+        if (st != MPX_OK) die("read", st);
+        if (len != FRAME) die("frame length", MPX_E_CORRUPT);
+        memcpy(dst, p, len);
+        st = mpx_queue_read_commit(q);
+        if (st != MPX_OK) die("read_commit", st);
+    }
+    double dt = now() - t0;
+    reap(pid);
+    free(dst);
+    mpx_queue_close(q);
+    return (double)frames * FRAME / dt;
+}
+
+/* The same frames through a pipe (write + read of 1 MiB), bytes/s. */
+static double pipe_frame_rate(int frames) {
+    return pipe_rate(frames, FRAME, 1) * FRAME;
+}
+
+/* P producers and C consumers, single put/get; total msgs/s. */
+static double mpmc_rate(int producers, int consumers, long per_producer) {
+    mpx_queue *q = new_queue(1 << 20);
+    long total = per_producer * producers;
+    pid_t pids[16];
+    for (int p = 0; p < producers; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            char m[MSG];
+            memset(m, p, MSG);
+            for (long i = 0; i < per_producer; i++) {
+                mpx_status st = mpx_queue_put(q, m, MSG, MPX_FOREVER);
+                if (st != MPX_OK) die("put", st);
+            }
+            _exit(0);
+        }
+    }
+    /* Consumers stop at the shutdown after the last message; they report their counts in a
+     * pipe. */
+    int fds[2];
+    if (pipe(fds) != 0) exit(1);
+    double t0 = now();
+    for (int c = 0; c < consumers; c++) {
+        pids[producers + c] = fork();
+        if (pids[producers + c] == 0) {
+            char m[MSG];
+            size_t len;
+            long got = 0;
+            for (;;) {
+                mpx_status st = mpx_queue_get(q, m, MSG, &len, MPX_FOREVER);
+                if (st == MPX_E_CLOSED) break;
+                if (st != MPX_OK) die("get", st);
+                got++;
+            }
+            write_all(fds[1], &got, sizeof got);
+            _exit(0);
+        }
+    }
+    for (int p = 0; p < producers; p++) reap(pids[p]);
+    /* All put: wait until drained, then shut down so the consumers return. */
+    while (mpx_queue_qsize(q) > 0) usleep(100);
+    double dt = now() - t0;
+    mpx_queue_shutdown(q);
+    long sum = 0;
+    for (int c = 0; c < consumers; c++) {
+        long got;
+        if (read_all(fds[0], &got, sizeof got) != 0) exit(1);
+        sum += got;
+        reap(pids[producers + c]);
+    }
+    close(fds[0]);
+    close(fds[1]);
+    mpx_queue_close(q);
+    if (sum != total) {
+        fprintf(stderr, "queue_bench: %d/%d consumers got %ld of %ld messages\n", producers, consumers, sum, total);
+        exit(1);
+    }
+    return (double)total / dt;
+}
+
+/* The pipe with P writers and C readers of 64-byte messages (atomic writes below PIPE_BUF). */
+static double pipe_mpmc_rate(int producers, int consumers, long per_producer) {
+    int fds[2];
+    if (pipe(fds) != 0) exit(1);
+    long total = per_producer * producers;
+    pid_t pids[16];
+    for (int p = 0; p < producers; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            close(fds[0]);
+            char m[MSG] = {0};
+            for (long i = 0; i < per_producer; i++)
+                if (write_all(fds[1], m, MSG) != 0) _exit(1);
+            _exit(0);
+        }
+    }
+    close(fds[1]);
+    double t0 = now();
+    for (int c = 0; c < consumers; c++) {
+        pids[producers + c] = fork();
+        if (pids[producers + c] == 0) {
+            char m[MSG];
+            while (read_all(fds[0], m, MSG) == 0) {
+            }
+            _exit(0);
+        }
+    }
+    close(fds[0]);
+    for (int i = 0; i < producers + consumers; i++) reap(pids[i]);
+    return (double)total / (now() - t0);
+}
+
+static int nsel = 0;
+static char **sel = NULL;
+
+/* Whether figure `f` was asked for (all when none was named). */
+static int want(const char *f) {
+    if (nsel == 0) return 1;
+    for (int i = 0; i < nsel; i++)
+        if (strcmp(sel[i], f) == 0) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int a = 1;
+    if (argc > 1 && strcmp(argv[1], "--quick") == 0) quick = 1, a = 2;
+    sel = argv + a;
+    nsel = argc - a;
+    long n = quick ? 200000 : 2000000;
+    long nb = quick ? 1000000 : 10000000;
+    int rounds = quick ? 2000 : 20000;
+    int frames = quick ? 200 : 2000;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    double q1 = 0;
+    if (want("single") || want("mpmc")) {
+    double pipe1 = pipe_rate(n, MSG, 1);
+    q1 = queue_rate(n, 1);
+    printf("single put/get, 64 B:    mpx %.2f M msgs/s, raw pipe %.2f M msgs/s\n", q1 / 1e6, pipe1 / 1e6);
+    result("single put/get 64 B, 1 producer + 1 consumer process", q1, "msgs/s", "raw pipe", pipe1, 1,
+           ">= 5e6 msgs/s");
+    }
+
+    if (want("batch")) {
+    double pipeb = pipe_rate(nb, MSG, BATCH);
+    double qb = queue_rate(nb, BATCH);
+    printf("batched x%d, 64 B:      mpx %.2f M msgs/s, raw pipe %.2f M msgs/s\n", BATCH, qb / 1e6, pipeb / 1e6);
+    result("put_many/get_many 64 B x256, 1 producer + 1 consumer process", qb, "msgs/s", "raw pipe (256 per write)",
+           pipeb, 1, ">= 2e7 msgs/s");
+    }
+
+    if (want("latency")) {
+    double pmed, p99, qmed, q99;
+    pipe_latency(rounds, &pmed, &p99);
+    queue_latency(rounds, &qmed, &q99);
+    printf("round trip, 64 B:        mpx median %.2f us p99 %.2f us, raw pipe median %.2f us p99 %.2f us\n", qmed, q99,
+           pmed, p99);
+    result("round-trip latency 64 B, median", qmed, "us", "raw pipe", pmed, 0, "< 1 us");
+    result("round-trip latency 64 B, p99", q99, "us", "raw pipe", p99, 0, "(report)");
+    }
+
+    if (want("frames")) {
+
+    double mc = memcpy_rate(frames);
+    double fr = frame_rate(frames);
+    double pf = pipe_frame_rate(frames / 4);
+    printf("1 MiB frames:            mpx reserve/commit %.2f GB/s, memcpy %.2f GB/s (%.0f%%), raw pipe %.2f GB/s\n",
+           fr / 1e9, mc / 1e9, 100.0 * fr / mc, pf / 1e9);
+    result("1 MiB frames via reserve/commit + in-place read", fr, "bytes/s", "memcpy", mc, 1, ">= 0.7 x memcpy");
+    result("1 MiB frames via reserve/commit + in-place read (vs pipe)", fr, "bytes/s", "raw pipe", pf, 1, "(report)");
+    }
+
+    if (want("mpmc")) {
+
+    long per = quick ? 50000 : 500000;
+    double m44 = mpmc_rate(4, 4, per);
+    double p44 = pipe_mpmc_rate(4, 4, per);
+    printf("4 producers + 4 consumers: mpx %.2f M msgs/s (1+1: %.2f), raw pipe %.2f M msgs/s\n", m44 / 1e6, q1 / 1e6,
+           p44 / 1e6);
+    result("4 producers + 4 consumers, single put/get 64 B", m44, "msgs/s", "raw pipe", p44, 1,
+           "no collapse vs 1+1 (report)");
+    result("4 producers + 4 consumers vs 1 producer + 1 consumer", m44, "msgs/s", "mpx 1+1", q1, 1,
+           "no collapse (report)");
+    }
+    return 0;
+}
