@@ -1085,6 +1085,18 @@ impl Queue {
     }
 }
 
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name())
+            .field("variant", &self.variant)
+            .field("capacity", &self.cap)
+            .field("max_messages", &self.max_msgs)
+            .field("qsize", &self.qsize())
+            .finish()
+    }
+}
+
 /// An open zero-copy put (see [`Queue::reserve`]). Write into it, then commit; dropping it
 /// without committing aborts (nothing is published).
 pub struct Reservation<'a> {
