@@ -266,14 +266,20 @@ pub unsafe extern "C" fn mpx_queue_put_many(
             return Err(err!(Invalid, "n {n} is out of range"));
         }
         let lens = std::slice::from_raw_parts(lens, n);
-        let mut offsets = Vec::with_capacity(n);
         let mut total: usize = 0;
         for &l in lens {
-            offsets.push(total);
             total = total.checked_add(l).ok_or_else(|| err!(Invalid, "lens add up to more than memory holds"))?;
         }
         let src = bytes_arg(data, total, "data")?;
-        q.inner.put_many_with(n, |i| lens[i], t, |i, dst| dst.copy_from_slice(&src[offsets[i]..offsets[i] + lens[i]]))?;
+        // The messages are filled in order, so a running offset finds each one.
+        let mut off = 0;
+        q.inner.put_many_with(n, |i| lens[i], t, |i, dst| {
+            if i == 0 {
+                off = 0;
+            }
+            dst.copy_from_slice(&src[off..off + lens[i]]);
+            off += lens[i];
+        })?;
         Ok(MPX_OK)
     })
 }

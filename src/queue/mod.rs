@@ -671,7 +671,8 @@ impl Queue {
     }
 
     /// put_many for messages given by length and filled in place: `len(i)` is message i's
-    /// size, `fill(i, dst)` writes it. (The C ABI's flat buffer + lengths form.)
+    /// size, `fill(i, dst)` writes it; fill is called for i = 0, 1, ..., n-1 in order, once
+    /// the batch has room. (The C ABI's flat buffer + lengths form.)
     pub fn put_many_with(
         &self,
         n: usize,
