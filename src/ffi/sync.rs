@@ -46,14 +46,18 @@ pub(crate) fn split_flags(flags: u32, own_known: u32, what: &str) -> Result<(Fla
 
 /// The status for an acquisition: MPX_OK, or MPX_E_OWNER_DIED with a message naming the dead
 /// holder (the caller holds the lock either way).
+#[inline(always)]
 pub(crate) fn acquired(a: Acquired, what: impl FnOnce() -> String) -> mpx_status {
     match a {
         Acquired::Clean => MPX_OK,
-        Acquired::OwnerDied { pid } => {
-            let e = err!(OwnerDied, "{}: acquired, but the previous holder (pid {pid}) died holding it", what());
-            fail(&e)
-        }
+        Acquired::OwnerDied { pid } => owner_died(pid, what()),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn owner_died(pid: u32, what: String) -> mpx_status {
+    fail(&err!(OwnerDied, "{what}: acquired, but the previous holder (pid {pid}) died holding it"))
 }
 
 pub(crate) fn c_name(n: Option<&str>) -> CString {
@@ -120,6 +124,12 @@ pub unsafe extern "C" fn mpx_lock_open_fd(fd: c_int, flags: u32, out: *mut *mut 
 /// be inconsistent); MPX_E_TIMEOUT. Not recursive: a second acquire by the holder waits.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_lock_acquire(lock: *const mpx_lock, timeout_ns: i64) -> mpx_status {
+    // Fast path before the guard: a CAS and two stores, which cannot panic.
+    if let Some(l) = lock.as_ref() {
+        if timeout_ns >= -1 && l.inner.raw().try_fast(false) {
+            return MPX_OK;
+        }
+    }
     guard("mpx_lock_acquire", || {
         let l = handle(lock, "lock")?;
         let a = l.inner.acquire(timeout_arg(timeout_ns)?)?;
@@ -131,6 +141,12 @@ pub unsafe extern "C" fn mpx_lock_acquire(lock: *const mpx_lock, timeout_ns: i64
 /// that is not held is MPX_E_STATE.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_lock_release(lock: *const mpx_lock) -> mpx_status {
+    // Fast path before the guard (no waiters): a CAS and three stores, which cannot panic.
+    if let Some(l) = lock.as_ref() {
+        if l.inner.raw().try_release_fast() {
+            return MPX_OK;
+        }
+    }
     guard("mpx_lock_release", || {
         handle(lock, "lock")?.inner.release()?;
         Ok(MPX_OK)
@@ -237,6 +253,12 @@ pub unsafe extern "C" fn mpx_rlock_open_fd(fd: c_int, flags: u32, out: *mut *mut
 /// MPX_OK, MPX_E_OWNER_DIED (acquired from a dead owner), MPX_E_TIMEOUT.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_rlock_acquire(rlock: *const mpx_rlock, timeout_ns: i64) -> mpx_status {
+    // Fast path before the guard: atomics only, cannot panic.
+    if let Some(l) = rlock.as_ref() {
+        if timeout_ns >= -1 && l.inner.raw().try_fast_recursive() {
+            return MPX_OK;
+        }
+    }
     guard("mpx_rlock_acquire", || {
         let l = handle(rlock, "rlock")?;
         let a = l.inner.acquire(timeout_arg(timeout_ns)?)?;
@@ -247,6 +269,12 @@ pub unsafe extern "C" fn mpx_rlock_acquire(rlock: *const mpx_rlock, timeout_ns: 
 /// Releases one level. MPX_E_STATE if the calling thread does not own it.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_rlock_release(rlock: *const mpx_rlock) -> mpx_status {
+    // Fast path before the guard: atomics only, cannot panic.
+    if let Some(l) = rlock.as_ref() {
+        if l.inner.raw().try_release_fast_recursive() {
+            return MPX_OK;
+        }
+    }
     guard("mpx_rlock_release", || {
         handle(rlock, "rlock")?.inner.release()?;
         Ok(MPX_OK)
@@ -371,6 +399,12 @@ pub unsafe extern "C" fn mpx_semaphore_open_fd(fd: c_int, flags: u32, out: *mut 
 /// MPX_E_FULL if MPX_SEM_UNDO_SLOTS other live processes already hold permits.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_semaphore_acquire(sem: *const mpx_semaphore, timeout_ns: i64) -> mpx_status {
+    // Fast path before the guard: a CAS, cannot panic.
+    if let Some(s) = sem.as_ref() {
+        if timeout_ns >= -1 && s.inner.try_fast() {
+            return MPX_OK;
+        }
+    }
     guard("mpx_semaphore_acquire", || {
         handle(sem, "sem")?.inner.acquire(timeout_arg(timeout_ns)?)?;
         Ok(MPX_OK)
@@ -381,6 +415,12 @@ pub unsafe extern "C" fn mpx_semaphore_acquire(sem: *const mpx_semaphore, timeou
 /// often than acquired); nothing changes then.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_semaphore_release(sem: *const mpx_semaphore) -> mpx_status {
+    // Fast path before the guard: a CAS (and FUTEX_WAKE if someone sleeps), cannot panic.
+    if let Some(s) = sem.as_ref() {
+        if s.inner.try_release_fast() {
+            return MPX_OK;
+        }
+    }
     guard("mpx_semaphore_release", || {
         handle(sem, "sem")?.inner.release()?;
         Ok(MPX_OK)

@@ -246,6 +246,12 @@ pub unsafe extern "C" fn mpx_value_set_f64(value: *const mpx_value, index: usize
 /// MPX_E_UNSUPPORTED if it was created without MPX_VALUE_LOCK).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_acquire(value: *const mpx_value, timeout_ns: i64) -> mpx_status {
+    // Fast path before the guard: atomics only, cannot panic.
+    if let Some(l) = value.as_ref().and_then(|v| v.inner.usable_lock()) {
+        if timeout_ns >= -1 && l.try_fast_recursive() {
+            return MPX_OK;
+        }
+    }
     guard("mpx_value_acquire", || {
         let v = handle(value, "value")?;
         let a = v.inner.acquire(timeout_arg(timeout_ns)?)?;
@@ -256,6 +262,12 @@ pub unsafe extern "C" fn mpx_value_acquire(value: *const mpx_value, timeout_ns: 
 /// Releases one level of the embedded lock (MPX_E_STATE if the calling thread does not own it).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_release(value: *const mpx_value) -> mpx_status {
+    // Fast path before the guard: atomics only, cannot panic.
+    if let Some(l) = value.as_ref().and_then(|v| v.inner.usable_lock()) {
+        if l.try_release_fast_recursive() {
+            return MPX_OK;
+        }
+    }
     guard("mpx_value_release", || {
         handle(value, "value")?.inner.release()?;
         Ok(MPX_OK)

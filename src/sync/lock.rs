@@ -6,16 +6,16 @@
 //! ```text
 //! offset size field
 //!      0    4 word    futex word: holder pid (bits 0..29, 0 = free) | WAITERS (bit 31)
-//!      4    4 tid     holder's thread id (RLock identity; informational for Lock)
+//!      4    4 count   RLock recursion depth
 //!      8    8 owner   holder's token (pid << 32 | start time), 0 while being handed over
-//!     16    4 count   RLock recursion depth
-//!     20   44 reserved
+//!     16    8 thread  holder's thread (pthread_self; RLock identity, Condition's "is mine")
+//!     24   40 reserved
 //! ```
-//! Acquire is one CAS 0 -> pid; release clears owner and swaps the word to 0, and calls
-//! FUTEX_WAKE only when WAITERS is set. A waiter spins briefly, then sets WAITERS and sleeps in
-//! slices (1 ms doubling to 20 ms); each time a slice runs out with the same holder it checks the
-//! holder's liveness (owner::alive) and, if it died, takes the lock over with a CAS from the dead
-//! word, reporting OwnerDied.
+//! Acquire is one CAS 0 -> pid plus two plain stores; release clears owner and thread and swaps
+//! the word to 0, and calls FUTEX_WAKE only when WAITERS is set. A waiter spins briefly, then
+//! sets WAITERS and sleeps in slices (1 ms doubling to 20 ms); each time a slice runs out with
+//! the same holder it checks the holder's liveness (owner::alive) and, if it died, takes the lock
+//! over with a CAS from the dead word, reporting OwnerDied.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
@@ -26,7 +26,7 @@ use super::owner::{self, Me, PID_BITS};
 use super::{create_segment, open_segment, segment_accessors, state_ptr, Acquired};
 use crate::object::{Flags, Kind, Segment};
 use crate::util::Timeout;
-use crate::{err, Result};
+use crate::{err, Error, Result};
 
 pub(crate) const PID_MASK: u32 = (1 << PID_BITS) - 1;
 pub(crate) const WAITERS: u32 = 1 << 31;
@@ -35,45 +35,126 @@ pub(crate) const WAITERS: u32 = 1 << 31;
 #[repr(C, align(64))]
 pub(crate) struct RawLock {
     word: AtomicU32,
-    tid: AtomicU32,
-    owner: AtomicU64,
     count: AtomicU32,
-    _reserved: [u32; 11],
+    owner: AtomicU64,
+    thread: AtomicU64,
+    _reserved: [u64; 5],
 }
 
 const _: () = assert!(std::mem::size_of::<RawLock>() == 64);
 
+#[cold]
+#[inline(never)]
+fn not_held() -> Error {
+    err!(State, "released while not held")
+}
+
 impl RawLock {
     /// Acquires. `recursive`: RLock semantics (the owning thread may acquire again).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire(&self, recursive: bool, timeout: Timeout) -> Result<Acquired> {
         let me = owner::me();
         if recursive && self.is_mine_as(&me) {
-            let c = self.count.load(Relaxed);
-            if c == u32::MAX {
-                return Err(err!(Invalid, "recursion depth limit ({}) reached", u32::MAX));
-            }
-            // A corrupt count of 0 while we hold it counts as 1.
-            self.count.store(c.max(1) + 1, Relaxed);
-            return Ok(Acquired::Clean);
+            return self.reenter();
         }
         if self.word.compare_exchange(0, me.pid, Acquire, Relaxed).is_ok() {
-            self.publish(&me);
+            self.publish(&me, recursive);
             return Ok(Acquired::Clean);
         }
-        self.acquire_slow(&me, Deadline::new(timeout))
+        self.acquire_slow(&me, recursive, Deadline::new(timeout))
+    }
+
+    /// Takes a free lock with one CAS, or returns false (then call `acquire`). Cannot fail or
+    /// panic: the C ABI runs it before its panic guard.
+    #[inline(always)]
+    pub(crate) fn try_fast(&self, recursive: bool) -> bool {
+        let me = owner::me();
+        if self.word.compare_exchange(0, me.pid, Acquire, Relaxed).is_ok() {
+            self.publish(&me, recursive);
+            return true;
+        }
+        false
+    }
+
+    /// Releases a held lock (any holder: the caller checked ownership if it must), waking a
+    /// sleeper if there is one, or returns false if it was not held (then call `release` for
+    /// the error). Cannot fail or panic.
+    #[inline(always)]
+    pub(crate) fn try_release_fast(&self) -> bool {
+        if self.word.load(Relaxed) & PID_MASK == 0 {
+            return false;
+        }
+        // Once the fields are cleared the release must complete: a swap, never a CAS that
+        // could fail and leave a held lock without its owner.
+        self.owner.store(0, Relaxed);
+        self.thread.store(0, Relaxed);
+        self.count.store(0, Relaxed);
+        let prev = self.word.swap(0, Release);
+        if prev & WAITERS != 0 {
+            futex::wake(&self.word, 1);
+        }
+        prev & PID_MASK != 0
+    }
+
+    /// RLock: re-enters or takes a free lock, or returns false. Cannot fail or panic.
+    #[inline(always)]
+    pub(crate) fn try_fast_recursive(&self) -> bool {
+        let me = owner::me();
+        if self.is_mine_as(&me) {
+            let c = self.count.load(Relaxed);
+            if c == u32::MAX {
+                return false;
+            }
+            self.count.store(c.max(1) + 1, Relaxed);
+            return true;
+        }
+        if self.word.compare_exchange(0, me.pid, Acquire, Relaxed).is_ok() {
+            self.publish(&me, true);
+            return true;
+        }
+        false
+    }
+
+    /// RLock: releases one level held by the calling thread when no one waits, or returns
+    /// false. Cannot fail or panic.
+    #[inline(always)]
+    pub(crate) fn try_release_fast_recursive(&self) -> bool {
+        let me = owner::me();
+        if !self.is_mine_as(&me) {
+            return false;
+        }
+        let c = self.count.load(Relaxed);
+        if c > 1 {
+            self.count.store(c - 1, Relaxed);
+            return true;
+        }
+        self.try_release_fast()
+    }
+
+    #[inline]
+    fn reenter(&self) -> Result<Acquired> {
+        let c = self.count.load(Relaxed);
+        if c == u32::MAX {
+            return Err(err!(Invalid, "recursion depth limit ({}) reached", u32::MAX));
+        }
+        // A corrupt count of 0 while we hold it counts as 1.
+        self.count.store(c.max(1) + 1, Relaxed);
+        Ok(Acquired::Clean)
     }
 
     /// Records the new holder (after the CAS that made it the holder).
-    #[inline]
-    fn publish(&self, me: &Me) {
+    #[inline(always)]
+    fn publish(&self, me: &Me, recursive: bool) {
         self.owner.store(me.token, Relaxed);
-        self.tid.store(me.tid, Relaxed);
-        self.count.store(1, Relaxed);
+        self.thread.store(me.thread, Relaxed);
+        if recursive {
+            self.count.store(1, Relaxed);
+        }
     }
 
     #[cold]
-    fn acquire_slow(&self, me: &Me, deadline: Deadline) -> Result<Acquired> {
+    #[inline(never)]
+    fn acquire_slow(&self, me: &Me, recursive: bool, deadline: Deadline) -> Result<Acquired> {
         if !deadline.is_try() {
             let mut got = false;
             futex::spin_until(|| {
@@ -82,7 +163,7 @@ impl RawLock {
                 got
             });
             if got {
-                self.publish(me);
+                self.publish(me, recursive);
                 return Ok(Acquired::Clean);
             }
         }
@@ -96,20 +177,18 @@ impl RawLock {
             if pid == 0 {
                 // Free. Take it with WAITERS set: others may sleep and nobody else will wake them.
                 if self.word.compare_exchange(w, me.pid | WAITERS, Acquire, Relaxed).is_ok() {
-                    self.publish(me);
+                    self.publish(me, recursive);
                     return Ok(Acquired::Clean);
                 }
                 continue;
             }
-            if deadline.is_try() || (slept_out && pid == watched) {
-                if !self.holder_alive(pid) {
-                    // Take over from the dead holder; the CAS fails if anything changed meanwhile.
-                    if self.word.compare_exchange(w, me.pid | (w & WAITERS), Acquire, Relaxed).is_ok() {
-                        self.publish(me);
-                        return Ok(Acquired::OwnerDied { pid });
-                    }
-                    continue;
+            if (deadline.is_try() || (slept_out && pid == watched)) && !self.holder_alive(pid) {
+                // Take over from the dead holder; the CAS fails if anything changed meanwhile.
+                if self.word.compare_exchange(w, me.pid | (w & WAITERS), Acquire, Relaxed).is_ok() {
+                    self.publish(me, true);
+                    return Ok(Acquired::OwnerDied { pid });
                 }
+                continue;
             }
             if deadline.expired() {
                 return Err(err!(Timeout, "timed out waiting for the lock (held by pid {pid})"));
@@ -138,47 +217,70 @@ impl RawLock {
 
     /// Releases. Lock (`recursive` false): any process or thread may release a held lock.
     /// RLock: only the owning thread, and the lock is freed when the depth drops to 0.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn release(&self, recursive: bool) -> Result<()> {
-        let w = self.word.load(Relaxed);
-        if w & PID_MASK == 0 {
-            return Err(err!(State, "released while not held"));
-        }
         if recursive {
-            let me = owner::me();
-            if !self.is_mine_as(&me) {
-                return Err(err!(State, "cannot release a recursive lock held by another thread or process (pid {})", w & PID_MASK));
-            }
-            let c = self.count.load(Relaxed);
-            if c > 1 {
-                self.count.store(c - 1, Relaxed);
-                return Ok(());
-            }
+            return self.release_recursive();
+        }
+        if self.word.load(Relaxed) & PID_MASK == 0 {
+            return Err(not_held());
         }
         self.unlock()
     }
 
-    /// Frees the lock whatever its depth.
     #[inline]
+    fn release_recursive(&self) -> Result<()> {
+        let me = owner::me();
+        if !self.is_mine_as(&me) {
+            return Err(self.not_mine());
+        }
+        let c = self.count.load(Relaxed);
+        if c > 1 {
+            self.count.store(c - 1, Relaxed);
+            return Ok(());
+        }
+        self.unlock()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_mine(&self) -> Error {
+        match self.word.load(Relaxed) & PID_MASK {
+            0 => not_held(),
+            pid => err!(State, "cannot release a recursive lock held by another thread or process (pid {pid})"),
+        }
+    }
+
+    /// Frees the lock whatever its depth.
+    #[inline(always)]
     fn unlock(&self) -> Result<()> {
         self.owner.store(0, Relaxed);
-        self.tid.store(0, Relaxed);
+        self.thread.store(0, Relaxed);
         self.count.store(0, Relaxed);
         let prev = self.word.swap(0, Release);
+        if prev & WAITERS != 0 || prev & PID_MASK == 0 {
+            return self.unlock_slow(prev);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unlock_slow(&self, prev: u32) -> Result<()> {
         if prev & WAITERS != 0 {
             futex::wake(&self.word, 1);
         }
         if prev & PID_MASK == 0 {
             // Another release got there first (two releases of one acquisition).
-            return Err(err!(State, "released while not held"));
+            return Err(not_held());
         }
         Ok(())
     }
 
-    /// Whether the calling thread holds it (pid, start time and thread id all match).
-    #[inline]
+    /// Whether the calling thread holds it (pid, start time and thread all match).
+    #[inline(always)]
     fn is_mine_as(&self, me: &Me) -> bool {
-        self.word.load(Relaxed) & PID_MASK == me.pid && self.owner.load(Relaxed) == me.token && self.tid.load(Relaxed) == me.tid
+        self.word.load(Relaxed) & PID_MASK == me.pid && self.thread.load(Relaxed) == me.thread && self.owner.load(Relaxed) == me.token
     }
 
     pub(crate) fn is_mine(&self) -> bool {
@@ -214,23 +316,23 @@ impl RawLock {
         Ok(depth)
     }
 
-    /// Tests: make the word say `pid` holds it (as a process that died holding it would leave).
-    #[cfg(test)]
-    pub(crate) fn force_holder(&self, pid: u32) {
-        self.word.store(pid, SeqCst);
-    }
-
     /// For Condition.wait: acquires (without limit) and restores the depth.
     pub(crate) fn acquire_restore(&self, depth: u32) -> Result<Acquired> {
         let me = owner::me();
         let a = if self.word.compare_exchange(0, me.pid, Acquire, Relaxed).is_ok() {
-            self.publish(&me);
+            self.publish(&me, true);
             Acquired::Clean
         } else {
-            self.acquire_slow(&me, Deadline::new(Timeout::Forever))?
+            self.acquire_slow(&me, true, Deadline::new(Timeout::Forever))?
         };
         self.count.store(depth.max(1), Relaxed);
         Ok(a)
+    }
+
+    /// Tests: make the word say `pid` holds it (as a process that died holding it would leave).
+    #[cfg(test)]
+    pub(crate) fn force_holder(&self, pid: u32) {
+        self.word.store(pid, SeqCst);
     }
 }
 

@@ -7,7 +7,6 @@
 //! tick count wrap after ~497 days at 100 Hz; two processes with one pid whose start times differ
 //! by exactly a multiple of that are not told apart (accepted).
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
@@ -18,53 +17,52 @@ pub(crate) const PID_BITS: u32 = 30;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Me {
     pub pid: u32,
-    pub tid: u32,
+    /// pthread_self(): unique among the live threads of a process (Python's thread ident);
+    /// with the pid it names a thread across processes.
+    pub thread: u64,
     pub token: u64,
 }
 
-/// Bumped in the child after every fork (pthread_atfork), so a thread's cached identity is known
-/// to be stale in the child without asking the kernel for the pid on every call.
-static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+/// Bumped in the child after every fork (pthread_atfork), so the cached process token is known
+/// to be stale in the child without asking the kernel for the pid on every call. Starts at 1 so
+/// that a cache generation of 0 means "never filled".
+static FORK_GEN: AtomicU64 = AtomicU64::new(1);
+static CACHE_GEN: AtomicU64 = AtomicU64::new(0);
+static CACHE_TOKEN: AtomicU64 = AtomicU64::new(0);
 static ATFORK: Once = Once::new();
 
 extern "C" fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
 }
 
-#[derive(Clone, Copy)]
-struct Cached {
-    gen: u64,
-    me: Me,
-}
-
-thread_local! {
-    static ME: Cell<Option<Cached>> = const { Cell::new(None) };
-}
-
-/// The calling thread's identity (cached; no system call after the first use in a thread).
-#[inline]
+/// The calling thread's identity. Process-wide cache (no thread-local, which costs a call to
+/// __tls_get_addr in a shared library) and pthread_self (one load): no system call.
+#[inline(always)]
 pub(crate) fn me() -> Me {
     let gen = FORK_GEN.load(Ordering::Relaxed);
-    match ME.with(|c| c.get()) {
-        Some(c) if c.gen == gen => c.me,
-        _ => me_slow(),
-    }
+    let token = if CACHE_GEN.load(Ordering::Acquire) == gen { CACHE_TOKEN.load(Ordering::Relaxed) } else { refresh() };
+    // SAFETY: pthread_self cannot fail.
+    let thread = unsafe { libc::pthread_self() } as u64;
+    Me { pid: token_pid(token), thread, token }
 }
 
+/// Fills the cache (first use, or first use after a fork). Concurrent fillers compute the same
+/// value; the token is stored before the generation that vouches for it.
 #[cold]
-fn me_slow() -> Me {
+#[inline(never)]
+fn refresh() -> u64 {
     // SAFETY: registering a plain extern "C" function; it only touches an atomic.
     ATFORK.call_once(|| unsafe {
         libc::pthread_atfork(None, None, Some(after_fork_in_child));
     });
     let gen = FORK_GEN.load(Ordering::Relaxed);
-    // SAFETY: getpid/gettid cannot fail.
+    // SAFETY: getpid cannot fail.
     let pid = unsafe { libc::getpid() } as u32;
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
     let start = read_stat(pid).map_or(0, |s| s.start as u32);
-    let me = Me { pid, tid, token: token(pid, start) };
-    ME.with(|c| c.set(Some(Cached { gen, me })));
-    me
+    let tok = token(pid, start);
+    CACHE_TOKEN.store(tok, Ordering::Relaxed);
+    CACHE_GEN.store(gen, Ordering::Release);
+    tok
 }
 
 pub(crate) fn token(pid: u32, start: u32) -> u64 {
@@ -142,11 +140,27 @@ mod tests {
     }
 
     #[test]
-    fn threads_have_their_own_tid() {
+    fn threads_have_their_own_identity() {
         let a = me();
         let b = std::thread::spawn(me).join().unwrap();
         assert_eq!(a.pid, b.pid);
         assert_eq!(a.token, b.token);
-        assert_ne!(a.tid, b.tid);
+        assert_ne!(a.thread, b.thread);
+    }
+
+    #[test]
+    fn a_forked_child_sees_its_own_pid() {
+        let parent = me();
+        // SAFETY: the child only computes and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let c = me();
+            let ok = c.pid == unsafe { libc::getpid() } as u32 && c.token != parent.token && token_alive(c.token);
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        assert_eq!(me(), parent);
     }
 }

@@ -164,7 +164,8 @@ impl Semaphore {
             initial: initial as u32,
             bounded: max < MAX_VALUE as u64,
             slots: slots as u32,
-            hint: AtomicU32::new(0),
+            // Spread processes over the table so they rarely meet at their first hint.
+            hint: AtomicU32::new(std::process::id()),
         })
     }
 
@@ -232,6 +233,31 @@ impl Semaphore {
 
     pub fn try_acquire(&self) -> Result<()> {
         self.acquire(Duration::ZERO)
+    }
+
+    /// Takes a permit if one is free, without waiting, or returns false (then call `acquire`).
+    /// Cannot fail or panic: the C ABI runs it before its panic guard.
+    #[inline(always)]
+    pub(crate) fn try_fast(&self) -> bool {
+        self.slots == 0 && self.take()
+    }
+
+    /// Gives a permit back when that is allowed and no undo table is involved, or returns false
+    /// (then call `release`). Cannot fail or panic.
+    #[inline(always)]
+    pub(crate) fn try_release_fast(&self) -> bool {
+        if self.slots != 0 {
+            return false;
+        }
+        let h = self.head();
+        let v = h.value.load(Relaxed);
+        if v >= self.max || h.value.compare_exchange(v, v + 1, SeqCst, Relaxed).is_err() {
+            return false;
+        }
+        if h.sleepers.load(SeqCst) > 0 {
+            futex::wake(&h.value, 1);
+        }
+        true
     }
 
     /// Takes a permit if there is one (no undo).
@@ -374,10 +400,14 @@ impl Semaphore {
         self.undo_state().journal.active.store(0, Release);
     }
 
-    /// This process's slot, or with `alloc` a free one (guard held).
+    /// This process's slot, or with `alloc` a free one (guard held). The hint makes the usual
+    /// case one load: our slot, or the free slot we used last (a process then may own two
+    /// slots, e.g. through two handles; the permits it holds are their sum, which is all that
+    /// matters).
     fn find_slot(&self, me: &Me, alloc: bool) -> Option<u32> {
-        let hint = self.hint.load(Relaxed);
-        if hint < self.slots && self.slot(hint).owner.load(Relaxed) == me.token {
+        let hint = self.hint.load(Relaxed) % self.slots;
+        let at_hint = self.slot(hint).owner.load(Relaxed);
+        if at_hint == me.token || (alloc && at_hint == 0) {
             return Some(hint);
         }
         let found = (0..self.slots).find(|&i| self.slot(i).owner.load(Relaxed) == me.token);

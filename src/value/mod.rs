@@ -500,6 +500,17 @@ impl Value {
         Ok(())
     }
 
+    /// The embedded lock if it can be used (has one, writable): for the C ABI's fast paths.
+    #[inline(always)]
+    pub(crate) fn usable_lock(&self) -> Option<&RawLock> {
+        if self.has_lock && !self.read_only {
+            // SAFETY: checked by state_ptr; the mapping lives as long as self.
+            Some(unsafe { self.lock.as_ref() })
+        } else {
+            None
+        }
+    }
+
     fn lock_raw(&self) -> Result<&RawLock> {
         if !self.has_lock {
             return Err(err!(Unsupported, "{}: was created without a lock", self.seg.describe()));

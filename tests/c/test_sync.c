@@ -1,0 +1,445 @@
+/* test_sync: the C API of Lock, RLock, Semaphore, Condition, Event and Barrier, with forked
+ * processes: exact counters, owner death (and a 200-kill loop), cross-process wakeups, bad
+ * input. Every wait is bounded. */
+#include "testutil_sync.h"
+
+/* ---- Lock ----------------------------------------------------------------------------------- */
+
+static void test_lock_basics(void) {
+    const char *n = ts_name("lock");
+    mpx_lock *a = NULL, *b = NULL;
+    REQUIRE(mpx_lock_create(n, 0, &a) == MPX_OK, "create");
+    REQUIRE(mpx_lock_open(n, 0, &b) == MPX_OK, "open");
+    CHECK(strcmp(mpx_lock_name(a), n) == 0, "name");
+    CHECK(!mpx_lock_is_locked(a), "free at first");
+    CHECK_STATUS(mpx_lock_acquire(a, MPX_FOREVER), MPX_OK, "", "acquire");
+    CHECK(mpx_lock_is_locked(b) && mpx_lock_is_mine(b), "held, by us");
+    CHECK_STATUS(mpx_lock_acquire(b, 0), MPX_E_TIMEOUT, "timed out", "try while held");
+    double t = ts_now();
+    CHECK_STATUS(mpx_lock_acquire(b, TS_MS(20)), MPX_E_TIMEOUT, n, "20 ms timeout while held");
+    CHECK(ts_now() - t >= 0.019, "waited the timeout (%.1f ms)", (ts_now() - t) * 1e3);
+    CHECK_STATUS(mpx_lock_release(b), MPX_OK, "", "release through another handle");
+    CHECK_STATUS(mpx_lock_release(a), MPX_E_STATE, "not held", "release when not held");
+    CHECK_STATUS(mpx_lock_create(n, 0, &b), MPX_E_EXISTS, "exists", "create an existing name");
+    mpx_semaphore *s = NULL;
+    CHECK_STATUS(mpx_semaphore_open(n, 0, &s), MPX_E_KIND, "not a semaphore", "open a lock as a semaphore");
+    mpx_rlock *r = NULL;
+    CHECK_STATUS(mpx_rlock_open(n, 0, &r), MPX_E_KIND, "not a rlock", "open a lock as an rlock");
+    CHECK_STATUS(mpx_lock_open(n, MPX_F_READ_ONLY, &b), MPX_E_INVALID, "read-only", "open a lock read-only");
+    CHECK_STATUS(mpx_lock_acquire(a, -2), MPX_E_INVALID, "negative", "timeout -2");
+    CHECK_STATUS(mpx_lock_acquire(a, INT64_MIN), MPX_E_INVALID, "negative", "timeout INT64_MIN");
+    int fd = -1;
+    CHECK_STATUS(mpx_lock_fd(a, &fd), MPX_OK, "", "fd");
+    mpx_lock *c = NULL;
+    CHECK_STATUS(mpx_lock_open_fd(fd, 0, &c), MPX_OK, "", "open_fd");
+    CHECK_STATUS(mpx_lock_acquire(c, 0), MPX_OK, "", "acquire through the fd handle");
+    CHECK(mpx_lock_is_locked(a), "same lock");
+    CHECK_STATUS(mpx_lock_release(a), MPX_OK, "", "release");
+    mpx_lock_close(c);
+    mpx_lock_close(b);
+    CHECK_STATUS(mpx_lock_unlink(n), MPX_OK, "", "unlink");
+    CHECK_STATUS(mpx_lock_unlink(n), MPX_E_NOT_FOUND, "no such object", "unlink again");
+    CHECK_STATUS(mpx_lock_open(n, 0, &b), MPX_E_NOT_FOUND, "no such object", "open after unlink");
+    mpx_lock_close(a);
+}
+
+static void test_null_args(void) {
+    mpx_lock *l = NULL;
+    CHECK_STATUS(mpx_lock_create(NULL, 0, &l), MPX_E_INVALID, "name is NULL", "lock_create(NULL name)");
+    CHECK_STATUS(mpx_lock_create("x", 0, NULL), MPX_E_INVALID, "out", "lock_create(NULL out)");
+    CHECK_STATUS(mpx_lock_acquire(NULL, 0), MPX_E_INVALID, "lock is NULL", "lock_acquire(NULL)");
+    CHECK_STATUS(mpx_lock_release(NULL), MPX_E_INVALID, "lock is NULL", "lock_release(NULL)");
+    CHECK_STATUS(mpx_rlock_acquire(NULL, 0), MPX_E_INVALID, "NULL", "rlock_acquire(NULL)");
+    CHECK_STATUS(mpx_rlock_release(NULL), MPX_E_INVALID, "NULL", "rlock_release(NULL)");
+    CHECK_STATUS(mpx_semaphore_acquire(NULL, 0), MPX_E_INVALID, "NULL", "semaphore_acquire(NULL)");
+    CHECK_STATUS(mpx_semaphore_release(NULL), MPX_E_INVALID, "NULL", "semaphore_release(NULL)");
+    CHECK_STATUS(mpx_condition_wait(NULL, 0), MPX_E_INVALID, "NULL", "condition_wait(NULL)");
+    CHECK_STATUS(mpx_condition_notify(NULL, 1), MPX_E_INVALID, "NULL", "condition_notify(NULL)");
+    CHECK_STATUS(mpx_event_set(NULL), MPX_E_INVALID, "NULL", "event_set(NULL)");
+    CHECK_STATUS(mpx_event_wait(NULL, 0), MPX_E_INVALID, "NULL", "event_wait(NULL)");
+    CHECK_STATUS(mpx_barrier_wait(NULL, 0, NULL), MPX_E_INVALID, "NULL", "barrier_wait(NULL)");
+    CHECK_STATUS(mpx_barrier_abort(NULL), MPX_E_INVALID, "NULL", "barrier_abort(NULL)");
+    CHECK_STATUS(mpx_lock_fd(NULL, NULL), MPX_E_INVALID, "NULL", "lock_fd(NULL, NULL)");
+    CHECK_STATUS(mpx_lock_open_fd(-1, 0, &l), MPX_E_INVALID, "not a file descriptor", "lock_open_fd(-1)");
+    CHECK_STATUS(mpx_lock_unlink(NULL), MPX_E_INVALID, "NULL", "lock_unlink(NULL)");
+    CHECK_STATUS(mpx_lock_open("bad/name", 0, &l), MPX_E_INVALID, "not allowed", "lock_open(bad name)");
+    CHECK(!mpx_lock_is_locked(NULL) && mpx_lock_name(NULL) == NULL && mpx_rlock_depth(NULL) == 0 &&
+              mpx_semaphore_get_value(NULL) == 0 && !mpx_event_is_set(NULL) && mpx_barrier_parties(NULL) == 0 &&
+              !mpx_barrier_is_broken(NULL),
+          "getters on NULL return 0 / false / NULL");
+    mpx_lock_close(NULL);
+    mpx_rlock_close(NULL);
+    mpx_semaphore_close(NULL);
+    mpx_condition_close(NULL);
+    mpx_event_close(NULL);
+    mpx_barrier_close(NULL);
+    CHECK(1, "close(NULL) is a no-op for every kind");
+    mpx_lock *a = NULL;
+    mpx_rlock *r = NULL;
+    REQUIRE(mpx_lock_create_anonymous(&a) == MPX_OK && mpx_rlock_create_anonymous(&r) == MPX_OK, "anonymous locks");
+    mpx_condition *c = NULL;
+    CHECK_STATUS(mpx_condition_create_anonymous(a, r, &c), MPX_E_INVALID, "not both", "condition with a lock and an rlock");
+    CHECK_STATUS(mpx_lock_create(ts_name("flags"), 1u << 20, &l), MPX_E_INVALID, "unknown flag", "unknown flag bits");
+    mpx_semaphore *s = NULL;
+    CHECK_STATUS(mpx_semaphore_create_anonymous(0, 0, 1u << 20, &s), MPX_E_INVALID, "unknown flag", "semaphore: unknown flag bits");
+    mpx_lock_close(a);
+    mpx_rlock_close(r);
+}
+
+struct counter_arg {
+    mpx_lock *lock;
+    volatile int64_t *counter;
+    int n;
+};
+
+static int counter_child(void *p) {
+    struct counter_arg *a = p;
+    for (int i = 0; i < a->n; i++) {
+        if (mpx_lock_acquire(a->lock, TS_WAIT) != MPX_OK) return 2;
+        *a->counter = *a->counter + 1; /* plain read-modify-write: only the lock makes it exact */
+        if (mpx_lock_release(a->lock) != MPX_OK) return 3;
+    }
+    return 0;
+}
+
+static void test_lock_counter(void) {
+    mpx_lock *l = NULL;
+    mpx_shm *m = NULL;
+    REQUIRE(mpx_lock_create_anonymous(&l) == MPX_OK, "lock");
+    REQUIRE(mpx_shm_create_anonymous(64, &m) == MPX_OK, "counter memory");
+    struct counter_arg a = {l, (volatile int64_t *)mpx_shm_ptr(m), 200000};
+    pid_t p1 = ts_fork(counter_child, &a), p2 = ts_fork(counter_child, &a);
+    int s1 = ts_wait(p1, 120), s2 = ts_wait(p2, 120);
+    CHECK(ts_exited(s1, 0) && ts_exited(s2, 0), "two processes x 200000 increments finished");
+    CHECK(*a.counter == 400000, "counter exact: %lld", (long long)*a.counter);
+    mpx_shm_close(m);
+    mpx_lock_close(l);
+}
+
+static int hold_and_exit(void *p) {
+    return mpx_lock_acquire((mpx_lock *)p, 0) == MPX_OK ? 0 : 1; /* exits holding it */
+}
+
+static void test_lock_owner_death(void) {
+    mpx_lock *l = NULL;
+    REQUIRE(mpx_lock_create_anonymous(&l) == MPX_OK, "lock");
+    pid_t p = ts_fork(hold_and_exit, l);
+    CHECK(ts_exited(ts_wait(p, 20), 0), "child took the lock and exited");
+    double t = ts_now();
+    CHECK_STATUS(mpx_lock_acquire(l, TS_WAIT), MPX_E_OWNER_DIED, "died holding it", "acquire after the holder died");
+    CHECK(ts_now() - t < 2.0, "noticed in %.1f ms", (ts_now() - t) * 1e3);
+    CHECK(mpx_lock_is_mine(l), "and the lock is held by us");
+    CHECK_STATUS(mpx_lock_release(l), MPX_OK, "", "release");
+    CHECK_STATUS(mpx_lock_acquire(l, 0), MPX_OK, "", "clean afterwards");
+    mpx_lock_release(l);
+    mpx_lock_close(l);
+}
+
+static int hold_forever(void *p) {
+    mpx_lock *l = p;
+    uint64_t seed = (uint64_t)getpid() * 2654435761u + 1;
+    for (;;) {
+        mpx_status st = mpx_lock_acquire(l, TS_WAIT);
+        if (st != MPX_OK && st != MPX_E_OWNER_DIED) return 1; /* OWNER_DIED: acquired too */
+        for (uint64_t i = ts_rand(&seed) % 2000; i > 0; i--) __asm__ volatile("" ::: "memory");
+        mpx_lock_release(l);
+    }
+    return 0;
+}
+
+static void test_lock_kill_loop(void) {
+    mpx_lock *l = NULL;
+    REQUIRE(mpx_lock_create_anonymous(&l) == MPX_OK, "lock");
+    uint64_t seed = (uint64_t)ts_now() * 1000003 + 7;
+    int died = 0, failed = 0;
+    double start = ts_now();
+    for (int round = 0; round < 200 && ts_now() - start < 120; round++) {
+        pid_t p = ts_fork(hold_forever, l);
+        ts_sleep_us((long)(ts_rand(&seed) % 2000));
+        kill(p, SIGKILL);
+        if (round % 2 == 0) ts_wait(p, 20); /* else: still an unreaped zombie while we acquire */
+        mpx_status st = mpx_lock_acquire(l, TS_MS(5000));
+        if (st == MPX_E_OWNER_DIED)
+            died++;
+        else if (st != MPX_OK)
+            failed++;
+        if (st == MPX_OK || st == MPX_E_OWNER_DIED) mpx_lock_release(l);
+        if (round % 2 == 1) ts_wait(p, 20);
+    }
+    CHECK(failed == 0, "200 kills of a lock holder: every acquire succeeded (%d owner deaths, %.2f s)", died, ts_now() - start);
+    CHECK(died > 0, "owner death was reported (%d times)", died);
+    CHECK(!mpx_lock_is_locked(l), "free at the end");
+    mpx_lock_close(l);
+}
+
+/* ---- RLock ---------------------------------------------------------------------------------- */
+
+struct rcounter_arg {
+    mpx_rlock *r;
+    volatile int64_t *counter;
+    int n;
+};
+
+static int rcounter_child(void *p) {
+    struct rcounter_arg *a = p;
+    for (int i = 0; i < a->n; i++) {
+        if (mpx_rlock_acquire(a->r, TS_WAIT) != MPX_OK) return 2;
+        if (mpx_rlock_acquire(a->r, 0) != MPX_OK) return 3; /* nested: never waits */
+        *a->counter = *a->counter + 1;
+        if (mpx_rlock_release(a->r) != MPX_OK || mpx_rlock_release(a->r) != MPX_OK) return 4;
+    }
+    return 0;
+}
+
+static void test_rlock_counter(void) {
+    mpx_rlock *r = NULL;
+    mpx_shm *m = NULL;
+    REQUIRE(mpx_rlock_create_anonymous(&r) == MPX_OK, "rlock");
+    REQUIRE(mpx_shm_create_anonymous(64, &m) == MPX_OK, "counter memory");
+    struct rcounter_arg a = {r, (volatile int64_t *)mpx_shm_ptr(m), 100000};
+    pid_t p1 = ts_fork(rcounter_child, &a), p2 = ts_fork(rcounter_child, &a);
+    int s1 = ts_wait(p1, 120), s2 = ts_wait(p2, 120);
+    CHECK(ts_exited(s1, 0) && ts_exited(s2, 0), "two processes x 100000 nested rlock increments finished");
+    CHECK(*a.counter == 200000 && !mpx_rlock_is_locked(r), "counter exact: %lld", (long long)*a.counter);
+    mpx_shm_close(m);
+    mpx_rlock_close(r);
+}
+
+static int rlock_foreign(void *p) {
+    mpx_rlock *r = p;
+    if (mpx_rlock_acquire(r, 0) != MPX_E_TIMEOUT) return 1;
+    if (mpx_rlock_release(r) != MPX_E_STATE) return 2;
+    return 0;
+}
+
+static void test_rlock(void) {
+    const char *n = ts_name("rlock");
+    mpx_rlock *r = NULL;
+    REQUIRE(mpx_rlock_create(n, 0, &r) == MPX_OK, "create");
+    CHECK_STATUS(mpx_rlock_acquire(r, 0), MPX_OK, "", "acquire");
+    CHECK_STATUS(mpx_rlock_acquire(r, 0), MPX_OK, "", "acquire again (recursive)");
+    CHECK(mpx_rlock_depth(r) == 2, "depth 2");
+    pid_t p = ts_fork(rlock_foreign, r);
+    CHECK(ts_exited(ts_wait(p, 20), 0), "another process can neither acquire nor release it");
+    CHECK_STATUS(mpx_rlock_release(r), MPX_OK, "", "release 1");
+    CHECK(mpx_rlock_is_locked(r), "still held");
+    CHECK_STATUS(mpx_rlock_release(r), MPX_OK, "", "release 2");
+    CHECK(!mpx_rlock_is_locked(r), "free");
+    CHECK_STATUS(mpx_rlock_release(r), MPX_E_STATE, "not held", "release when not held");
+    mpx_rlock_close(r);
+}
+
+/* ---- Semaphore ------------------------------------------------------------------------------ */
+
+struct pingpong {
+    mpx_semaphore *ping, *pong;
+    int n;
+};
+
+static int pong_child(void *p) {
+    struct pingpong *a = p;
+    for (int i = 0; i < a->n; i++) {
+        if (mpx_semaphore_acquire(a->ping, TS_WAIT) != MPX_OK) return 1;
+        if (mpx_semaphore_release(a->pong) != MPX_OK) return 2;
+    }
+    return 0;
+}
+
+static int take_two_and_exit(void *p) {
+    mpx_semaphore *s = p;
+    return mpx_semaphore_acquire(s, 0) == MPX_OK && mpx_semaphore_acquire(s, 0) == MPX_OK ? 0 : 1;
+}
+
+static void test_semaphore(void) {
+    const char *n = ts_name("sem");
+    mpx_semaphore *s = NULL, *o = NULL;
+    REQUIRE(mpx_semaphore_create(n, 2, 2, 0, &s) == MPX_OK, "bounded semaphore");
+    REQUIRE(mpx_semaphore_open(n, 0, &o) == MPX_OK, "open");
+    CHECK(mpx_semaphore_get_value(o) == 2 && mpx_semaphore_max_value(o) == 2 && !mpx_semaphore_is_undo(o), "value 2, max 2");
+    CHECK_STATUS(mpx_semaphore_release(s), MPX_E_STATE, "released too many times", "bounded over-release");
+    CHECK_STATUS(mpx_semaphore_acquire(s, 0), MPX_OK, "", "acquire 1");
+    CHECK_STATUS(mpx_semaphore_acquire(o, MPX_FOREVER), MPX_OK, "", "acquire 2");
+    CHECK_STATUS(mpx_semaphore_acquire(s, 0), MPX_E_TIMEOUT, "permit", "acquire 3 (try)");
+    CHECK_STATUS(mpx_semaphore_acquire(s, TS_MS(10)), MPX_E_TIMEOUT, "permit", "acquire 3 (10 ms)");
+    CHECK_STATUS(mpx_semaphore_release(s), MPX_OK, "", "release");
+    CHECK_STATUS(mpx_semaphore_release(s), MPX_OK, "", "release");
+    CHECK_STATUS(mpx_semaphore_release(s), MPX_E_STATE, "released too many times", "over-release again");
+    mpx_semaphore_close(o);
+    mpx_semaphore_close(s);
+    mpx_semaphore *bad = NULL;
+    CHECK_STATUS(mpx_semaphore_create_anonymous(3, 2, 0, &bad), MPX_E_INVALID, "exceeds its maximum", "value above max");
+
+    /* Undo: the permits of a process that exits holding them come back. */
+    mpx_semaphore *u = NULL;
+    REQUIRE(mpx_semaphore_create_anonymous(3, 0, MPX_SEM_UNDO, &u) == MPX_OK, "undo semaphore");
+    CHECK(mpx_semaphore_is_undo(u) && mpx_semaphore_max_value(u) == MPX_SEM_VALUE_MAX, "undo, unbounded");
+    pid_t p = ts_fork(take_two_and_exit, u);
+    CHECK(ts_exited(ts_wait(p, 20), 0), "child took two permits and exited");
+    CHECK(mpx_semaphore_get_value(u) == 1, "value 1 before reclaim");
+    uint32_t back = 0;
+    CHECK_STATUS(mpx_semaphore_reclaim(u, &back), MPX_OK, "", "reclaim");
+    CHECK(back == 2 && mpx_semaphore_get_value(u) == 3, "two permits came back (%u), value %u", back, mpx_semaphore_get_value(u));
+    mpx_semaphore_close(u);
+
+    /* Handoff between processes. */
+    struct pingpong a = {NULL, NULL, 5000};
+    REQUIRE(mpx_semaphore_create_anonymous(0, 0, 0, &a.ping) == MPX_OK && mpx_semaphore_create_anonymous(0, 0, 0, &a.pong) == MPX_OK, "ping pong");
+    p = ts_fork(pong_child, &a);
+    int bad_rounds = 0;
+    for (int i = 0; i < a.n; i++) {
+        if (mpx_semaphore_release(a.ping) != MPX_OK || mpx_semaphore_acquire(a.pong, TS_WAIT) != MPX_OK) bad_rounds++;
+    }
+    CHECK(bad_rounds == 0 && ts_exited(ts_wait(p, 20), 0), "5000 handoffs between two processes");
+    mpx_semaphore_close(a.ping);
+    mpx_semaphore_close(a.pong);
+}
+
+/* ---- Condition, Event, Barrier ------------------------------------------------------------- */
+
+struct cond_arg {
+    mpx_condition *c;
+    volatile int *flag;
+};
+
+static int cond_waiter(void *p) {
+    struct cond_arg *a = p;
+    if (mpx_condition_acquire(a->c, TS_WAIT) != MPX_OK) return 1;
+    double end = ts_now() + 20;
+    while (*a->flag == 0) {
+        if (ts_now() > end) return 2;
+        mpx_status st = mpx_condition_wait(a->c, TS_WAIT);
+        if (st != MPX_OK) return 3;
+    }
+    mpx_condition_release(a->c);
+    return 0;
+}
+
+static void test_condition(void) {
+    const char *ln = ts_name("clock"), *cn = ts_name("cond");
+    mpx_lock *l = NULL;
+    mpx_condition *c = NULL, *o = NULL;
+    REQUIRE(mpx_lock_create(ln, 0, &l) == MPX_OK, "lock");
+    REQUIRE(mpx_condition_create(cn, l, NULL, 0, &c) == MPX_OK, "condition over a named lock");
+    REQUIRE(mpx_condition_open(cn, NULL, NULL, 0, &o) == MPX_OK, "open (finds the lock by name)");
+    CHECK_STATUS(mpx_condition_wait(c, 0), MPX_E_STATE, "not held", "wait without the lock");
+    CHECK_STATUS(mpx_condition_notify(c, 1), MPX_E_STATE, "not held", "notify without the lock");
+    CHECK_STATUS(mpx_condition_acquire(o, 0), MPX_OK, "", "acquire through the opened handle");
+    CHECK(mpx_lock_is_locked(l), "it is the lock's");
+    CHECK_STATUS(mpx_condition_wait(c, TS_MS(10)), MPX_E_TIMEOUT, "notify", "wait 10 ms");
+    CHECK(mpx_lock_is_mine(l), "lock held again after the timeout");
+    CHECK_STATUS(mpx_condition_release(c), MPX_OK, "", "release");
+
+    mpx_shm *m = NULL;
+    REQUIRE(mpx_shm_create_anonymous(64, &m) == MPX_OK, "flag memory");
+    struct cond_arg a = {o, (volatile int *)mpx_shm_ptr(m)};
+    pid_t p1 = ts_fork(cond_waiter, &a), p2 = ts_fork(cond_waiter, &a);
+    ts_sleep_us(50000);
+    CHECK_STATUS(mpx_condition_acquire(c, TS_WAIT), MPX_OK, "", "acquire to notify");
+    *a.flag = 1;
+    CHECK_STATUS(mpx_condition_notify_all(c), MPX_OK, "", "notify_all");
+    mpx_condition_release(c);
+    int s1 = ts_wait(p1, 20), s2 = ts_wait(p2, 20);
+    CHECK(ts_exited(s1, 0) && ts_exited(s2, 0), "both waiting processes woke and saw the flag");
+    mpx_shm_close(m);
+    mpx_condition_close(o);
+    mpx_condition_close(c);
+    mpx_lock_close(l);
+
+    /* An anonymous lock must be passed again at open. */
+    mpx_rlock *r = NULL;
+    REQUIRE(mpx_rlock_create_anonymous(&r) == MPX_OK, "rlock");
+    REQUIRE(mpx_condition_create_anonymous(NULL, r, &c) == MPX_OK, "condition over an anonymous rlock");
+    int fd = -1;
+    mpx_condition_fd(c, &fd);
+    CHECK_STATUS(mpx_condition_open_fd(fd, NULL, NULL, 0, &o), MPX_E_INVALID, "pass that rlock", "open_fd without its rlock");
+    CHECK_STATUS(mpx_condition_open_fd(fd, NULL, r, 0, &o), MPX_OK, "", "open_fd with its rlock");
+    mpx_condition_close(o);
+    mpx_condition_close(c);
+    mpx_rlock_close(r);
+}
+
+static int event_waiter(void *p) { return mpx_event_wait((mpx_event *)p, TS_WAIT) == MPX_OK ? 0 : 1; }
+
+static void test_event(void) {
+    const char *n = ts_name("event");
+    mpx_event *e = NULL;
+    REQUIRE(mpx_event_create(n, 0, &e) == MPX_OK, "event");
+    CHECK(!mpx_event_is_set(e), "not set");
+    CHECK_STATUS(mpx_event_wait(e, TS_MS(10)), MPX_E_TIMEOUT, "event", "wait 10 ms");
+    pid_t p1 = ts_fork(event_waiter, e), p2 = ts_fork(event_waiter, e);
+    ts_sleep_us(30000);
+    CHECK_STATUS(mpx_event_set(e), MPX_OK, "", "set");
+    CHECK(ts_exited(ts_wait(p1, 20), 0) && ts_exited(ts_wait(p2, 20), 0), "both waiting processes woke");
+    CHECK_STATUS(mpx_event_wait(e, 0), MPX_OK, "", "wait on a set event returns at once");
+    CHECK_STATUS(mpx_event_clear(e), MPX_OK, "", "clear");
+    CHECK(!mpx_event_is_set(e), "cleared");
+    mpx_event_close(e);
+}
+
+struct barrier_arg {
+    mpx_barrier *b;
+    volatile int64_t *sums;
+    int rounds;
+};
+
+static int barrier_child(void *p) {
+    struct barrier_arg *a = p;
+    for (int r = 0; r < a->rounds; r++) {
+        uint32_t idx = 99;
+        if (mpx_barrier_wait(a->b, TS_WAIT, &idx) != MPX_OK || idx > 2) return 1;
+        __atomic_fetch_add(&a->sums[r], (int64_t)1 << idx, __ATOMIC_SEQ_CST);
+    }
+    return 0;
+}
+
+static int barrier_broken_child(void *p) {
+    return mpx_barrier_wait((mpx_barrier *)p, TS_WAIT, NULL) == MPX_E_BROKEN ? 0 : 1;
+}
+
+static void test_barrier(void) {
+    mpx_barrier *b = NULL;
+    REQUIRE(mpx_barrier_create(ts_name("barrier"), 3, 0, &b) == MPX_OK, "barrier");
+    CHECK(mpx_barrier_parties(b) == 3, "3 parties");
+    mpx_shm *m = NULL;
+    REQUIRE(mpx_shm_create_anonymous(100 * 8, &m) == MPX_OK, "sums");
+    struct barrier_arg a = {b, (volatile int64_t *)mpx_shm_ptr(m), 100};
+    pid_t p[3];
+    for (int i = 0; i < 3; i++) p[i] = ts_fork(barrier_child, &a);
+    int ok = 1;
+    for (int i = 0; i < 3; i++) ok &= ts_exited(ts_wait(p[i], 30), 0);
+    int sums_ok = 1;
+    for (int r = 0; r < a.rounds; r++) sums_ok &= a.sums[r] == 7;
+    CHECK(ok && sums_ok, "3 processes x 100 rounds: indices 0,1,2 once per round");
+
+    pid_t w = ts_fork(barrier_broken_child, b);
+    CHECK(TS_EVENTUALLY(mpx_barrier_n_waiting(b) == 1), "one waiter");
+    CHECK_STATUS(mpx_barrier_wait(b, TS_MS(20), NULL), MPX_E_TIMEOUT, "broken", "timeout breaks the barrier");
+    CHECK(ts_exited(ts_wait(w, 20), 0), "the other waiter got MPX_E_BROKEN");
+    CHECK(mpx_barrier_is_broken(b), "broken");
+    CHECK_STATUS(mpx_barrier_wait(b, 0, NULL), MPX_E_BROKEN, "broken", "wait on a broken barrier");
+    CHECK_STATUS(mpx_barrier_reset(b), MPX_OK, "", "reset");
+    w = ts_fork(barrier_broken_child, b);
+    CHECK(TS_EVENTUALLY(mpx_barrier_n_waiting(b) == 1), "one waiter");
+    CHECK_STATUS(mpx_barrier_abort(b), MPX_OK, "", "abort");
+    CHECK(ts_exited(ts_wait(w, 20), 0), "the waiter got MPX_E_BROKEN from abort");
+    mpx_barrier *bad = NULL;
+    CHECK_STATUS(mpx_barrier_create_anonymous(0, &bad), MPX_E_INVALID, "parties", "0 parties");
+    mpx_shm_close(m);
+    mpx_barrier_close(b);
+}
+
+int main(void) {
+    ts_init("test_sync");
+    test_lock_basics();
+    test_null_args();
+    test_lock_counter();
+    test_lock_owner_death();
+    test_lock_kill_loop();
+    test_rlock();
+    test_rlock_counter();
+    test_semaphore();
+    test_condition();
+    test_event();
+    test_barrier();
+    return ts_finish();
+}
