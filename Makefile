@@ -28,7 +28,7 @@ export PYTHONPATH  := $(ROOT)/bindings/python
 C_SRCS     := $(wildcard tests/c/*.c) $(wildcard examples/c/*.c) $(wildcard benches/*.c)
 CPP_SRCS   := $(wildcard tests/cpp/*.cpp) $(wildcard examples/cpp/*.cpp) $(wildcard benches/*.cpp)
 C_BINS     := $(patsubst %.c,$(BUILD)/%,$(C_SRCS))
-CPP_BINS   := $(patsubst %.cpp,$(BUILD)/%,$(CPP_SRCS)) $(patsubst %.cpp,$(BUILD)/%-cxx20,$(filter tests/cpp/%,$(CPP_SRCS)))
+CPP_BINS   := $(patsubst %.cpp,$(BUILD)/%,$(CPP_SRCS)) $(patsubst %.cpp,$(BUILD)/%-cxx20,$(filter tests/cpp/test_%,$(CPP_SRCS)))
 
 .PHONY: all lib native venv test test-rust test-c test-cpp test-python check-header check-shm demo bench clean
 

@@ -209,6 +209,10 @@ uint32_t mpx_abi_version(void);
 // unchanged. The pointer stays valid until the next mpx call on this thread; copy it to keep it.
 const char *mpx_last_error(void);
 
+// The errno behind the most recent failed call on the calling thread, when an OS call failed
+// (useful with MPX_E_OS), else 0.
+int32_t mpx_last_errno(void);
+
 // The constant name of a status code ("MPX_OK", "MPX_E_NOT_FOUND", ...), or "MPX_E_UNKNOWN"
 // for a value that is not one. Never NULL; the string is static.
 const char *mpx_status_name(mpx_status status);

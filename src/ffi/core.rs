@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::{last_error_ptr, mpx_status, MPX_ABI_VERSION};
+use super::{last_errno, last_error_ptr, mpx_status, MPX_ABI_VERSION};
 use crate::ErrorKind;
 
 /// The library's version as a static string, e.g. "0.1.0".
@@ -24,6 +24,13 @@ pub extern "C" fn mpx_abi_version() -> u32 {
 #[no_mangle]
 pub extern "C" fn mpx_last_error() -> *const c_char {
     last_error_ptr()
+}
+
+/// The errno behind the most recent failed call on the calling thread, when an OS call failed
+/// (useful with MPX_E_OS), else 0.
+#[no_mangle]
+pub extern "C" fn mpx_last_errno() -> i32 {
+    last_errno()
 }
 
 /// The constant name of a status code ("MPX_OK", "MPX_E_NOT_FOUND", ...), or "MPX_E_UNKNOWN"

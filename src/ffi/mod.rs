@@ -92,12 +92,17 @@ pub const MPX_F_MODE_ALL: u32 = 8;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_ERRNO: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
 }
 
 pub(crate) fn set_last_error(msg: &str) {
     // Interior NULs cannot be represented in a C string; replace them rather than lose the text.
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+pub(crate) fn last_errno() -> i32 {
+    LAST_ERRNO.with(|n| n.get())
 }
 
 pub(crate) fn last_error_ptr() -> *const c_char {
@@ -107,6 +112,7 @@ pub(crate) fn last_error_ptr() -> *const c_char {
 /// Records an error for `mpx_last_error()` and returns its status.
 pub(crate) fn fail(e: &Error) -> mpx_status {
     set_last_error(e.message());
+    LAST_ERRNO.with(|n| n.set(e.errno().unwrap_or(0)));
     e.kind().code()
 }
 

@@ -217,8 +217,10 @@ impl Segment {
                 let _ = std::fs::remove_file(&path);
                 return Err(e.context(format!("{what}: ftruncate to {total} bytes")));
             }
-            // fchmod because the process umask would otherwise narrow the requested mode.
-            unsafe { libc::fchmod(fd.as_raw_fd(), flags.mode()) };
+            // The umask would narrow a group/world mode; 0600 (the default) it leaves alone.
+            if flags.mode() != 0o600 {
+                unsafe { libc::fchmod(fd.as_raw_fd(), flags.mode()) };
+            }
             lock_shared(fd.as_raw_fd(), &what)?;
             if !path_is_fd(&path, fd.as_raw_fd()) {
                 // A gc saw the file unlocked in the instant before our flock and removed it.

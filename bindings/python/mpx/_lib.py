@@ -96,6 +96,7 @@ PROTOTYPES = {
     "mpx_abi_version": (c_uint32, []),
     "mpx_last_error": (c_char_p, []),
     "mpx_status_name": (c_char_p, [mpx_status]),
+    "mpx_last_errno": (c_int, []),
     # shared memory
     "mpx_shm_create": (mpx_status, [c_char_p, c_size_t, c_uint32, POINTER(shm_p)]),
     "mpx_shm_open": (mpx_status, [c_char_p, c_uint32, POINTER(shm_p)]),
@@ -163,7 +164,7 @@ def error(status, message=None):
     """The exception for a failed status; the message defaults to mpx_last_error()."""
     if message is None:
         message = last_error()
-    return errors.from_status(status, message, status_name(status))
+    return errors.from_status(status, message, status_name(status), lib.mpx_last_errno())
 
 
 def check(status, allow=()):

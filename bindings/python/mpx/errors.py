@@ -123,12 +123,16 @@ def register(status, cls):
     _CLASSES[status] = cls
 
 
-def from_status(status, message, name=None):
-    """The exception for a failed call's status and message (not raised here)."""
+def from_status(status, message, name=None, os_errno=0):
+    """The exception for a failed call's status and message (not raised here). ``os_errno``
+    (mpx_last_errno()) makes an MPX_E_OS failure an OSError subclass with that errno, as
+    Python's own OS errors are (e.g. ENOSPC -> OSError(28, ...))."""
     name = name or status_name(status)
     if not message:
         message = name
-    if status in _BUILTIN_OS:
+    if status == MPX_E_OS and os_errno:
+        exc = OSError(os_errno, message)
+    elif status in _BUILTIN_OS:
         cls, code = _BUILTIN_OS[status]
         exc = cls(code, message)
     else:
