@@ -1,16 +1,18 @@
 /* queue_bench.c: mpx queue throughput and latency from C, measured beside a raw pipe (and
- * memcpy for bandwidth) in the same run. Producers and consumers are separate processes
- * (fork); 64-byte messages unless said otherwise.
+ * memcpy and a bare shared-memory handoff for bandwidth) in the same run: every figure and its
+ * anchor are measured in alternating passes and the medians reported. Producers and consumers
+ * are separate processes (fork); 64-byte messages unless said otherwise.
  *
  *   queue_bench [--quick] [single|batch|latency|frames|mpmc ...]   (default: all figures)
  *
- * Prints a human-readable line per figure and one machine-readable line:
- *   RESULT {"bench":"queue","figure":"...","value":x,"unit":"...","anchor":"...",
- *           "anchor_value":y,"ratio":x/y,"higher_is_better":true|false,"goal":"..."}
+ * BENCH_QUICK=1 (or --quick): small sizes, one pass (a smoke run, not a measurement). Output:
+ * a readable line per figure and a RESULT line (convention: benches/README.md).
  * Figures: single put/get, batched put_many/get_many, round-trip latency (median, p99),
  * 1 MiB frames through reserve/commit + in-place read, 4 producers + 4 consumers.
  */
 #include <mpx.h>
+
+#include "bench_common.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -29,24 +31,11 @@
 
 static int quick = 0;
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static double now(void) { return bench_now(); }
 
 static void die(const char *what, mpx_status st) {
     fprintf(stderr, "queue_bench: %s: %s: %s\n", what, mpx_status_name(st), mpx_last_error());
     exit(1);
-}
-
-static void result(const char *figure, double value, const char *unit, const char *anchor, double anchor_value,
-                   int higher_is_better, const char *goal) {
-    printf("RESULT {\"bench\":\"queue\",\"figure\":\"%s\",\"value\":%.6g,\"unit\":\"%s\",\"anchor\":\"%s\","
-           "\"anchor_value\":%.6g,\"ratio\":%.4g,\"higher_is_better\":%s,\"goal\":\"%s\"}\n",
-           figure, value, unit, anchor, anchor_value, anchor_value > 0 ? value / anchor_value : 0.0,
-           higher_is_better ? "true" : "false", goal);
-    fflush(stdout);
 }
 
 static void reap(pid_t pid) {
@@ -429,70 +418,91 @@ static int want(const char *f) {
     return 0;
 }
 
+/* Passes per figure: mpx and its anchors alternate, and the medians are reported. */
+static int passes(void) { return quick ? 1 : 3; }
+
+static double median3(double *v, int n) { return bench_median(v, (size_t)n); }
+
 static double single_rate = 0; /* mpx 1+1, for the 4+4 comparison */
 
 static void fig_single(void) {
     long n = quick ? 200000 : 2000000;
-    double pipe1 = pipe_rate(n, MSG, 1);
-    single_rate = queue_rate(n, 1);
-    printf("single put/get, 64 B:      mpx %.2f M msgs/s, raw pipe %.2f M msgs/s\n", single_rate / 1e6, pipe1 / 1e6);
-    result("single put/get 64 B, 1 producer + 1 consumer process", single_rate, "msgs/s", "raw pipe", pipe1, 1,
-           ">= 5e6 msgs/s");
+    double q[3], p[3];
+    for (int i = 0; i < passes(); i++) {
+        p[i] = pipe_rate(n / 4, MSG, 1);
+        q[i] = queue_rate(n, 1);
+    }
+    single_rate = median3(q, passes());
+    bench_result("queue", "single put/get 64 B, 1 producer + 1 consumer process (goal >= 5e6 msgs/s)", single_rate,
+                 "msgs/s", "raw pipe, 64 B writes", median3(p, passes()), 1, "at least 5e6 msgs/s", 0);
 }
 
 static void fig_batch(void) {
     long n = quick ? 1000000 : 10000000;
-    double pipeb = pipe_rate(n, MSG, BATCH);
-    double qb = queue_rate(n, BATCH);
-    printf("batched x%d, 64 B:        mpx %.2f M msgs/s, raw pipe %.2f M msgs/s\n", BATCH, qb / 1e6, pipeb / 1e6);
-    result("put_many/get_many 64 B x256, 1 producer + 1 consumer process", qb, "msgs/s", "raw pipe (256 per write)",
-           pipeb, 1, ">= 2e7 msgs/s");
+    double q[3], p[3];
+    for (int i = 0; i < passes(); i++) {
+        p[i] = pipe_rate(n, MSG, BATCH);
+        q[i] = queue_rate(n, BATCH);
+    }
+    bench_result("queue", "put_many/get_many 64 B x256, 1 producer + 1 consumer process (goal >= 2e7 msgs/s)",
+                 median3(q, passes()), "msgs/s", "raw pipe, 256 x 64 B per write", median3(p, passes()), 1,
+                 "at least 2e7 msgs/s", 0);
 }
 
 static void fig_latency(void) {
     int rounds = quick ? 2000 : 20000;
-    double pmed, p99, qmed, q99;
-    pipe_latency(rounds, &pmed, &p99);
-    queue_latency(rounds, &qmed, &q99);
-    printf("round trip, 64 B:          mpx median %.2f us p99 %.2f us, raw pipe median %.2f us p99 %.2f us\n", qmed, q99,
-           pmed, p99);
-    result("round-trip latency 64 B, median", qmed, "us", "raw pipe", pmed, 0, "< 1 us");
-    result("round-trip latency 64 B, p99", q99, "us", "raw pipe", p99, 0, "(report)");
+    double qm[3], q99[3], pm[3], p99[3];
+    for (int i = 0; i < passes(); i++) {
+        pipe_latency(rounds / 4, &pm[i], &p99[i]);
+        queue_latency(rounds, &qm[i], &q99[i]);
+    }
+    bench_result("queue", "round-trip latency 64 B between 2 processes, median (goal < 1 us)", median3(qm, passes()),
+                 "us", "raw pipe", median3(pm, passes()), 0, "under 1 us", 0);
+    bench_result("queue", "round-trip latency 64 B between 2 processes, p99", median3(q99, passes()), "us", "raw pipe",
+                 median3(p99, passes()), 0, NULL, 0);
 }
 
 static void fig_frames(void) {
     int frames = quick ? 200 : 2000;
-    double mc = memcpy_rate(frames);
-    double raw = raw_frame_rate(frames);
-    double fr = frame_rate(frames);
-    double pf = pipe_frame_rate(frames / 4);
-    printf("1 MiB frames:              mpx reserve/commit %.2f GB/s = %.0f%% of memcpy (%.2f GB/s), %.0f%% of a bare\n"
-           "                           shared-memory handoff (%.2f GB/s); raw pipe %.2f GB/s\n",
-           fr / 1e9, 100.0 * fr / mc, mc / 1e9, 100.0 * fr / raw, raw / 1e9, pf / 1e9);
-    result("1 MiB frames via reserve/commit + in-place read", fr, "bytes/s", "memcpy", mc, 1, ">= 0.7 x memcpy");
-    result("1 MiB frames via reserve/commit + in-place read (vs bare handoff)", fr, "bytes/s",
-           "bare shared-memory handoff, no queue", raw, 1, "(report)");
-    result("1 MiB frames via reserve/commit + in-place read (vs pipe)", fr, "bytes/s", "raw pipe", pf, 1, "(report)");
+    double mc[3], raw[3], fr[3], pf[3];
+    for (int i = 0; i < passes(); i++) {
+        mc[i] = memcpy_rate(frames);
+        raw[i] = raw_frame_rate(frames);
+        fr[i] = frame_rate(frames);
+        pf[i] = pipe_frame_rate(frames / 4);
+    }
+    double f = median3(fr, passes()) / 1e9;
+    bench_result("queue", "1 MiB frames via reserve/commit + in-place read", f, "GB/s",
+                 "memcpy of 1 MiB between two private buffers", median3(mc, passes()) / 1e9, 1, ">= 0.7 of memcpy", 0.7);
+    bench_result("queue", "1 MiB frames via reserve/commit + in-place read (vs bare handoff)", f, "GB/s",
+                 "same handoff over bare shared memory, no queue", median3(raw, passes()) / 1e9, 1, NULL, 0);
+    bench_result("queue", "1 MiB frames via reserve/commit + in-place read (vs pipe)", f, "GB/s", "raw pipe",
+                 median3(pf, passes()) / 1e9, 1, NULL, 0);
 }
 
 static void fig_mpmc(void) {
     long per = quick ? 50000 : 500000;
     if (single_rate == 0) single_rate = queue_rate(quick ? 200000 : 2000000, 1);
-    double m44 = mpmc_rate(4, 4, per);
-    double p44 = pipe_mpmc_rate(4, 4, per);
-    printf("4 producers + 4 consumers: mpx %.2f M msgs/s (1+1: %.2f), raw pipe %.2f M msgs/s\n", m44 / 1e6,
-           single_rate / 1e6, p44 / 1e6);
-    result("4 producers + 4 consumers, single put/get 64 B", m44, "msgs/s", "raw pipe", p44, 1, "(report)");
-    result("4 producers + 4 consumers vs 1 producer + 1 consumer", m44, "msgs/s", "mpx 1+1", single_rate, 1,
-           "no collapse");
+    double m[3], p[3];
+    for (int i = 0; i < passes(); i++) {
+        p[i] = pipe_mpmc_rate(4, 4, per / 4);
+        m[i] = mpmc_rate(4, 4, per);
+    }
+    double m44 = median3(m, passes());
+    bench_result("queue", "4 producers + 4 consumers, single put/get 64 B", m44, "msgs/s", "raw pipe, 4 + 4 processes",
+                 median3(p, passes()), 1, NULL, 0);
+    bench_result("queue", "4 producers + 4 consumers vs 1 producer + 1 consumer", m44, "msgs/s",
+                 "mpx, 1 producer + 1 consumer", single_rate, 1, "no collapse: >= 0.5 of 1 + 1", 0.5);
 }
 
 int main(int argc, char **argv) {
     int a = 1;
+    quick = bench_quick();
     if (argc > 1 && strcmp(argv[1], "--quick") == 0) quick = 1, a = 2;
     sel = argv + a;
     nsel = argc - a;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("queue_bench (C): mpx %s, %s mode, %d pass(es) per figure\n", mpx_version(), quick ? "quick" : "full", passes());
     if (want("single")) fig_single();
     if (want("batch")) fig_batch();
     if (want("latency")) fig_latency();

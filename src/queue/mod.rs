@@ -733,12 +733,15 @@ impl Queue {
         Ok(ptr)
     }
 
-    /// Checks that this process holds `side` with a view open.
-    fn own_view(&self, side: Side) -> Result<()> {
+    /// Checks that this process holds `side` with a view open, and with `claim` ends the view:
+    /// of two threads that end one view at once, exactly one proceeds (and releases the lock).
+    fn own_view(&self, side: Side, claim: bool) -> Result<()> {
         let st = self.st();
         let (lock, j, what) =
             if side == Side::Producer { (&st.plock, &st.pj, "reservation") } else { (&st.clock, &st.cj, "in-place read") };
-        if lock.holder() != owner::me().pid || j.view.load(Relaxed) == 0 {
+        let open = lock.holder() == owner::me().pid
+            && if claim { j.view.compare_exchange(1, 0, Relaxed, Relaxed).is_ok() } else { j.view.load(Relaxed) == 1 };
+        if !open {
             return Err(err!(State, "no {what} is open in this process"));
         }
         Ok(())
@@ -750,14 +753,14 @@ impl Queue {
     }
 
     fn commit_inner(&self, len: usize) -> Result<()> {
-        self.own_view(Side::Producer)?;
+        self.own_view(Side::Producer, false)?;
         let st = self.st();
         let reserved = st.pj.view_len.load(Relaxed);
         if len as u64 > reserved {
             return Err(err!(Invalid, "commit of {len} bytes exceeds the {reserved} bytes reserved (the reservation stays open)"));
         }
+        self.own_view(Side::Producer, true)?;
         let held = Held(&st.plock);
-        st.pj.view.store(0, Relaxed);
         let tail = st.ppub.index.load(Relaxed);
         // Room can only have grown since the reservation; checking again guards against a
         // reserved size changed in shared memory.
@@ -776,8 +779,7 @@ impl Queue {
 
     /// Drops the reservation: nothing is published.
     pub fn abort_raw(&self) -> Result<()> {
-        self.own_view(Side::Producer).map_err(|e| self.ctx(e))?;
-        self.st().pj.view.store(0, Relaxed);
+        self.own_view(Side::Producer, true).map_err(|e| self.ctx(e))?;
         drop(Held(&self.st().plock));
         Ok(())
     }
@@ -983,10 +985,9 @@ impl Queue {
     }
 
     fn read_commit_inner(&self) -> Result<()> {
-        self.own_view(Side::Consumer)?;
+        self.own_view(Side::Consumer, true)?;
         let st = self.st();
         let held = Held(&st.clock);
-        st.cj.view.store(0, Relaxed);
         let head = st.cpub.index.load(Relaxed);
         let tail = self.tail_for(head)?;
         if tail == head {
@@ -1002,8 +1003,7 @@ impl Queue {
 
     /// Ends the open in-place read, leaving the message in the queue.
     pub fn read_abort_raw(&self) -> Result<()> {
-        self.own_view(Side::Consumer).map_err(|e| self.ctx(e))?;
-        self.st().cj.view.store(0, Relaxed);
+        self.own_view(Side::Consumer, true).map_err(|e| self.ctx(e))?;
         drop(Held(&self.st().clock));
         Ok(())
     }
@@ -1276,6 +1276,27 @@ mod tests {
         v.commit().unwrap();
         assert!(q.is_empty());
         assert_eq!(q.read_commit_raw().unwrap_err().kind(), ErrorKind::State);
+    }
+
+    #[test]
+    fn a_view_ends_once_even_from_two_threads() {
+        let q = q(4096);
+        for _ in 0..200 {
+            q.reserve_raw(8, Duration::ZERO).unwrap();
+            let oks: usize = std::thread::scope(|s| {
+                let h: Vec<_> = (0..2).map(|_| s.spawn(|| q.commit_raw(4).is_ok() as usize)).collect();
+                h.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            assert_eq!(oks, 1);
+            assert_eq!(q.qsize(), 1);
+            q.read_raw(Duration::ZERO).unwrap();
+            let oks: usize = std::thread::scope(|s| {
+                let h: Vec<_> = (0..2).map(|_| s.spawn(|| q.read_commit_raw().is_ok() as usize)).collect();
+                h.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            assert_eq!(oks, 1);
+            assert!(q.is_empty());
+        }
     }
 
     #[test]
