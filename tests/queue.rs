@@ -588,3 +588,60 @@ fn sizes_and_limits() {
     assert_eq!(s.variant(), Variant::Simple);
     assert_eq!(s.max_messages(), 0);
 }
+
+/// Random damage to the state and the ring of a live queue, then every kind of call: errors
+/// (Corrupt, Timeout, ...) are fine, a crash or a hang is not. Shows that no value in the
+/// segment can make the queue read or write outside its mapping.
+#[test]
+fn random_damage_never_crashes() {
+    let mut seed = mpx::util::realtime_ns() | 1;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let short = Duration::from_millis(2);
+    let mut kinds: HashMap<String, u32> = HashMap::new();
+    for _ in 0..300 {
+        let q = Queue::create_anonymous(QueueSpec::new(4096).max_messages(if rnd() % 2 == 0 { 0 } else { 20 })).unwrap();
+        for i in 0..(rnd() % 30) as u32 {
+            let _ = q.put(&msg(0, i, 16 + (rnd() % 300) as usize), Duration::ZERO);
+        }
+        let _ = q.get(Duration::ZERO);
+        let data = q.segment().data_ptr();
+        for _ in 0..1 + rnd() % 3 {
+            // The state lines past the two locks (a lock word naming a live process would only
+            // make calls wait), or anywhere in the ring.
+            let off = if rnd() % 2 == 0 { 64 + (rnd() % (704 - 64)) as usize & !7 } else { 4096 + (rnd() % 4096) as usize & !7 };
+            if (192..256).contains(&off) {
+                continue;
+            }
+            let v = match rnd() % 4 {
+                0 => rnd(),
+                1 => rnd() % 8192,
+                2 => 0,
+                _ => u64::MAX,
+            };
+            // SAFETY: inside the data area (state page + ring) of our own mapping.
+            unsafe { data.add(off).cast::<u64>().write_volatile(v) };
+        }
+        let results = [
+            q.get(short).map(|_| ()),
+            q.put(&[1; 100], short),
+            q.get_many(8, short).map(|_| ()),
+            q.read(short).and_then(|v| v.commit()),
+            q.put_many(&[[2u8; 50]; 3], short),
+            q.reserve(200, short).and_then(|r| r.commit(100)),
+            q.get_into(&mut [0u8; 64], short).map(|_| ()),
+        ];
+        let _ = (q.qsize(), q.is_full(), q.is_empty(), q.bytes_used(), q.unfinished());
+        for r in results {
+            if let Err(e) = r {
+                *kinds.entry(e.kind().name().to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    eprintln!("random damage: errors seen {kinds:?}");
+    assert!(kinds.contains_key("MPX_E_CORRUPT"), "damage was never detected");
+}

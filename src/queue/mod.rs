@@ -150,6 +150,11 @@ impl Wait {
         matches!(self.timeout, Timeout::After(d) if d.is_zero())
     }
 
+    /// Whether a deadline was set (by a wait) and has passed. Never for a first attempt.
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| d.expired())
+    }
+
     fn deadline(&mut self) -> Deadline {
         *self.deadline.get_or_insert_with(|| Deadline::new(self.timeout))
     }
@@ -552,11 +557,13 @@ impl Queue {
             let queued = put.wrapping_sub(hint);
             if queued > self.max_msgs || self.max_msgs - queued < n {
                 let got = st.cpub.count.load(Acquire);
-                if got > put {
-                    return Err(self.corrupt(format!("get count {got} exceeds put count {put}")));
+                // Puts never outrun the limit, so a larger difference is damage (and room_unlocked
+                // sends waiters here to find that out).
+                if got > put || put - got > self.max_msgs {
+                    return Err(self.corrupt(format!("put count {put} and get count {got} differ by more than the limit")));
                 }
                 self.got_hint.store(got, Relaxed);
-                if put - got > self.max_msgs || self.max_msgs - (put - got) < n {
+                if self.max_msgs - (put - got) < n {
                     return Ok(false);
                 }
             }
@@ -616,6 +623,10 @@ impl Queue {
         let st = self.st();
         let mut w = Wait::new(timeout);
         loop {
+            // Retries (after waiting) end at the deadline, whatever the predicates said.
+            if w.expired() {
+                return Err(err!(Timeout, "timed out waiting for room for {bytes} bytes of records"));
+            }
             let held = self.lock(Side::Producer, &mut w)?;
             if st.meta.closed.load(Acquire) != 0 {
                 return Err(err!(Closed, "the queue was shut down"));
@@ -841,6 +852,9 @@ impl Queue {
         let st = self.st();
         let mut w = Wait::new(timeout);
         loop {
+            if w.expired() {
+                return Err(err!(Timeout, "timed out waiting for a message"));
+            }
             // Look without the lock first, so idle consumers do not fight over it (and without
             // reading the tail the producer keeps writing, when a tail seen before says enough).
             let head = st.cpub.index.load(Acquire);
