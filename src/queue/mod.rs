@@ -23,7 +23,7 @@ mod shared;
 
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use shared::{page_size, record_check, record_size, Journal, Published, Ring, Signal, State, REC_HEADER, STATE_MAGIC, STATE_SIZE};
@@ -131,6 +131,8 @@ pub struct Queue {
     got_hint: AtomicU64,
     /// Consumers: a tail seen earlier.
     tail_hint: AtomicU64,
+    /// How long waiters spin before they sleep (ns; adapts, see SPIN_MIN_NS).
+    spin_ns: AtomicU32,
 }
 
 segment_accessors!(Queue);
@@ -171,22 +173,26 @@ impl Wait {
     }
 }
 
-/// How long a waiter spins before it sleeps. A futex sleep and wake costs ~25 µs on this kind
-/// of VM, a cross-process handoff by spinning well under 1 µs, so spinning for about as long as
-/// a sleep would cost is the classic 2-competitive choice. By time, not by count: one PAUSE
-/// takes anywhere from 6 ns to 140 ns depending on the CPU and hypervisor.
-const SPIN_TIME: Duration = Duration::from_micros(30);
+/// How long a waiter spins before it sleeps, at most. A futex sleep and wake costs ~25 µs on
+/// this kind of VM, a cross-process handoff by spinning well under 1 µs, so spinning for about
+/// as long as a sleep would cost is the classic 2-competitive choice. By time, not by count: one
+/// PAUSE takes anywhere from 6 ns to 140 ns depending on the CPU and hypervisor.
+const SPIN_MAX_NS: u32 = 30_000;
+/// The shortest spin. The budget adapts per handle: it doubles after a spin that saw its
+/// condition and halves after one that had to sleep, so on a busy machine (where the process
+/// waited for is often not running, and spinning only takes its CPU) waiters soon sleep early.
+const SPIN_MIN_NS: u32 = 2_000;
 /// After this much pure spinning, the spinner yields between checks, so that on a busy machine
 /// the process it waits for can run on this CPU.
 const SPIN_PURE: Duration = Duration::from_micros(5);
 /// Room a producer waits for while it spins (if the ring is large enough): see produce().
 const EAGER_ROOM: u64 = 4096;
 
-/// Spins until `ready()`, at most SPIN_TIME and never past the deadline, with `gap` PAUSEs
+/// Spins until `ready()`, at most `budget_ns` and never past the deadline, with `gap` PAUSEs
 /// between checks (a check that reads a line the other side keeps writing slows that side
 /// down). Returns whether ready.
 #[inline]
-fn spin(d: &Deadline, gap: u32, ready: &mut impl FnMut() -> bool) -> bool {
+fn spin(d: &Deadline, gap: u32, budget_ns: u32, ready: &mut impl FnMut() -> bool) -> bool {
     let pause = || {
         for _ in 0..gap {
             std::hint::spin_loop();
@@ -198,6 +204,7 @@ fn spin(d: &Deadline, gap: u32, ready: &mut impl FnMut() -> bool) -> bool {
         }
         pause();
     }
+    let budget = Duration::from_nanos(budget_ns as u64);
     let start = std::time::Instant::now();
     loop {
         for _ in 0..32 {
@@ -207,7 +214,7 @@ fn spin(d: &Deadline, gap: u32, ready: &mut impl FnMut() -> bool) -> bool {
             pause();
         }
         let spent = start.elapsed();
-        if spent >= SPIN_TIME || d.expired() {
+        if spent >= budget || d.expired() {
             return false;
         }
         if spent >= SPIN_PURE {
@@ -299,6 +306,7 @@ impl Queue {
             head_hint: AtomicU64::new(0),
             got_hint: AtomicU64::new(0),
             tail_hint: AtomicU64::new(0),
+            spin_ns: AtomicU32::new(SPIN_MAX_NS),
         })
     }
 
@@ -500,7 +508,13 @@ impl Queue {
         mut ready: impl FnMut() -> bool,
     ) -> Result<()> {
         let d = w.deadline();
-        if spin(&d, how.gap, &mut how.eager) || ready() {
+        let budget = self.spin_ns.load(Relaxed);
+        let spun = spin(&d, how.gap, budget, &mut how.eager);
+        let next = if spun { budget.saturating_mul(2).min(SPIN_MAX_NS) } else { (budget / 2).max(SPIN_MIN_NS) };
+        if next != budget {
+            self.spin_ns.store(next, Relaxed);
+        }
+        if spun || ready() {
             return Ok(());
         }
         loop {
