@@ -475,7 +475,73 @@ static void test_kills(void) {
     mpx_queue_close(q);
 }
 
-int main(void) {
+/* Cross-language: the C++ tool (tests/cpp/tool_queue.cpp, built next to this program by
+ * `make native`) produces into a queue this C program consumes, and consumes what it produces. */
+static uint32_t fnv(const uint8_t *p, size_t n) { return t_fnv1a(0x811c9dc5u, p, n); }
+
+static pid_t run_tool(const char *tool, char *const argv[], int out_fd) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (out_fd >= 0) dup2(out_fd, 1);
+        execv(tool, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void test_cross_language(const char *self) {
+    char tool[4096];
+    const char *slash = strrchr(self, '/');
+    snprintf(tool, sizeof tool, "%.*s/../cpp/tool_queue", slash ? (int)(slash - self) : 1, slash ? self : ".");
+    REQUIRE(access(tool, X_OK) == 0, "the C++ tool %s exists (make native builds it)", tool);
+    const char *name = t_name("cross");
+    mpx_queue *q = NULL;
+    REQUIRE(mpx_queue_create(name, 8192, 0, 0, &q) == MPX_OK, "create");
+    /* C++ produces 2000 messages of 40 bytes, C consumes and checks them. */
+    char *prod[] = {tool, "produce", (char *)name, "9", "2000", "40", NULL};
+    pid_t pid = run_tool(tool, prod, -1);
+    int bad = 0;
+    for (unsigned i = 0; i < 2000 && !bad; i++) {
+        char buf[64], want[64];
+        size_t len;
+        if (mpx_queue_get(q, buf, sizeof buf, &len, W) != MPX_OK) {
+            bad = 1;
+            break;
+        }
+        int n = snprintf(want, sizeof want, "9:%u|", i);
+        memset(want + n, 'x', 40 - (size_t)n);
+        bad = len != 40 || memcmp(buf, want, 40) != 0;
+    }
+    CHECK(!bad, "2000 messages from the C++ producer arrived whole, in order");
+    CHECK(t_exited(t_wait(pid, 30), 0), "the C++ producer exited 0");
+    /* C produces 1500 messages "5:SEQ", C++ consumes them with --exact and prints a checksum. */
+    int fds[2];
+    REQUIRE(pipe(fds) == 0, "pipe");
+    char *cons[] = {tool, "consume", (char *)name, "1500", "--exact", NULL};
+    pid = run_tool(tool, cons, fds[1]);
+    close(fds[1]);
+    uint32_t sum = 0;
+    for (unsigned i = 0; i < 1500; i++) {
+        char m[32];
+        int n = snprintf(m, sizeof m, "5:%u", i);
+        sum += fnv((const uint8_t *)m, (size_t)n);
+        if (mpx_queue_put(q, m, (size_t)n, W) != MPX_OK) break;
+    }
+    char out[4096] = {0};
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof out - 1 && (r = read(fds[0], out + got, sizeof out - 1 - got)) > 0) got += (size_t)r;
+    close(fds[0]);
+    CHECK(t_exited(t_wait(pid, 30), 0), "the C++ consumer checked 1500 messages and exited 0");
+    char want[128];
+    snprintf(want, sizeof want, "consumed 1500 messages, checksum %08x", sum);
+    CHECK(strstr(out, want) != NULL && strstr(out, "producer 5: 1500 messages, seq 0..1499") != NULL,
+          "it reports \"%s\"", want);
+    mpx_queue_close(q);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
     t_init("test_queue");
     test_basics();
     test_batches_and_zero_copy();
@@ -486,5 +552,6 @@ int main(void) {
     test_shutdown();
     test_joinable();
     test_kills();
+    test_cross_language(argv[0]);
     return t_finish();
 }
