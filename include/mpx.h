@@ -52,6 +52,15 @@
 // Standard stream mode: a descriptor of the parent.
 #define MPX_STDIO_FD 2
 
+// Queue flag (create): a JoinableQueue (task_done / join).
+#define MPX_QUEUE_JOINABLE 65536
+
+// Queue flag (create): a SimpleQueue (no message limit; informational for bindings).
+#define MPX_QUEUE_SIMPLE 131072
+
+// The largest capacity a queue can be created with (2 GiB).
+#define MPX_QUEUE_MAX_CAPACITY 2147483648
+
 // Semaphore flag (create): give back the permits of processes that die holding them (an undo
 // table of MPX_SEM_UNDO_SLOTS processes; see docs/SYNC.md).
 #define MPX_SEM_UNDO 65536
@@ -88,6 +97,9 @@ typedef struct mpx_proc_opts mpx_proc_opts;
 // A started process (opaque). `mpx_process_close` frees it; a child still running is then
 // reaped in the background, never left a zombie.
 typedef struct mpx_process mpx_process;
+
+// A queue handle (opaque). Free with `mpx_queue_close`. May be used from several threads.
+typedef struct mpx_queue mpx_queue;
 
 // A recursive lock handle (opaque): owned by one thread of one process, which may acquire it
 // again. Free with `mpx_rlock_close`.
@@ -370,6 +382,175 @@ void mpx_terminate_daemons(void);
 // dies, as daemonic children are; for children forked by other means (Python's os.fork).
 // MPX_E_STATE if the parent is already gone: the caller should exit.
 mpx_status mpx_current_die_with_parent(int parent);
+
+// Creates a named queue holding at least `capacity` bytes of messages (each message also
+// takes 8 bytes of header and is padded to 8; a message of `capacity` bytes always fits; the
+// exact limit is `mpx_queue_max_message`) and at most `max_messages` messages (0: no limit).
+// `flags`: MPX_F_UNLINK_ON_LAST_CLOSE | MPX_F_MODE_GROUP | MPX_F_MODE_ALL, plus
+// MPX_QUEUE_JOINABLE or MPX_QUEUE_SIMPLE. MPX_E_INVALID for capacity 0 or above
+// MPX_QUEUE_MAX_CAPACITY; MPX_E_EXISTS if the name is taken.
+mpx_status mpx_queue_create(const char *name,
+                            size_t capacity,
+                            uint64_t max_messages,
+                            uint32_t flags,
+                            mpx_queue **out);
+
+// Creates an anonymous queue (as `mpx_queue_create`; `flags`: 0, MPX_QUEUE_JOINABLE or
+// MPX_QUEUE_SIMPLE). Share it with a child through `mpx_queue_fd` + `mpx_queue_open_fd`.
+mpx_status mpx_queue_create_anonymous(size_t capacity,
+                                      uint64_t max_messages,
+                                      uint32_t flags,
+                                      mpx_queue **out);
+
+// Opens a named queue (of any variant). `flags`: 0 or MPX_F_UNLINK_ON_LAST_CLOSE
+// (MPX_F_READ_ONLY is refused). MPX_E_NOT_FOUND, MPX_E_KIND if the object is not a queue,
+// MPX_E_VERSION / MPX_E_CORRUPT if the segment does not validate.
+mpx_status mpx_queue_open(const char *name, uint32_t flags, mpx_queue **out);
+
+// Opens the queue behind an inherited or received fd (duplicated: the caller keeps `fd`).
+mpx_status mpx_queue_open_fd(int fd, uint32_t flags, mpx_queue **out);
+
+// Frees the handle. Does not shut the queue down nor remove its name; an open reservation or
+// in-place read of this process stays open (other processes take it over once this process
+// exits). NULL is a no-op.
+void mpx_queue_close(mpx_queue *q);
+
+// Removes a queue's name (processes that have it open keep using it).
+mpx_status mpx_queue_unlink(const char *name);
+
+// Removes this queue's name if it still refers to this queue. MPX_E_INVALID for an anonymous
+// queue, MPX_E_NOT_FOUND if the name was already removed.
+mpx_status mpx_queue_unlink_self(const mpx_queue *q);
+
+// Writes the queue's fd to `*fd` (owned by the handle; dup it to keep it).
+mpx_status mpx_queue_fd(const mpx_queue *q, int *fd);
+
+// The queue's name ("" if anonymous; NULL for a NULL handle). Valid until `mpx_queue_close`.
+const char *mpx_queue_name(const mpx_queue *q);
+
+// Puts one message of `len` bytes (NULL `data` only with `len` 0), waiting at most
+// `timeout_ns` for room. MPX_E_FULL (timeout 0) / MPX_E_TIMEOUT when there is none;
+// MPX_E_TOO_BIG at once if it can never fit; MPX_E_CLOSED after shutdown; MPX_E_STATE if this
+// thread has a reservation open on the queue.
+mpx_status mpx_queue_put(const mpx_queue *q, const void *data, size_t len, int64_t timeout_ns);
+
+// Gets one message into `buf` (`cap` bytes; NULL only with `cap` 0) and writes its length to
+// `*len`. Waits at most `timeout_ns`: MPX_E_EMPTY (timeout 0) / MPX_E_TIMEOUT when there is
+// none; MPX_E_CLOSED once the queue is shut down and empty. MPX_E_BUFFER_TOO_SMALL if the next
+// message is larger than `cap`: the message stays in the queue and `*len` is set to its size
+// (the one out-parameter written on failure), so a caller can grow its buffer and call again.
+mpx_status mpx_queue_get(const mpx_queue *q,
+                         void *buf,
+                         size_t cap,
+                         size_t *len,
+                         int64_t timeout_ns);
+
+// Gets one message into memory the library allocates: `*data` (free it with `mpx_free`; never
+// NULL on success, even for an empty message) and `*len`. Waits as `mpx_queue_get`.
+mpx_status mpx_queue_get_alloc(const mpx_queue *q, uint8_t **data, size_t *len, int64_t timeout_ns);
+
+// Puts `n` messages at once, all or none: message i is `lens[i]` bytes of `data`, the
+// messages back to back. Waits at most `timeout_ns` until all fit; they are stored next to
+// each other (no other producer's message between them). One lock round trip. MPX_E_TOO_BIG
+// at once if the batch can never fit (bytes or message limit). `n` 0 does nothing.
+mpx_status mpx_queue_put_many(const mpx_queue *q,
+                              const void *data,
+                              const size_t *lens,
+                              size_t n,
+                              int64_t timeout_ns);
+
+// Gets the messages that are ready, up to `max_n`, into `buf` (`cap` bytes), back to back:
+// message i is `lens[i]` bytes (the array has room for `max_n`). Waits at most `timeout_ns`
+// for the first one, then takes as many as are ready and fit in `buf`; one lock round trip.
+// Writes how many to `*count`. If the first does not fit: MPX_E_BUFFER_TOO_SMALL with
+// `lens[0]` set to its size (it stays queued). Otherwise as `mpx_queue_get`.
+mpx_status mpx_queue_get_many(const mpx_queue *q,
+                              void *buf,
+                              size_t cap,
+                              size_t *lens,
+                              size_t max_n,
+                              size_t *count,
+                              int64_t timeout_ns);
+
+// Zero-copy put, step 1: waits at most `timeout_ns` for room for a message of up to `max_len`
+// bytes and writes where to put its bytes to `*ptr` (8-byte aligned, `max_len` bytes). The
+// producer side stays locked for this process until `mpx_queue_commit` or `mpx_queue_abort`:
+// other producers wait meanwhile, and this thread must not put to the queue before (that is
+// MPX_E_STATE). A process that dies with a reservation open loses it; nothing else.
+mpx_status mpx_queue_reserve(const mpx_queue *q, size_t max_len, int64_t timeout_ns, void **ptr);
+
+// Zero-copy put, step 2: publishes the reserved message with its final length `len` (<= the
+// reserved size; MPX_E_INVALID otherwise, and the reservation stays open). MPX_E_STATE if this
+// process has no reservation open on the queue.
+mpx_status mpx_queue_commit(const mpx_queue *q, size_t len);
+
+// Drops the open reservation: nothing is published. MPX_E_STATE if none is open.
+mpx_status mpx_queue_abort(const mpx_queue *q);
+
+// Zero-copy get, step 1: waits at most `timeout_ns` for the next message and points `*ptr`
+// at it in place (`*len` bytes, 8-byte aligned; read-only). The consumer side stays locked
+// for this process until `mpx_queue_read_commit` (the message leaves the queue) or
+// `mpx_queue_read_abort` (it stays); other consumers wait meanwhile. A process that dies with
+// a read open leaves the message to the others.
+mpx_status mpx_queue_read(const mpx_queue *q, int64_t timeout_ns, const void **ptr, size_t *len);
+
+// Zero-copy get, step 2: removes the message being read. MPX_E_STATE if no read is open in
+// this process.
+mpx_status mpx_queue_read_commit(const mpx_queue *q);
+
+// Ends the open in-place read and leaves the message in the queue. MPX_E_STATE if none.
+mpx_status mpx_queue_read_abort(const mpx_queue *q);
+
+// Shuts the queue down for every process (Python's Queue.close, for all users): puts fail
+// with MPX_E_CLOSED, gets return what is left and then MPX_E_CLOSED, and every blocked put or
+// get wakes. Waits for an open reservation to end first. Idempotent.
+mpx_status mpx_queue_shutdown(const mpx_queue *q);
+
+// Whether the queue was shut down (false for NULL).
+bool mpx_queue_is_shutdown(const mpx_queue *q);
+
+// Messages in the queue (exact whenever no put or get is half-way; 0 for NULL).
+size_t mpx_queue_qsize(const mpx_queue *q);
+
+// Whether the queue holds no message (true for NULL).
+bool mpx_queue_empty(const mpx_queue *q);
+
+// Whether a put would wait now: the message limit is reached or not even an empty message
+// fits (false for NULL). A large message may not fit while this is false.
+bool mpx_queue_full(const mpx_queue *q);
+
+// Ring bytes (records with their 8-byte headers, padded to 8), >= the capacity asked for
+// (0 for NULL).
+size_t mpx_queue_capacity(const mpx_queue *q);
+
+// The largest message that can be put (capacity - 8; 0 for NULL).
+size_t mpx_queue_max_message(const mpx_queue *q);
+
+// The message limit (0: none, or NULL).
+uint64_t mpx_queue_max_messages(const mpx_queue *q);
+
+// Ring bytes in use now (0 for NULL).
+size_t mpx_queue_bytes_used(const mpx_queue *q);
+
+// The variant flag the queue was created with: 0, MPX_QUEUE_JOINABLE or MPX_QUEUE_SIMPLE
+// (0 for NULL).
+uint32_t mpx_queue_variant(const mpx_queue *q);
+
+// JoinableQueue: marks one task taken from the queue done. MPX_E_STATE if called more times
+// than messages were put (Python's ValueError); MPX_E_UNSUPPORTED on a queue not created with
+// MPX_QUEUE_JOINABLE.
+mpx_status mpx_queue_task_done(const mpx_queue *q);
+
+// JoinableQueue: waits at most `timeout_ns` until every message put has been marked done.
+// MPX_E_TIMEOUT (also for timeout 0 with tasks unfinished); MPX_E_UNSUPPORTED if not joinable.
+mpx_status mpx_queue_join(const mpx_queue *q, int64_t timeout_ns);
+
+// JoinableQueue: messages put and not yet marked done (0 for NULL).
+uint64_t mpx_queue_unfinished(const mpx_queue *q);
+
+// How many times a process found a side of the queue held by a dead process and repaired it
+// (0 for NULL). For monitoring and tests.
+uint64_t mpx_queue_recoveries(const mpx_queue *q);
 
 // Creates a named shared-memory buffer of `size` zeroed bytes (`size` > 0) and writes its handle
 // to `*out`.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ffi;
 pub mod object;
 pub mod process;
+pub mod queue;
 pub mod shm;
 pub mod sync;
 pub mod util;
@@ -14,6 +15,7 @@ pub mod value;
 
 pub use error::{Error, ErrorKind, Result};
 pub use object::{Flags, Kind};
+pub use queue::{Queue, QueueSpec};
 pub use shm::SharedMemory;
 pub use sync::{Acquired, Barrier, CondLock, Condition, Event, Lock, RLock, Semaphore, SemaphoreSpec};
 pub use util::Timeout;

@@ -10,6 +10,7 @@
 pub mod alloc;
 pub mod core;
 pub mod process;
+pub mod queue;
 pub mod shm;
 pub mod sync;
 pub mod value;
