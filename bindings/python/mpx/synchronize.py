@@ -296,8 +296,8 @@ class _SyncObject:
 
     @property
     def name(self):
-        """The object's name (as C programs open it), or None for an object opened with
-        from_fd (the descriptor does not carry the name)."""
+        """The object's name (as C programs open it). An object opened with from_fd learns it
+        from the segment's header while the name still refers to it; None for an anonymous one."""
         return self._name
 
     @property
