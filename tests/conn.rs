@@ -219,6 +219,19 @@ fn send_to_a_closed_peer_is_closed_not_sigpipe() {
     })
     .unwrap();
     assert_eq!(p.join(T).unwrap(), 0);
+    // Other writes keep the default: a plain write to a broken pipe still kills (by SIGPIPE),
+    // also after mpx installed its handler.
+    let p = process::fork(&Options::new(), || {
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        let (_r, _w) = conn::pipe(false).unwrap();
+        let mut fds = [0; 2];
+        unsafe { libc::pipe(fds.as_mut_ptr()) };
+        unsafe { libc::close(fds[0]) };
+        unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
+        0
+    })
+    .unwrap();
+    assert_eq!(p.join(T).unwrap(), -libc::SIGPIPE);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use super::frame::{encode_header, parse_header};
+use super::frame::{encode_header, parse_header, MAX_HEADER};
 use super::sys::{self, MAX_FDS};
 use crate::object::Flags;
 use crate::shm::SharedMemory;
@@ -20,6 +20,8 @@ use crate::{err, Error, ErrorKind, Result};
 
 /// Size of the read-ahead buffer (allocated on the first receive).
 const READ_AHEAD: usize = 64 * 1024;
+/// The least a read takes beyond the current message.
+const MIN_AHEAD: usize = 64;
 /// Messages up to this size are copied behind their header and written in one piece; larger
 /// ones are written from where they are (header and payload in one vectored write).
 const SMALL_COPY: usize = 8 * 1024;
@@ -42,7 +44,6 @@ struct FdGroup {
     truncated: bool,
 }
 
-#[derive(Default)]
 struct RecvState {
     /// Read-ahead bytes; the unread ones are `buf[start..end]`.
     buf: Vec<u8>,
@@ -58,6 +59,31 @@ struct RecvState {
     fds: VecDeque<FdGroup>,
     /// The peer closed its end (read returned 0).
     eof: bool,
+    /// Size of the last whole frame received (header and body, at most READ_AHEAD).
+    hint: usize,
+    /// How many bytes a read may take beyond what the current message needs. Reading far ahead
+    /// saves the reader system calls but empties the pipe more often, and each write into an
+    /// empty pipe must wake the sleeping reader, which costs the writer more than the reader
+    /// saved (measured: 64 KiB reads halve the rate of a stream of small messages). So it
+    /// adapts: about one frame while the reader keeps up, doubling while a backlog exists.
+    ahead: usize,
+}
+
+impl Default for RecvState {
+    fn default() -> RecvState {
+        RecvState {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            consumed: 0,
+            pending: None,
+            partial: Vec::new(),
+            fds: VecDeque::new(),
+            eof: false,
+            hint: MIN_AHEAD,
+            ahead: 4096,
+        }
+    }
 }
 
 impl RecvState {
@@ -126,6 +152,9 @@ type Alloc<'a> = &'a mut dyn FnMut(usize) -> Result<*mut u8>;
 
 impl Connection {
     pub(crate) fn new(fd: OwnedFd, transport: Transport, readable: bool, writable: bool) -> Connection {
+        if transport == Transport::Pipe && writable {
+            sys::guard_sigpipe();
+        }
         Connection {
             fd,
             transport,
@@ -422,6 +451,7 @@ impl Connection {
             }
         }
         st.pending = None;
+        st.hint = (len + 4).clamp(MIN_AHEAD, READ_AHEAD);
         if st.partial.capacity() > READ_AHEAD {
             st.partial = Vec::new();
         }
@@ -497,7 +527,9 @@ impl Connection {
             iov[0] = libc::iovec { iov_base: p.cast(), iov_len: l };
             n_iov = 1;
         }
-        let free = st.buf.len() - st.end;
+        // Read ahead only as far as `ahead` (see RecvState::ahead), at least a whole header.
+        let free = (st.buf.len() - st.end).min(if dest.is_none() { st.ahead.max(MAX_HEADER) } else { st.ahead });
+        let asked = free + dest.map_or(0, |d| d.1);
         if free > 0 {
             iov[n_iov] = libc::iovec { iov_base: st.buf.as_mut_ptr().add(st.end).cast(), iov_len: free };
             n_iov += 1;
@@ -511,6 +543,9 @@ impl Connection {
             }
             match sys::read_iov(fd, &mut iov[..n_iov], socket, unix, deadline.is_some()) {
                 Ok(r) => {
+                    // A read that filled everything asked found a backlog: read further ahead
+                    // next time; one that came back short caught up: back to about one frame.
+                    st.ahead = if r.n == asked { (st.ahead * 2).min(READ_AHEAD) } else { st.hint.max(MIN_AHEAD) };
                     if r.n > 0 && (!r.fds.is_empty() || r.fds_truncated) {
                         let at = st.consumed + st.buffered() as u64 + r.n as u64 - 1;
                         st.fds.push_back(FdGroup { at, fds: r.fds, truncated: r.fds_truncated });

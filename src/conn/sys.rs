@@ -121,21 +121,62 @@ unsafe fn take_fds(msg: &libc::msghdr) -> (Vec<OwnedFd>, bool) {
     (fds, msg.msg_flags & libc::MSG_CTRUNC != 0)
 }
 
-/// Whether SIGPIPE would kill this process (its disposition is the default).
-fn sigpipe_is_default() -> bool {
-    // SAFETY: querying the disposition only.
+// ---- SIGPIPE -------------------------------------------------------------------------------
+//
+// Writing to a pipe whose reader is gone raises SIGPIPE, and its default action kills the process
+// (C programs start that way; Python and Rust programs ignore it). Sockets avoid it per call with
+// MSG_NOSIGNAL; pipes have no such flag, and blocking the signal around every write costs three
+// system calls per message. So when a pipe write end is made while SIGPIPE has its default
+// disposition, mpx installs a handler once: a SIGPIPE raised inside an mpx pipe write is
+// dropped (the write returns EPIPE: MPX_E_CLOSED); any other SIGPIPE is handled exactly as the
+// default would (the disposition is restored and the signal raised again: the process dies of
+// SIGPIPE). Handlers are reset by exec, so spawned programs see the default as before. A
+// program that ignores SIGPIPE or has its own handler is left alone.
+
+/// Threads currently inside an mpx pipe write (gate for the handler; no TLS touched at 0).
+static IN_PIPE_WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    static IN_PIPE_WRITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+extern "C" fn on_sigpipe(_sig: libc::c_int) {
+    use std::sync::atomic::Ordering;
+    // SAFETY: errno and signal calls are async-signal-safe; errno is restored for the
+    // interrupted code.
     unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_DFL
+        let saved = *libc::__errno_location();
+        let ours = IN_PIPE_WRITES.load(Ordering::SeqCst) > 0 && IN_PIPE_WRITE.try_with(|f| f.get()).unwrap_or(false);
+        if !ours {
+            // Someone else's write: do what the default disposition does.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+        *libc::__errno_location() = saved;
     }
 }
 
-/// One vectored write. Sockets use sendmsg(MSG_NOSIGNAL). A pipe whose reader is gone raises
-/// SIGPIPE, whose default action kills the process: when the disposition is the default, the
-/// signal is blocked for this thread around the write and a SIGPIPE it raised is consumed, so
-/// the caller sees EPIPE (MPX_E_CLOSED) instead of dying. Processes that ignore SIGPIPE (Python,
-/// Rust programs) take the plain path.
+/// Called whenever a connection that writes to a pipe is made (the disposition may have
+/// changed since the last one, e.g. in a forked child): see the section comment.
+pub fn guard_sigpipe() {
+    // SAFETY: querying and, if it is the default, replacing the SIGPIPE disposition.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) != 0 || old.sa_sigaction != libc::SIG_DFL {
+            return;
+        }
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigpipe as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGPIPE, &sa, std::ptr::null_mut());
+    }
+}
+
+/// One write of `iov`. Sockets use sendmsg(MSG_NOSIGNAL); pipes mark the thread as inside an
+/// mpx write for the SIGPIPE handler.
 fn write_iov_once(fd: RawFd, iov: &[libc::iovec], socket: bool) -> isize {
+    use std::sync::atomic::Ordering;
     if socket {
         // SAFETY: zeroed msghdr plus a valid iovec array.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -143,31 +184,19 @@ fn write_iov_once(fd: RawFd, iov: &[libc::iovec], socket: bool) -> isize {
         msg.msg_iovlen = iov.len() as _;
         return unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
     }
-    if !sigpipe_is_default() {
-        // SAFETY: iov describes valid buffers.
-        return unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int) };
-    }
-    // SAFETY: signal-mask manipulation on the calling thread only; restored before returning.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGPIPE);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigpending(&mut pending);
-        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
-        let r = libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int);
-        let e = errno();
-        if r < 0 && e == libc::EPIPE && !was_pending && libc::sigismember(&old, libc::SIGPIPE) == 0 {
-            // Consume the SIGPIPE this write raised, so unblocking does not deliver it.
-            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            libc::sigtimedwait(&set, std::ptr::null_mut(), &zero);
+    IN_PIPE_WRITES.fetch_add(1, Ordering::SeqCst);
+    IN_PIPE_WRITE.with(|f| f.set(true));
+    // SAFETY: iov describes valid buffers.
+    let r = unsafe {
+        if iov.len() == 1 {
+            libc::write(fd, iov[0].iov_base, iov[0].iov_len)
+        } else {
+            libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int)
         }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        *libc::__errno_location() = e;
-        r
-    }
+    };
+    IN_PIPE_WRITE.with(|f| f.set(false));
+    IN_PIPE_WRITES.fetch_sub(1, Ordering::SeqCst);
+    r
 }
 
 /// Writes all of `a` then all of `b` (one frame: header and payload), retrying short writes and
@@ -178,13 +207,14 @@ pub fn write_all(fd: RawFd, a: &[u8], b: &[u8], socket: bool) -> Result<()> {
         libc::iovec { iov_base: a.as_ptr() as *mut _, iov_len: a.len() },
         libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() },
     ];
+    let n = if b.is_empty() { 1 } else { 2 };
     let mut first = 0;
-    while first < iov.len() {
+    while first < n {
         if iov[first].iov_len == 0 {
             first += 1;
             continue;
         }
-        let r = write_iov_once(fd, &iov[first..], socket);
+        let r = write_iov_once(fd, &iov[first..n], socket);
         if r < 0 {
             let e = errno();
             match e {
@@ -197,7 +227,7 @@ pub fn write_all(fd: RawFd, a: &[u8], b: &[u8], socket: bool) -> Result<()> {
             }
         }
         let mut done = r as usize;
-        while done > 0 && first < iov.len() {
+        while done > 0 && first < n {
             let take = done.min(iov[first].iov_len);
             // SAFETY: take <= the entry's remaining length.
             iov[first].iov_base = unsafe { (iov[first].iov_base as *mut u8).add(take) }.cast();
