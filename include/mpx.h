@@ -192,6 +192,13 @@ mpx_status mpx_conn_fileno(const mpx_conn *conn, int *fd);
 // can pass descriptors.
 mpx_status mpx_conn_flags(const mpx_conn *conn, uint32_t *flags);
 
+// Writes the peer's address ("tcp:127.0.0.1:51234"; "unix:" for an unnamed Unix peer such as
+// a client or a socketpair end), NUL-terminated, into `buf` of `cap` bytes, and its length to
+// `*len` if not NULL; like Python's `Listener.last_accepted`. MPX_E_BUFFER_TOO_SMALL (with
+// `*len` set to the length needed, excluding the NUL) if it does not fit; MPX_E_INVALID for a
+// pipe.
+mpx_status mpx_conn_peer_address(const mpx_conn *conn, char *buf, size_t cap, size_t *len);
+
 // Sets the largest incoming message this connection accepts (0: no limit, the default). A
 // longer incoming length is refused before anything is allocated: the receiving call returns
 // MPX_E_TOO_BIG and the connection is unusable from then on (MPX_E_BROKEN), because the rest

@@ -420,6 +420,8 @@ fn echo_once(l: &Listener, key: Option<&[u8]>) {
     std::thread::scope(|s| {
         s.spawn(|| {
             let c = l.accept(T).unwrap();
+            let peer = c.peer_address().unwrap();
+            assert_eq!(&peer[..4], &l.address()[..4], "peer {peer}");
             let m = c.recv(T).unwrap();
             c.send(&m).unwrap();
         });

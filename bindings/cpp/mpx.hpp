@@ -744,6 +744,18 @@ public:
         return fd;
     }
 
+    /// The peer's address ("tcp:127.0.0.1:51234"; "unix:" for an unnamed Unix peer), like
+    /// Python's Listener.last_accepted. Throws MPX_E_INVALID for a pipe.
+    std::string peer_address() const {
+        std::size_t len = 0;
+        mpx_status st = mpx_conn_peer_address(h_.get(), nullptr, 0, &len);
+        if (st != MPX_E_BUFFER_TOO_SMALL) detail::check(st);
+        std::string s(len + 1, '\0');
+        detail::check(mpx_conn_peer_address(h_.get(), s.data(), s.size(), &len));
+        s.resize(len);
+        return s;
+    }
+
     /// MPX_CONN_READABLE | MPX_CONN_WRITABLE | MPX_CONN_UNIX (0 when empty).
     std::uint32_t flags() const noexcept {
         std::uint32_t f = 0;

@@ -185,6 +185,16 @@ impl RawAddr {
         Ok(a)
     }
 
+    /// The peer address of a connected socket (getpeername).
+    pub fn peer(fd: libc::c_int) -> crate::Result<RawAddr> {
+        let mut a = RawAddr::empty();
+        // SAFETY: storage and len describe a valid buffer.
+        if unsafe { libc::getpeername(fd, (&mut a.storage as *mut libc::sockaddr_storage).cast(), &mut a.len) } < 0 {
+            return Err(crate::Error::last_os("getpeername"));
+        }
+        Ok(a)
+    }
+
     pub fn as_ptr(&self) -> *const libc::sockaddr {
         (&self.storage as *const libc::sockaddr_storage).cast()
     }

@@ -241,6 +241,16 @@ impl Connection {
         self.fd.as_raw_fd()
     }
 
+    /// The peer's address in the address module's form ("tcp:127.0.0.1:51234"; "unix:" for
+    /// an unnamed Unix peer, as clients and socketpairs are), like CPython's
+    /// `Listener.last_accepted`. Invalid for a pipe.
+    pub fn peer_address(&self) -> Result<String> {
+        if self.transport == Transport::Pipe {
+            return Err(err!(Invalid, "peer_address: a pipe has no address"));
+        }
+        Ok(super::address::RawAddr::peer(self.fd.as_raw_fd())?.to_address_string())
+    }
+
     pub fn transport(&self) -> Transport {
         self.transport
     }

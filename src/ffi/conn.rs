@@ -4,7 +4,7 @@
 //! handshake is CPython's, so these connections talk to Python programs that use only the
 //! standard library. docs/CONNECTIONS.md describes the protocol and the semantics.
 
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use super::shm::{mpx_shm, mpx_shm_fd, mpx_shm_open_fd};
@@ -32,7 +32,6 @@ pub struct mpx_conn {
 /// A listening socket (opaque). Free with `mpx_listener_close`.
 pub struct mpx_listener {
     inner: Listener,
-    address: CString,
 }
 
 fn conn_handle(c: Connection) -> mpx_conn {
@@ -131,6 +130,32 @@ pub unsafe extern "C" fn mpx_conn_flags(conn: *const mpx_conn, flags: *mut u32) 
         *flags = f;
         Ok(MPX_OK)
     })
+}
+
+/// Writes the peer's address ("tcp:127.0.0.1:51234"; "unix:" for an unnamed Unix peer such as
+/// a client or a socketpair end), NUL-terminated, into `buf` of `cap` bytes, and its length to
+/// `*len` if not NULL; like Python's `Listener.last_accepted`. MPX_E_BUFFER_TOO_SMALL (with
+/// `*len` set to the length needed, excluding the NUL) if it does not fit; MPX_E_INVALID for a
+/// pipe.
+#[no_mangle]
+pub unsafe extern "C" fn mpx_conn_peer_address(conn: *const mpx_conn, buf: *mut c_char, cap: usize, len: *mut usize) -> mpx_status {
+    guard("mpx_conn_peer_address", || {
+        let a = handle(conn, "conn")?.inner.peer_address()?;
+        write_string(&a, buf, cap, len)
+    })
+}
+
+/// Copies `s` NUL-terminated into `buf` (`cap` bytes), its length to `*len` (if not NULL).
+unsafe fn write_string(s: &str, buf: *mut c_char, cap: usize, len: *mut usize) -> Result<mpx_status> {
+    if !len.is_null() {
+        *len = s.len();
+    }
+    if buf.is_null() || cap < s.len() + 1 {
+        return Err(err!(BufferTooSmall, "address needs {} bytes plus NUL, buffer has {cap}", s.len()));
+    }
+    std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast(), s.len());
+    *buf.add(s.len()) = 0;
+    Ok(MPX_OK)
 }
 
 /// Sets the largest incoming message this connection accepts (0: no limit, the default). A
@@ -377,8 +402,7 @@ pub unsafe extern "C" fn mpx_listener_create(address: *const c_char, backlog: c_
         out_arg(out, "out")?;
         let address = str_arg(address, "address")?;
         let l = Listener::bind(address, backlog, key_arg(authkey, keylen))?;
-        let a = CString::new(l.address()).unwrap_or_default();
-        Ok(write_handle(out, mpx_listener { inner: l, address: a }))
+        Ok(write_handle(out, mpx_listener { inner: l }))
     })
 }
 
@@ -402,16 +426,8 @@ pub unsafe extern "C" fn mpx_listener_accept(l: *const mpx_listener, timeout_ns:
 #[no_mangle]
 pub unsafe extern "C" fn mpx_listener_address(l: *const mpx_listener, buf: *mut c_char, cap: usize, len: *mut usize) -> mpx_status {
     guard("mpx_listener_address", || {
-        let a = handle(l, "listener")?.address.as_bytes();
-        if !len.is_null() {
-            *len = a.len();
-        }
-        if buf.is_null() || cap < a.len() + 1 {
-            return Err(err!(BufferTooSmall, "address needs {} bytes plus NUL, buffer has {cap}", a.len()));
-        }
-        std::ptr::copy_nonoverlapping(a.as_ptr(), buf.cast(), a.len());
-        *buf.add(a.len()) = 0;
-        Ok(MPX_OK)
+        let l = handle(l, "listener")?;
+        write_string(l.inner.address(), buf, cap, len)
     })
 }
 

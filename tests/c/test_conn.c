@@ -369,6 +369,10 @@ static void test_listener_and_clients(void) {
         pid_t pid = client_child(addr, "key");
         mpx_conn *c = NULL;
         CHECK_STATUS(mpx_listener_accept(l, T, &c), MPX_OK, "", "accept an authenticated client");
+        char peer[128];
+        size_t plen = 0;
+        CHECK_STATUS(mpx_conn_peer_address(c, peer, sizeof peer, &plen), MPX_OK, "", "peer address");
+        CHECK(strncmp(peer, addr, 4) == 0 && plen == strlen(peer), "peer %s is of the listener's kind", peer);
         uint8_t *m = pattern(5000, 7), *r = NULL;
         size_t len = 0;
         mpx_status st = c ? mpx_conn_send(c, m, 5000) : MPX_E_INVALID;

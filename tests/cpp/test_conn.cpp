@@ -129,6 +129,8 @@ void test_listeners() {
         auto c = l.accept(20s);
         CHECK(c.has_value(), "accepted");
         if (c) {
+            std::string peer = c->peer_address();
+            CHECK(peer.rfind(addr[4] == '[' ? "tcp:[::1]:" : addr.substr(0, 4), 0) == 0, "peer address %s", peer.c_str());
             c->send("ping");
             CHECK(c->recv_string() == "ping!", "exchange over %s", addr.c_str());
         }
@@ -150,6 +152,8 @@ void test_listeners() {
     auto s = nokey.accept();
     c.send("no key");
     CHECK(s.recv_string() == "no key", "no authkey on either side");
+    auto [pa, pb] = mpx::pipe(false);
+    CHECK(status_of([&] { pa.peer_address(); }) == MPX_E_INVALID, "a pipe has no peer address");
 }
 
 void test_fds_and_shm() {
