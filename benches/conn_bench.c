@@ -236,6 +236,49 @@ static void mpx_latency(int duplex, long n, double *rtt) {
     mpx_conn_close(d);
 }
 
+/* CPython's multiprocessing.Pipe in the same run, as the anchor the Python binding is measured
+ * against: 64-byte send_bytes/recv_bytes one way (forked sender), and round trips. */
+static const char *PY_ANCHOR =
+    "import os, sys, time\n"
+    "from multiprocessing import Pipe\n"
+    "n = int(sys.argv[1]); rounds = n // 10\n"
+    "best = 0\n"
+    "for rep in range(3):\n"
+    "    r, w = Pipe(duplex=False)\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        r.close(); m = b'x' * 64\n"
+    "        for _ in range(n): w.send_bytes(m)\n"
+    "        os._exit(0)\n"
+    "    w.close(); t0 = time.perf_counter()\n"
+    "    for _ in range(n): r.recv_bytes()\n"
+    "    best = max(best, n / (time.perf_counter() - t0)); os.waitpid(pid, 0); r.close()\n"
+    "print('  %-44s %10.0f msgs/s' % ('CPython Pipe(duplex=False), 64 bytes', best))\n"
+    "a, b = Pipe()\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    a.close()\n"
+    "    for _ in range(rounds): b.send_bytes(b.recv_bytes())\n"
+    "    os._exit(0)\n"
+    "b.close(); m = b'x' * 64; rtt = []\n"
+    "for _ in range(rounds):\n"
+    "    t0 = time.perf_counter(); a.send_bytes(m); a.recv_bytes(); rtt.append(time.perf_counter() - t0)\n"
+    "os.waitpid(pid, 0); rtt.sort()\n"
+    "print('  %-34s median %7.2f us   p99 %7.2f us' % ('CPython Pipe() round trip', rtt[len(rtt)//2]*1e6, rtt[len(rtt)*99//100]*1e6))\n";
+
+static void python_anchor(long n) {
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "python3 - %ld 2>&1", n);
+    FILE *f = popen(cmd, "w");
+    if (!f) {
+        printf("  (python3 not available: no CPython anchor)\n");
+        return;
+    }
+    fputs(PY_ANCHOR, f);
+    int rc = pclose(f);
+    if (rc != 0) printf("  (python3 failed: no CPython anchor)\n");
+}
+
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000000;
     if (n < 1000) n = 1000;
@@ -276,5 +319,8 @@ int main(int argc, char **argv) {
     mpx_latency(1, rounds, rtt);
     report_latency("mpx duplex pipe (socketpair)", rtt, rounds);
     free(rtt);
+    printf("CPython anchor (same machine, same run):\n");
+    fflush(stdout);
+    python_anchor(n / 5);
     return 0;
 }
