@@ -10,7 +10,6 @@ use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mpx::conn::{self, auth, frame, Connection, Listener};
@@ -20,10 +19,11 @@ use mpx::ErrorKind;
 
 struct Counting;
 
+// Per thread: tests run in parallel, and each watches only its own receiving thread.
 thread_local! {
     static WATCHED: Cell<bool> = const { Cell::new(false) };
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
 }
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
@@ -45,7 +45,7 @@ unsafe impl GlobalAlloc for Counting {
 
 fn note(size: usize) {
     if WATCHED.try_with(|w| w.get()).unwrap_or(false) {
-        LARGEST.fetch_max(size, Ordering::Relaxed);
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
     }
 }
 
@@ -54,11 +54,11 @@ static ALLOC: Counting = Counting;
 
 /// Runs `f` with this thread's allocations watched; returns its result and the largest one.
 fn watched<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    LARGEST.store(0, Ordering::Relaxed);
+    LARGEST.with(|l| l.set(0));
     WATCHED.with(|w| w.set(true));
     let r = f();
     WATCHED.with(|w| w.set(false));
-    (r, LARGEST.load(Ordering::Relaxed))
+    (r, LARGEST.with(|l| l.get()))
 }
 
 // ---- randomness --------------------------------------------------------------------------------
