@@ -200,7 +200,7 @@ impl RawAddr {
     }
 
     /// The address in this module's string form.
-    pub fn to_address_string(&self) -> String {
+    pub fn to_address_string(self) -> String {
         match self.family() {
             libc::AF_UNIX => {
                 // SAFETY: the family says sockaddr_un.

@@ -67,13 +67,14 @@ pub struct ReadResult {
 pub fn read_iov(fd: RawFd, iov: &mut [libc::iovec], socket: bool, unix: bool, nonblock: bool) -> Result<ReadResult> {
     loop {
         let r = if socket {
-            let mut space = CmsgSpace([0; 1024 + 64]);
+            // The kernel fills the control buffer and says how much (msg_controllen).
+            let mut space = std::mem::MaybeUninit::<CmsgSpace>::uninit();
             // SAFETY: zeroed msghdr is a valid empty header; pointers below outlive the call.
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             msg.msg_iov = iov.as_mut_ptr();
             msg.msg_iovlen = iov.len() as _;
             if unix {
-                msg.msg_control = space.0.as_mut_ptr().cast();
+                msg.msg_control = space.as_mut_ptr().cast();
                 msg.msg_controllen = cmsg_space() as _;
             }
             let flags = libc::MSG_CMSG_CLOEXEC | if nonblock { libc::MSG_DONTWAIT } else { 0 };
@@ -86,7 +87,14 @@ pub fn read_iov(fd: RawFd, iov: &mut [libc::iovec], socket: bool, unix: bool, no
             n
         } else {
             // SAFETY: iov describes valid writable buffers.
-            let n = unsafe { libc::readv(fd, iov.as_ptr(), iov.len() as libc::c_int) };
+            let n = unsafe {
+                if nonblock {
+                    // RWF_NOWAIT: a non-blocking read without touching the shared file flags.
+                    libc::preadv2(fd, iov.as_ptr(), iov.len() as libc::c_int, -1, libc::RWF_NOWAIT)
+                } else {
+                    libc::readv(fd, iov.as_ptr(), iov.len() as libc::c_int)
+                }
+            };
             if n >= 0 {
                 return Ok(ReadResult { n: n as usize, fds: Vec::new(), fds_truncated: false });
             }
@@ -94,6 +102,10 @@ pub fn read_iov(fd: RawFd, iov: &mut [libc::iovec], socket: bool, unix: bool, no
         };
         debug_assert!(r < 0);
         let e = errno();
+        if e == libc::EOPNOTSUPP && nonblock && !socket {
+            // A kernel without RWF_NOWAIT for pipes: report "would block"; callers then poll.
+            return Err(Error::from_errno(libc::EAGAIN, "read"));
+        }
         if e != libc::EINTR {
             return Err(Error::from_errno(e, "read"));
         }
@@ -133,21 +145,21 @@ unsafe fn take_fds(msg: &libc::msghdr) -> (Vec<OwnedFd>, bool) {
 // SIGPIPE). Handlers are reset by exec, so spawned programs see the default as before. A
 // program that ignores SIGPIPE or has its own handler is left alone.
 
-/// Threads currently inside an mpx pipe write (gate for the handler; no TLS touched at 0).
-static IN_PIPE_WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Whether mpx's SIGPIPE handler is installed (only then do pipe writes mark themselves).
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 thread_local! {
+    /// Set while this thread is inside an mpx pipe write.
     static IN_PIPE_WRITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 extern "C" fn on_sigpipe(_sig: libc::c_int) {
-    use std::sync::atomic::Ordering;
     // SAFETY: errno and signal calls are async-signal-safe; errno is restored for the
-    // interrupted code.
+    // interrupted code. SIGPIPE is synchronous (raised by this thread's own write), so the
+    // thread-local read cannot interrupt an allocator holding a lock.
     unsafe {
         let saved = *libc::__errno_location();
-        let ours = IN_PIPE_WRITES.load(Ordering::SeqCst) > 0 && IN_PIPE_WRITE.try_with(|f| f.get()).unwrap_or(false);
-        if !ours {
+        if !IN_PIPE_WRITE.try_with(|f| f.get()).unwrap_or(false) {
             // Someone else's write: do what the default disposition does.
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             libc::raise(libc::SIGPIPE);
@@ -169,7 +181,9 @@ pub fn guard_sigpipe() {
         sa.sa_sigaction = on_sigpipe as extern "C" fn(libc::c_int) as usize;
         sa.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGPIPE, &sa, std::ptr::null_mut());
+        if libc::sigaction(libc::SIGPIPE, &sa, std::ptr::null_mut()) == 0 {
+            INSTALLED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -184,8 +198,10 @@ fn write_iov_once(fd: RawFd, iov: &[libc::iovec], socket: bool) -> isize {
         msg.msg_iovlen = iov.len() as _;
         return unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
     }
-    IN_PIPE_WRITES.fetch_add(1, Ordering::SeqCst);
-    IN_PIPE_WRITE.with(|f| f.set(true));
+    let mark = INSTALLED.load(Ordering::Relaxed);
+    if mark {
+        IN_PIPE_WRITE.with(|f| f.set(true));
+    }
     // SAFETY: iov describes valid buffers.
     let r = unsafe {
         if iov.len() == 1 {
@@ -194,8 +210,9 @@ fn write_iov_once(fd: RawFd, iov: &[libc::iovec], socket: bool) -> isize {
             libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int)
         }
     };
-    IN_PIPE_WRITE.with(|f| f.set(false));
-    IN_PIPE_WRITES.fetch_sub(1, Ordering::SeqCst);
+    if mark {
+        IN_PIPE_WRITE.with(|f| f.set(false));
+    }
     r
 }
 
