@@ -22,9 +22,11 @@ use crate::{err, Error, ErrorKind, Result};
 const READ_AHEAD: usize = 64 * 1024;
 /// The least a read takes beyond the current message.
 const MIN_AHEAD: usize = 64;
-/// Messages up to this size are copied behind their header and written in one piece; larger
-/// ones are written from where they are (header and payload in one vectored write).
-const SMALL_COPY: usize = 8 * 1024;
+/// Messages up to this size are copied behind their header (on the stack) and written with one
+/// plain write; larger ones go from where they are, header and payload in one vectored write.
+/// Either way a frame is one system call (so one TCP segment when it fits); the copy only saves
+/// the kernel a second iovec, and a bigger stack buffer would cost a stack probe per call.
+const SMALL_COPY: usize = 512;
 
 /// What a descriptor underneath a connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
