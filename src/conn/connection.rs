@@ -460,13 +460,14 @@ impl Connection {
                     st.end = n - to_dest;
                     got += to_dest;
                 }
-                Err(e) => {
-                    if e.kind() == ErrorKind::Timeout {
-                        // SAFETY: got bytes were written to dest.
-                        st.partial.extend_from_slice(unsafe { std::slice::from_raw_parts(dest, got) });
-                    }
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    // Keep what arrived: the next call continues this message.
+                    // SAFETY: got bytes were written to dest.
+                    st.partial.extend_from_slice(unsafe { std::slice::from_raw_parts(dest, got) });
                     return Err(e);
                 }
+                // Part of the body is gone with the caller's buffer: the stream cannot resume.
+                Err(e) => return Err(self.break_with(e)),
             }
         }
         st.pending = None;
