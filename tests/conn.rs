@@ -658,3 +658,43 @@ fn recv_shm_of_a_non_buffer_descriptor_is_a_clear_error() {
     assert!(matches!(e.kind(), ErrorKind::Kind | ErrorKind::Corrupt | ErrorKind::Invalid | ErrorKind::Version), "{e}");
     assert!(e.message().contains("recv_shm"), "{e}");
 }
+
+/// Messages over 0x7fffffff bytes use the -1 + 8-byte header, both ways. Heavy (2 GiB through a
+/// socket, 2 GiB allocated by the receiver), so opt-in:
+/// `cargo test --release --test conn -- --ignored over_2_gib`.
+#[test]
+#[ignore]
+fn over_2_gib_messages_use_the_long_header() {
+    use std::io::Read;
+    let n = (1usize << 31) + 5;
+    // Sending: the raw side sees [-1][u64 length] then the payload.
+    let (raw, mine) = raw_socketpair();
+    let c = Connection::from_fd(mine).unwrap();
+    let big = vec![0u8; n]; // zero pages: costs no memory until written
+    std::thread::scope(|s| {
+        s.spawn(|| c.send(&big).unwrap());
+        let mut f = std::fs::File::from(raw.try_clone().unwrap());
+        let mut h = [0u8; 12];
+        f.read_exact(&mut h).unwrap();
+        assert_eq!(&h[..4], &(-1i32).to_be_bytes());
+        assert_eq!(u64::from_be_bytes(h[4..].try_into().unwrap()), n as u64);
+        let mut left = n;
+        let mut chunk = vec![0u8; 1 << 20];
+        while left > 0 {
+            let k = f.read(&mut chunk[..left.min(1 << 20)]).unwrap();
+            assert!(k > 0);
+            left -= k;
+        }
+    });
+    drop(big);
+    // Receiving: mpx to mpx, the length and the last bytes arrive intact.
+    let (a, b) = conn::pipe(true).unwrap();
+    let mut msg = vec![0u8; n];
+    msg[n - 1] = 0x5a;
+    std::thread::scope(|s| {
+        s.spawn(|| a.send(&msg).unwrap());
+        let m = b.recv(T * 10).unwrap();
+        assert_eq!(m.len(), n);
+        assert_eq!(m[n - 1], 0x5a);
+    });
+}
