@@ -91,6 +91,8 @@ pub fn read_iov(fd: RawFd, iov: &mut [libc::iovec], socket: bool, unix: bool, no
                 if nonblock {
                     // RWF_NOWAIT: a non-blocking read without touching the shared file flags.
                     libc::preadv2(fd, iov.as_ptr(), iov.len() as libc::c_int, -1, libc::RWF_NOWAIT)
+                } else if iov.len() == 1 {
+                    libc::read(fd, iov[0].iov_base, iov[0].iov_len)
                 } else {
                     libc::readv(fd, iov.as_ptr(), iov.len() as libc::c_int)
                 }
