@@ -34,6 +34,18 @@
 // Flag (create only): permissions 0666 instead of 0600.
 #define MPX_F_MODE_ALL 8
 
+// Connection flag: the connection can receive.
+#define MPX_CONN_READABLE 1
+
+// Connection flag: the connection can send.
+#define MPX_CONN_WRITABLE 2
+
+// Connection flag (reported by `mpx_conn_flags`): a Unix socket, which can pass descriptors.
+#define MPX_CONN_UNIX 4
+
+// The most descriptors `mpx_conn_send_fds` passes at once (the kernel's limit).
+#define MPX_CONN_MAX_FDS 253
+
 // Start method: fork the calling process (fast; the child inherits everything).
 #define MPX_START_FORK 0
 
@@ -84,8 +96,16 @@ typedef struct mpx_barrier mpx_barrier;
 // A condition variable handle (opaque), with its own recursive lock or a given lock.
 typedef struct mpx_condition mpx_condition;
 
+// A connection handle (opaque): one end of a pipe, an accepted or a connected socket, or an
+// inherited descriptor. Free with `mpx_conn_close`. One thread may receive while another
+// sends; close it only when no other thread is using it.
+typedef struct mpx_conn mpx_conn;
+
 // An event handle (opaque): a flag processes can wait for.
 typedef struct mpx_event mpx_event;
+
+// A listening socket (opaque). Free with `mpx_listener_close`.
+typedef struct mpx_listener mpx_listener;
 
 // A lock handle (opaque): Python's multiprocessing.Lock across processes. Free with
 // `mpx_lock_close`.
@@ -196,6 +216,165 @@ extern "C" {
 
 // Frees memory the library returned to the caller (documented per function). NULL is a no-op.
 void mpx_free(void *p);
+
+// Makes a connected pair, as Python's `multiprocessing.Pipe(duplex)`. With `duplex` both ends
+// send and receive (a Unix socketpair; descriptors can be passed). Without, `*a` only
+// receives and `*b` only sends (a pipe). Both descriptors are close-on-exec.
+mpx_status mpx_pipe(bool duplex, mpx_conn **a, mpx_conn **b);
+
+// Makes a connection from a descriptor: inherited from a parent (fork, or spawn with the fd
+// kept), received with `mpx_conn_recv_fds`, or a Python Connection's `fileno()`. It must be a
+// stream socket (Unix or TCP) or a pipe/FIFO end.
+//
+// `flags`: 0 (whatever the descriptor allows: both directions for a socket, one for a pipe
+// end) or MPX_CONN_READABLE and/or MPX_CONN_WRITABLE to restrict it. On success the connection
+// owns `fd` (mpx_conn_close closes it); on failure the caller still owns it. MPX_E_INVALID for
+// a descriptor that is not open, not a stream socket or pipe, or cannot go the asked way.
+mpx_status mpx_conn_from_fd(int fd, uint32_t flags, mpx_conn **out);
+
+// Closes the connection (its descriptor) and frees the handle. The peer then sees the end of
+// the stream (MPX_E_CLOSED). NULL is a no-op.
+void mpx_conn_close(mpx_conn *conn);
+
+// Writes the connection's descriptor to `*fd` (still owned by the connection) for
+// poll/select/epoll. A message may already be buffered inside the connection while the
+// descriptor is not readable: check `mpx_conn_poll(conn, 0, &ready)` before waiting on it.
+mpx_status mpx_conn_fileno(const mpx_conn *conn, int *fd);
+
+// Writes the connection's MPX_CONN_* flags to `*flags`: READABLE, WRITABLE, and UNIX when it
+// can pass descriptors.
+mpx_status mpx_conn_flags(const mpx_conn *conn, uint32_t *flags);
+
+// Writes the peer's address ("tcp:127.0.0.1:51234"; "unix:" for an unnamed Unix peer such as
+// a client or a socketpair end), NUL-terminated, into `buf` of `cap` bytes, and its length to
+// `*len` if not NULL; like Python's `Listener.last_accepted`. MPX_E_BUFFER_TOO_SMALL (with
+// `*len` set to the length needed, excluding the NUL) if it does not fit; MPX_E_INVALID for a
+// pipe.
+mpx_status mpx_conn_peer_address(const mpx_conn *conn, char *buf, size_t cap, size_t *len);
+
+// Sets the largest incoming message this connection accepts (0: no limit, the default). A
+// longer incoming length is refused before anything is allocated: the receiving call returns
+// MPX_E_TOO_BIG and the connection is unusable from then on (MPX_E_BROKEN), because the rest
+// of the stream can no longer be parsed; a socket is shut down so the peer sees the end.
+mpx_status mpx_conn_set_max_message_size(const mpx_conn *conn, uint64_t max);
+
+// Sends one message of `len` bytes (0 is allowed; `buf` may then be NULL). Blocks until the
+// whole message is written. MPX_E_CLOSED if the peer has gone (never SIGPIPE),
+// MPX_E_INVALID on a receive-only connection.
+mpx_status mpx_conn_send(const mpx_conn *conn, const uint8_t *buf, size_t len);
+
+// Receives one message into `buf` (`cap` bytes) and writes its length to `*len`. Waits up to
+// `timeout_ns` for the whole message: MPX_E_TIMEOUT if it runs out (what arrived is kept, and
+// 0 never waits). If the message is longer than `cap`: MPX_E_BUFFER_TOO_SMALL, `*len` is set
+// to the length needed and the message stays for the next call, so nothing is lost.
+// MPX_E_CLOSED: the peer closed the connection (also in the middle of a message).
+// MPX_E_TOO_BIG: the incoming length exceeds the maximum (see
+// `mpx_conn_set_max_message_size`). `buf` may be NULL only if `cap` is 0.
+mpx_status mpx_conn_recv(const mpx_conn *conn,
+                         uint8_t *buf,
+                         size_t cap,
+                         size_t *len,
+                         int64_t timeout_ns);
+
+// Receives one message into memory the library allocates: `*buf` (free it with `mpx_free`;
+// never NULL, even for an empty message) and its length `*len`. Timeouts and errors as
+// `mpx_conn_recv`; if the memory cannot be allocated (MPX_E_OS) the message stays pending.
+mpx_status mpx_conn_recv_alloc(const mpx_conn *conn,
+                               uint8_t **buf,
+                               size_t *len,
+                               int64_t timeout_ns);
+
+// Writes to `*ready` whether something can be received without waiting for its first byte (a
+// message is buffered or arriving, or the peer closed: then recv reports MPX_E_CLOSED). Waits
+// up to `timeout_ns` for that (0: just look). Running out of time is not an error: `*ready`
+// is false. Like Python's `Connection.poll`.
+mpx_status mpx_conn_poll(const mpx_conn *conn, int64_t timeout_ns, bool *ready);
+
+// Waits up to `timeout_ns` until at least one of the `count` connections in `conns` is ready
+// to receive (as `mpx_conn_poll`). Writes one flag per connection to `ready[0..count]` and how
+// many are set to `*nready` (0 when the time ran out), like Python's
+// `multiprocessing.connection.wait`. Every connection must be able to receive.
+mpx_status mpx_conn_wait(const mpx_conn *const *conns,
+                         size_t count,
+                         int64_t timeout_ns,
+                         bool *ready,
+                         size_t *nready);
+
+// Sends `n` descriptors (1..=MPX_CONN_MAX_FDS) over a Unix connection (MPX_E_UNSUPPORTED over
+// TCP or a pipe). The receiver gets duplicates; the caller keeps and still owns `fds`. The wire
+// form is CPython's `multiprocessing.reduction.sendfds`, so a Python peer receives them with
+// `reduction.recv_handle(conn)` / `recvfds`.
+mpx_status mpx_conn_send_fds(const mpx_conn *conn, const int *fds, size_t n);
+
+// Receives descriptors sent with `mpx_conn_send_fds` (or Python's `reduction.send_handle`)
+// into `fds` (room for `cap`) and writes their number to `*n`. They are close-on-exec and the
+// caller owns them. More than `cap`: MPX_E_BUFFER_TOO_SMALL with `*n` set to the number
+// needed, and they stay for the next call. MPX_E_STATE if the next item is an ordinary
+// message (left for `mpx_conn_recv`). Waits up to `timeout_ns`.
+mpx_status mpx_conn_recv_fds(const mpx_conn *conn,
+                             int *fds,
+                             size_t cap,
+                             size_t *n,
+                             int64_t timeout_ns);
+
+// Sends a shared-memory buffer (typically anonymous: `mpx_shm_create_anonymous`) over a Unix
+// connection by passing its descriptor. The buffer stays usable here; the receiver opens the
+// same memory with `mpx_conn_recv_shm`.
+mpx_status mpx_conn_send_shm(const mpx_conn *conn, const mpx_shm *shm);
+
+// Receives a shared-memory buffer sent with `mpx_conn_send_shm` and opens it (`flags`: 0 or
+// MPX_F_READ_ONLY); free it with `mpx_shm_close`. Its header is validated as for any open
+// (MPX_E_KIND if the descriptor is not an mpx buffer). Waits up to `timeout_ns`.
+mpx_status mpx_conn_recv_shm(const mpx_conn *conn,
+                             uint32_t flags,
+                             int64_t timeout_ns,
+                             mpx_shm **out);
+
+// Listens at `address`: "unix:/path" (or "/path"), "unix:@name" (abstract; "unix:@" lets the
+// kernel pick a name), "tcp:host:port", "tcp:[ipv6]:port" (port 0: the kernel picks one; read
+// it back with `mpx_listener_address`). `backlog` >= 1. With `authkey` (not NULL; `keylen`
+// bytes) every accepted client must pass CPython's mutual HMAC handshake. MPX_E_EXISTS if the
+// address is in use (a Unix path that exists included); MPX_E_INVALID for a malformed address.
+mpx_status mpx_listener_create(const char *address,
+                               int backlog,
+                               const uint8_t *authkey,
+                               size_t keylen,
+                               mpx_listener **out);
+
+// Waits up to `timeout_ns` for a client and writes its connection to `*out`. With an authkey
+// the handshake must finish in that time too (and within the handshake timeout): a client
+// that fails it is dropped and the call returns MPX_E_AUTH (accept again for the next one).
+// MPX_E_TIMEOUT when no client came.
+mpx_status mpx_listener_accept(const mpx_listener *l, int64_t timeout_ns, mpx_conn **out);
+
+// Writes the listener's address ("tcp:127.0.0.1:40123", "unix:@name", ...) with what the
+// kernel chose filled in, NUL-terminated, into `buf` of `cap` bytes, and its length to `*len`
+// if not NULL. MPX_E_BUFFER_TOO_SMALL (with `*len` set to the length needed, excluding the
+// NUL) if it does not fit.
+mpx_status mpx_listener_address(const mpx_listener *l, char *buf, size_t cap, size_t *len);
+
+// Writes the listening descriptor to `*fd` (owned by the listener; readable when a client is
+// waiting), for poll/select/epoll.
+mpx_status mpx_listener_fileno(const mpx_listener *l, int *fd);
+
+// Sets how long an accepted client has to finish the authkey handshake (default 30 s;
+// MPX_FOREVER: no limit). It keeps one silent client from holding up an accept loop.
+mpx_status mpx_listener_set_handshake_timeout(const mpx_listener *l, int64_t timeout_ns);
+
+// Closes the listener and frees the handle; a Unix socket path it made is removed (if it
+// still refers to this socket). Accepted connections stay open. NULL is a no-op.
+void mpx_listener_close(mpx_listener *l);
+
+// Connects to a listener at `address` (forms as `mpx_listener_create`) and writes the
+// connection to `*out`. With `authkey` (not NULL; `keylen` bytes) the mutual handshake runs:
+// MPX_E_AUTH if either side's key differs. Waits up to `timeout_ns` for the connection and the
+// handshake together. MPX_E_NOT_FOUND for a Unix path with nothing there, MPX_E_OS for a
+// refused TCP connection.
+mpx_status mpx_client_connect(const char *address,
+                              const uint8_t *authkey,
+                              size_t keylen,
+                              int64_t timeout_ns,
+                              mpx_conn **out);
 
 // The library's version as a static string, e.g. "0.1.0".
 const char *mpx_version(void);

@@ -3,6 +3,7 @@
 //! The Rust API is the core: capability modules ([`shm`], ...) on top of the object model
 //! ([`object`]), with the C ABI in `ffi` as a thin layer over it. See docs/ARCHITECTURE.md.
 
+pub mod conn;
 pub mod error;
 pub mod ffi;
 pub mod object;

@@ -8,6 +8,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod alloc;
+pub mod conn;
 pub mod core;
 pub mod process;
 pub mod queue;

@@ -1,0 +1,740 @@
+//! A connection: whole messages over a socket or pipe, framed as CPython frames them.
+//!
+//! Receiving reads ahead into a buffer (one system call often brings several small messages),
+//! parses the header there, and reads large bodies straight into the destination. Everything
+//! received but not yet delivered stays in the connection, so a timeout or a too-small buffer
+//! loses nothing: the next call continues where this one stopped.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use super::frame::{encode_header, parse_header, MAX_HEADER};
+use super::sys::{self, MAX_FDS};
+use crate::object::Flags;
+use crate::shm::SharedMemory;
+use crate::util::Timeout;
+use crate::{err, Error, ErrorKind, Result};
+
+/// Size of the read-ahead buffer (allocated on the first receive).
+const READ_AHEAD: usize = 64 * 1024;
+/// The least a read takes beyond the current message.
+const MIN_AHEAD: usize = 64;
+/// Messages up to this size are copied behind their header (on the stack) and written with one
+/// plain write; larger ones go from where they are, header and payload in one vectored write.
+/// Either way a frame is one system call (so one TCP segment when it fits); the copy only saves
+/// the kernel a second iovec, and a bigger stack buffer would cost a stack probe per call.
+const SMALL_COPY: usize = 512;
+
+/// What a descriptor underneath a connection is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A Unix-domain stream socket: duplex, and it can pass descriptors.
+    Unix,
+    /// A TCP socket.
+    Tcp,
+    /// One end of a pipe (or FIFO): one way.
+    Pipe,
+}
+
+/// Descriptors that arrived with the byte at stream offset `at`.
+struct FdGroup {
+    at: u64,
+    fds: Vec<OwnedFd>,
+    truncated: bool,
+}
+
+struct RecvState {
+    /// Read-ahead bytes; the unread ones are `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Stream offset of `buf[start]` (every byte ever taken off the descriptor is counted).
+    consumed: u64,
+    /// Length of the message whose header has been taken but whose body is not delivered yet.
+    pending: Option<u64>,
+    /// Body bytes of the pending message already read (kept across a timeout).
+    partial: Vec<u8>,
+    /// Passed descriptors, in stream order, waiting for recv_fds.
+    fds: VecDeque<FdGroup>,
+    /// The peer closed its end (read returned 0).
+    eof: bool,
+    /// Size of the last whole frame received (header and body, at most READ_AHEAD).
+    hint: usize,
+    /// How many bytes a read may take beyond what the current message needs. Reading far ahead
+    /// saves the reader system calls but empties the pipe more often, and each write into an
+    /// empty pipe must wake the sleeping reader, which costs the writer more than the reader
+    /// saved (measured: 64 KiB reads halve the rate of a stream of small messages). So it
+    /// adapts: about one frame while the reader keeps up, doubling while a backlog exists.
+    ahead: usize,
+}
+
+impl Default for RecvState {
+    fn default() -> RecvState {
+        RecvState {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            consumed: 0,
+            pending: None,
+            partial: Vec::new(),
+            fds: VecDeque::new(),
+            eof: false,
+            hint: MIN_AHEAD,
+            ahead: 4096,
+        }
+    }
+}
+
+impl RecvState {
+    fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Takes `n` buffered bytes (n <= buffered).
+    fn advance(&mut self, n: usize) {
+        self.start += n;
+        self.consumed += n as u64;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Closes descriptors that arrived with bytes already consumed as ordinary data (a peer that
+    /// sent descriptors mid-message): they can belong to nothing any more.
+    fn drop_stale_fds(&mut self) {
+        while self.fds.front().is_some_and(|g| g.at < self.consumed) {
+            self.fds.pop_front();
+        }
+    }
+
+    /// Whether the next unread byte came with descriptors.
+    fn fds_next(&mut self) -> bool {
+        self.drop_stale_fds();
+        self.buffered() > 0 && self.fds.front().is_some_and(|g| g.at == self.consumed)
+    }
+}
+
+/// A connection to another process: send and receive whole byte messages.
+///
+/// Every method takes `&self`: receiving and sending are serialised separately, so one thread
+/// may block in `recv` while another sends. The descriptor is closed when the connection is
+/// dropped.
+pub struct Connection {
+    fd: OwnedFd,
+    transport: Transport,
+    readable: bool,
+    writable: bool,
+    /// Largest incoming message accepted; u64::MAX for no limit.
+    max_message: AtomicU64,
+    /// Why the connection became unusable (set once; every later call reports it).
+    broken: OnceLock<Error>,
+    recv: Mutex<RecvState>,
+    /// Serialises senders, so frames never interleave.
+    send: Mutex<()>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("transport", &self.transport)
+            .field("readable", &self.readable)
+            .field("writable", &self.writable)
+            .finish()
+    }
+}
+
+/// Where `recv_with` puts a message: a pointer to at least `len` writable bytes, or an error
+/// (the message then stays pending).
+type Alloc<'a> = &'a mut dyn FnMut(usize) -> Result<*mut u8>;
+
+impl Connection {
+    pub(crate) fn new(fd: OwnedFd, transport: Transport, readable: bool, writable: bool) -> Connection {
+        if transport == Transport::Pipe && writable {
+            sys::guard_sigpipe();
+        }
+        Connection {
+            fd,
+            transport,
+            readable,
+            writable,
+            max_message: AtomicU64::new(u64::MAX),
+            broken: OnceLock::new(),
+            recv: Mutex::new(RecvState::default()),
+            send: Mutex::new(()),
+        }
+    }
+
+    /// A connection over a descriptor this process owns: inherited from a parent (fork, or spawn
+    /// with the fd kept), received over a Unix socket, or made by other code (CPython's
+    /// `Connection.fileno()` of a Pipe end works). It must be a stream socket (Unix or TCP) or a
+    /// pipe/FIFO end; the connection goes every way the descriptor allows (both for a socket,
+    /// one for a pipe end). Blocking and non-blocking descriptors both work; the descriptor's
+    /// flags are left as they are. On error the descriptor is closed (dropped).
+    pub fn from_fd(fd: OwnedFd) -> Result<Connection> {
+        let (t, r, w) = Self::probe_fd(fd.as_raw_fd(), None, None)?;
+        Ok(Connection::new(fd, t, r, w))
+    }
+
+    /// As [`from_fd`](Self::from_fd), restricted to the directions asked for (as CPython's
+    /// `Connection(fd, readable, writable)`). Asking for a direction the descriptor cannot do
+    /// (reading a pipe's write end) is Invalid.
+    pub fn from_fd_with(fd: OwnedFd, readable: bool, writable: bool) -> Result<Connection> {
+        let (t, r, w) = Self::probe_fd(fd.as_raw_fd(), Some(readable), Some(writable))?;
+        Ok(Connection::new(fd, t, r, w))
+    }
+
+    /// What `fd` is and which directions a connection over it takes: `readable`/`writable`
+    /// None means whatever the descriptor allows. Touches nothing, so a caller can check before
+    /// taking ownership.
+    pub fn probe_fd(fd: RawFd, readable: Option<bool>, writable: Option<bool>) -> Result<(Transport, bool, bool)> {
+        let what = format!("connection from fd {fd}");
+        if fd < 0 {
+            return Err(err!(Invalid, "{what}: not a file descriptor"));
+        }
+        // SAFETY: fstat into a zeroed struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } < 0 {
+            let e = Error::last_os(&what);
+            return Err(if e.errno() == Some(libc::EBADF) { err!(Invalid, "{what}: not an open file descriptor") } else { e });
+        }
+        let fmt = st.st_mode & libc::S_IFMT;
+        let (transport, can_read, can_write) = if fmt == libc::S_IFSOCK {
+            let ty = sockopt_int(fd, libc::SO_TYPE).map_err(|e| e.context(&what))?;
+            if ty != libc::SOCK_STREAM {
+                return Err(err!(Invalid, "{what}: the socket is not a stream socket (type {ty}); messages need a byte stream"));
+            }
+            let domain = sockopt_int(fd, libc::SO_DOMAIN).map_err(|e| e.context(&what))?;
+            let t = if domain == libc::AF_UNIX { Transport::Unix } else { Transport::Tcp };
+            (t, true, true)
+        } else if fmt == libc::S_IFIFO {
+            // SAFETY: F_GETFL has no side effects.
+            let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            if fl < 0 {
+                return Err(Error::last_os(&what));
+            }
+            let acc = fl & libc::O_ACCMODE;
+            (Transport::Pipe, acc != libc::O_WRONLY, acc != libc::O_RDONLY)
+        } else {
+            return Err(err!(Invalid, "{what}: not a socket or a pipe (file type {:#o})", fmt));
+        };
+        let r = readable.unwrap_or(can_read);
+        let w = writable.unwrap_or(can_write);
+        if !r && !w {
+            return Err(err!(Invalid, "{what}: neither readable nor writable"));
+        }
+        if r && !can_read {
+            return Err(err!(Invalid, "{what}: the descriptor is a pipe's write end; it cannot be read"));
+        }
+        if w && !can_write {
+            return Err(err!(Invalid, "{what}: the descriptor is a pipe's read end; it cannot be written"));
+        }
+        Ok((transport, r, w))
+    }
+
+    /// The descriptor (still owned by the connection), for poll/select/epoll. Note that a
+    /// message may already be buffered in the connection while the descriptor is not readable:
+    /// call [`poll`](Self::poll) with a zero timeout first, or use [`wait`](Self::wait).
+    pub fn fileno(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The peer's address in the address module's form ("tcp:127.0.0.1:51234"; "unix:" for
+    /// an unnamed Unix peer, as clients and socketpairs are), like CPython's
+    /// `Listener.last_accepted`. Invalid for a pipe.
+    pub fn peer_address(&self) -> Result<String> {
+        if self.transport == Transport::Pipe {
+            return Err(err!(Invalid, "peer_address: a pipe has no address"));
+        }
+        Ok(super::address::RawAddr::peer(self.fd.as_raw_fd())?.to_address_string())
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    pub fn readable(&self) -> bool {
+        self.readable
+    }
+
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Sets the largest incoming message accepted (None: no limit, the default). A larger
+    /// length is refused before anything is allocated, with TooBig; the connection is then
+    /// unusable, because the rest of the stream can no longer be parsed.
+    pub fn set_max_message_size(&self, max: Option<u64>) {
+        self.max_message.store(max.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub fn max_message_size(&self) -> Option<u64> {
+        match self.max_message.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(n),
+        }
+    }
+
+    fn lock_recv(&self) -> MutexGuard<'_, RecvState> {
+        self.recv.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_broken(&self) -> Result<()> {
+        match self.broken.get() {
+            Some(e) => Err(err!(Broken, "connection is unusable: {}", e.message())),
+            None => Ok(()),
+        }
+    }
+
+    fn check_readable(&self, op: &str) -> Result<()> {
+        self.check_broken()?;
+        if !self.readable {
+            return Err(err!(Invalid, "{op}: this connection is write-only"));
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self, op: &str) -> Result<()> {
+        self.check_broken()?;
+        if !self.writable {
+            return Err(err!(Invalid, "{op}: this connection is read-only"));
+        }
+        Ok(())
+    }
+
+    /// Marks the connection unusable (the stream cannot be parsed any more) and shuts a socket
+    /// down so the peer sees the end too, as CPython closes it. Returns `e` for the caller.
+    fn break_with(&self, e: Error) -> Error {
+        let _ = self.broken.set(e.clone());
+        if self.transport != Transport::Pipe {
+            // SAFETY: shutdown on our own descriptor.
+            unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        e
+    }
+
+    // ---- sending ---------------------------------------------------------------------------
+
+    /// Sends one message (any size, 0 included). Blocks until the whole frame is written.
+    /// A peer that has gone is Closed.
+    pub fn send(&self, data: &[u8]) -> Result<()> {
+        self.check_writable("send")?;
+        let (h, hl) = encode_header(data.len() as u64);
+        let socket = self.transport != Transport::Pipe;
+        let r = if data.len() <= SMALL_COPY {
+            // Header and payload in one write: one system call, one TCP segment.
+            let mut frame = std::mem::MaybeUninit::<[u8; SMALL_COPY + 4]>::uninit();
+            let p = frame.as_mut_ptr().cast::<u8>();
+            // SAFETY: hl (4 here) + data.len() <= SMALL_COPY + 4 bytes are written, then read.
+            let bytes = unsafe {
+                std::ptr::copy_nonoverlapping(h.as_ptr(), p, hl);
+                std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(hl), data.len());
+                std::slice::from_raw_parts(p, hl + data.len())
+            };
+            let _g = self.send.lock().unwrap_or_else(|p| p.into_inner());
+            sys::write_all(self.fd.as_raw_fd(), bytes, &[], socket)
+        } else {
+            let _g = self.send.lock().unwrap_or_else(|p| p.into_inner());
+            sys::write_all(self.fd.as_raw_fd(), &h[..hl], data, socket)
+        };
+        r.map_err(|e| send_error(e, "send"))
+    }
+
+    /// Sends descriptors (1..=253) over a Unix connection, as CPython's
+    /// `multiprocessing.reduction.sendfds` does: one byte (the count modulo 256) with the
+    /// descriptors attached. The receiver gets duplicates; the caller keeps its own.
+    pub fn send_fds(&self, fds: &[RawFd]) -> Result<()> {
+        self.check_writable("send_fds")?;
+        if self.transport != Transport::Unix {
+            return Err(err!(Unsupported, "send_fds: descriptors pass only over Unix sockets (this connection is {:?})", self.transport));
+        }
+        let _g = self.send.lock().unwrap_or_else(|p| p.into_inner());
+        sys::send_fds(self.fd.as_raw_fd(), (fds.len() % 256) as u8, fds).map_err(|e| send_error(e, "send_fds"))
+    }
+
+    /// Sends a shared-memory buffer's descriptor (anonymous or named) over a Unix connection;
+    /// the receiver opens it with [`recv_shm`](Self::recv_shm). The buffer stays usable here.
+    pub fn send_shm(&self, shm: &SharedMemory) -> Result<()> {
+        self.send_fds(&[shm.fd()])
+    }
+
+    // ---- receiving -------------------------------------------------------------------------
+
+    /// Receives one message into a new vector. Waits up to `timeout` for the whole message
+    /// (Timeout when it ends first; what arrived is kept for the next call). The peer having
+    /// closed is Closed; a length over the maximum is TooBig and makes the connection unusable.
+    pub fn recv(&self, timeout: impl Into<Timeout>) -> Result<Vec<u8>> {
+        let mut v: Vec<u8> = Vec::new();
+        let mut alloc = |len: usize| -> Result<*mut u8> {
+            v.try_reserve_exact(len).map_err(|_| err!(Os, "recv: cannot allocate {len} bytes for the message (it stays pending)"))?;
+            Ok(v.as_mut_ptr())
+        };
+        let len = self.recv_core(u64::MAX, timeout.into().deadline(), &mut alloc)?;
+        // SAFETY: recv_core wrote exactly len bytes into the reserved space.
+        unsafe { v.set_len(len) };
+        Ok(v)
+    }
+
+    /// Receives one message into `buf` and returns its length. A message longer than `buf` is
+    /// BufferTooSmall and stays pending (its length is [`pending_len`](Self::pending_len)), so a
+    /// second call with a large enough buffer gets it. Otherwise as [`recv`](Self::recv).
+    pub fn recv_into(&self, buf: &mut [u8], timeout: impl Into<Timeout>) -> Result<usize> {
+        let cap = buf.len();
+        let ptr = buf.as_mut_ptr();
+        let mut alloc = |len: usize| -> Result<*mut u8> {
+            if len > cap {
+                return Err(err!(BufferTooSmall, "recv: the message has {len} bytes, the buffer {cap} (the message is kept for the next call)"));
+            }
+            Ok(ptr)
+        };
+        self.recv_core(u64::MAX, timeout.into().deadline(), &mut alloc)
+    }
+
+    /// Receives one message into memory that `alloc(len)` provides (at least `len` writable
+    /// bytes; an error from it leaves the message pending). Returns the length written.
+    ///
+    /// # Safety
+    /// The pointer `alloc` returns must be valid for `len` bytes of writes.
+    pub unsafe fn recv_with(&self, timeout: impl Into<Timeout>, alloc: &mut dyn FnMut(usize) -> Result<*mut u8>) -> Result<usize> {
+        self.recv_core(u64::MAX, timeout.into().deadline(), alloc)
+    }
+
+    /// Receives a message of at most `limit` bytes (the handshake's bound); a longer one makes
+    /// the connection unusable.
+    pub(crate) fn recv_limited(&self, limit: u64, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        let mut v: Vec<u8> = Vec::new();
+        let mut alloc = |len: usize| -> Result<*mut u8> {
+            v.reserve_exact(len);
+            Ok(v.as_mut_ptr())
+        };
+        let len = self.recv_core(limit, deadline, &mut alloc)?;
+        // SAFETY: exactly len bytes were written into the reserved space.
+        unsafe { v.set_len(len) };
+        Ok(v)
+    }
+
+    /// Length of a message whose header has arrived but which was not delivered yet (after
+    /// BufferTooSmall, or a timeout in the middle of its body).
+    pub fn pending_len(&self) -> Option<u64> {
+        self.lock_recv().pending
+    }
+
+    fn recv_core(&self, limit: u64, deadline: Option<Instant>, alloc: Alloc<'_>) -> Result<usize> {
+        self.check_readable("recv")?;
+        let mut st = self.lock_recv();
+        let len = match st.pending {
+            Some(l) => l,
+            None => self.recv_header(&mut st, limit, deadline)?,
+        };
+        let len = len as usize; // recv_header refused lengths above isize::MAX
+        let dest = alloc(len)?;
+        let mut got = 0usize;
+        if !st.partial.is_empty() {
+            // SAFETY: dest has len bytes; partial holds fewer than len.
+            unsafe { std::ptr::copy_nonoverlapping(st.partial.as_ptr(), dest, st.partial.len()) };
+            got = st.partial.len();
+            st.partial.clear();
+        }
+        let take = (len - got).min(st.buffered());
+        // SAFETY: take bytes fit in dest after got and are buffered.
+        unsafe { std::ptr::copy_nonoverlapping(st.buf.as_ptr().add(st.start), dest.add(got), take) };
+        st.advance(take);
+        got += take;
+        while got < len {
+            // The buffer is empty: read the rest straight into dest (and read ahead after it).
+            // SAFETY: dest + got .. dest + len is ours to write.
+            let r = unsafe { self.read_some(&mut st, Some((dest.add(got), len - got)), deadline) };
+            match r {
+                Ok(0) => {
+                    st.eof = true;
+                    st.partial.clear();
+                    return Err(err!(Closed, "recv: the peer closed the connection in the middle of a message ({got} of {len} bytes arrived)"));
+                }
+                Ok(n) => {
+                    let to_dest = n.min(len - got);
+                    st.consumed += to_dest as u64;
+                    st.end = n - to_dest;
+                    got += to_dest;
+                }
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    // Keep what arrived: the next call continues this message.
+                    // SAFETY: got bytes were written to dest.
+                    st.partial.extend_from_slice(unsafe { std::slice::from_raw_parts(dest, got) });
+                    return Err(e);
+                }
+                // Part of the body is gone with the caller's buffer: the stream cannot resume.
+                Err(e) => return Err(self.break_with(e)),
+            }
+        }
+        st.pending = None;
+        st.hint = (len + 4).clamp(MIN_AHEAD, READ_AHEAD);
+        if st.partial.capacity() > READ_AHEAD {
+            st.partial = Vec::new();
+        }
+        Ok(len)
+    }
+
+    /// Waits for and takes the next header; returns the message length, now pending.
+    fn recv_header(&self, st: &mut RecvState, limit: u64, deadline: Option<Instant>) -> Result<u64> {
+        loop {
+            if st.fds_next() {
+                return Err(err!(State, "recv: the peer sent file descriptors here, not a message: call recv_fds"));
+            }
+            let parsed = parse_header(&st.buf[st.start..st.end]).map_err(|e| self.break_with(e))?;
+            if let Some((len, used)) = parsed {
+                let max = self.max_message.load(Ordering::Relaxed).min(limit);
+                if len > max {
+                    return Err(self.break_with(err!(
+                        TooBig,
+                        "recv: incoming message of {len} bytes exceeds the maximum of {max}; the connection is closed (the rest of the stream cannot be parsed)"
+                    )));
+                }
+                if len > isize::MAX as u64 {
+                    return Err(self.break_with(err!(TooBig, "recv: incoming message of {len} bytes cannot exist in memory; the connection is closed")));
+                }
+                st.advance(used);
+                st.pending = Some(len);
+                return Ok(len);
+            }
+            if st.eof {
+                return Err(if st.buffered() == 0 {
+                    err!(Closed, "recv: the peer closed the connection")
+                } else {
+                    err!(Closed, "recv: the peer closed the connection in the middle of a message header")
+                });
+            }
+            self.fill(st, deadline)?;
+        }
+    }
+
+    /// Reads more bytes into the read-ahead buffer (at least one, or end of file).
+    fn fill(&self, st: &mut RecvState, deadline: Option<Instant>) -> Result<()> {
+        if st.buf.is_empty() {
+            st.buf = vec![0; READ_AHEAD];
+        }
+        if st.end == st.buf.len() {
+            // Only a partial header can be left here (bodies are read into their destination).
+            st.buf.copy_within(st.start..st.end, 0);
+            st.end -= st.start;
+            st.start = 0;
+        }
+        // SAFETY: no destination; only the buffer's free space is written.
+        let n = unsafe { self.read_some(st, None, deadline)? };
+        if n == 0 {
+            st.eof = true;
+        }
+        Ok(())
+    }
+
+    /// One read: into `dest` first (if any), then the free part of the read-ahead buffer.
+    /// Returns the byte count (0 = end of file). Descriptors that came along are queued with
+    /// the stream offset of the read's last byte: both CPython and mpx send them with a
+    /// one-byte message of its own, and the kernel ends a read right after such a byte.
+    ///
+    /// # Safety
+    /// `dest`, if given, must be valid for writes of its length.
+    unsafe fn read_some(&self, st: &mut RecvState, dest: Option<(*mut u8, usize)>, deadline: Option<Instant>) -> Result<usize> {
+        if st.buf.is_empty() {
+            st.buf = vec![0; READ_AHEAD];
+        }
+        let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 2];
+        let mut n_iov = 0;
+        if let Some((p, l)) = dest {
+            iov[0] = libc::iovec { iov_base: p.cast(), iov_len: l };
+            n_iov = 1;
+        }
+        // Read ahead only as far as `ahead` (see RecvState::ahead), at least a whole header.
+        let free = (st.buf.len() - st.end).min(if dest.is_none() { st.ahead.max(MAX_HEADER) } else { st.ahead });
+        let asked = free + dest.map_or(0, |d| d.1);
+        if free > 0 {
+            iov[n_iov] = libc::iovec { iov_base: st.buf.as_mut_ptr().add(st.end).cast(), iov_len: free };
+            n_iov += 1;
+        }
+        let fd = self.fd.as_raw_fd();
+        let socket = self.transport != Transport::Pipe;
+        let unix = self.transport == Transport::Unix;
+        // With a deadline: try without blocking, then wait for readability. (Spinning on
+        // non-blocking reads before sleeping was measured: it spares the writer wake-ups, but on
+        // a busy 2-core machine it steals the CPU the writer needs, so mpx does not spin.)
+        let mut readable = false;
+        loop {
+            // Once poll said readable, a plain read does not block (and works on kernels
+            // without RWF_NOWAIT for pipes).
+            let nonblock = !readable && deadline.is_some();
+            match sys::read_iov(fd, &mut iov[..n_iov], socket, unix, nonblock) {
+                Ok(r) => {
+                    // A read that filled everything asked found a backlog: read further ahead
+                    // next time; one that came back short caught up: back to about one frame.
+                    st.ahead = if r.n == asked { (st.ahead * 2).min(READ_AHEAD) } else { st.hint.max(MIN_AHEAD) };
+                    if r.n > 0 && (!r.fds.is_empty() || r.fds_truncated) {
+                        let at = st.consumed + st.buffered() as u64 + r.n as u64 - 1;
+                        st.fds.push_back(FdGroup { at, fds: r.fds, truncated: r.fds_truncated });
+                    }
+                    if dest.is_none() {
+                        st.end += r.n;
+                    }
+                    return Ok(r.n);
+                }
+                Err(e) if e.errno() == Some(libc::EAGAIN) => {
+                    if !sys::wait_fd(fd, libc::POLLIN, deadline)? {
+                        return Err(timeout_error());
+                    }
+                    readable = true;
+                }
+                Err(e) if e.errno() == Some(libc::ECONNRESET) => return Ok(0),
+                Err(e) => return Err(e.context("recv")),
+            }
+        }
+    }
+
+    /// Receives descriptors sent with [`send_fds`](Self::send_fds) (or CPython's
+    /// `reduction.send_handle`/`sendfds`); at most `max` are accepted (more is BufferTooSmall,
+    /// and they stay pending: [`next_fds_count`](Self::next_fds_count) tells how many). The
+    /// descriptors are close-on-exec and owned by the caller. If the next item is an ordinary
+    /// message, State (the message is left for `recv`).
+    pub fn recv_fds(&self, max: usize, timeout: impl Into<Timeout>) -> Result<Vec<OwnedFd>> {
+        self.check_readable("recv_fds")?;
+        if self.transport != Transport::Unix {
+            return Err(err!(Unsupported, "recv_fds: descriptors pass only over Unix sockets (this connection is {:?})", self.transport));
+        }
+        let deadline = timeout.into().deadline();
+        let mut st = self.lock_recv();
+        if st.pending.is_some() {
+            return Err(err!(State, "recv_fds: a message is partly received; receive it with recv first"));
+        }
+        while st.buffered() == 0 {
+            if st.eof {
+                return Err(err!(Closed, "recv_fds: the peer closed the connection"));
+            }
+            self.fill(&mut st, deadline)?;
+        }
+        if !st.fds_next() {
+            return Err(err!(State, "recv_fds: the next item is an ordinary message, not file descriptors: call recv"));
+        }
+        let count = st.fds.front().map_or(0, |g| g.fds.len());
+        if count > max {
+            return Err(err!(BufferTooSmall, "recv_fds: {count} descriptors arrived, room for {max} (they are kept for the next call)"));
+        }
+        let g = st.fds.pop_front().expect("checked above");
+        let byte = st.buf[st.start];
+        st.advance(1);
+        if g.truncated {
+            return Err(err!(Corrupt, "recv_fds: the peer sent more descriptors than one message can carry; they were lost"));
+        }
+        if byte as usize != g.fds.len() % 256 {
+            return Err(err!(Corrupt, "recv_fds: the count byte says {byte}, {} descriptors arrived", g.fds.len()));
+        }
+        Ok(g.fds)
+    }
+
+    /// How many descriptors the next item carries, if it is a descriptor message that has
+    /// already arrived.
+    pub fn next_fds_count(&self) -> Option<usize> {
+        let mut st = self.lock_recv();
+        if st.pending.is_none() && st.fds_next() {
+            st.fds.front().map(|g| g.fds.len())
+        } else {
+            None
+        }
+    }
+
+    /// Receives a shared-memory buffer sent with [`send_shm`](Self::send_shm) and opens it
+    /// (`flags`: Flags::READ_ONLY or none). Kind and header are validated as for any open.
+    pub fn recv_shm(&self, flags: Flags, timeout: impl Into<Timeout>) -> Result<SharedMemory> {
+        let fds = self.recv_fds(1, timeout)?;
+        let shm = SharedMemory::from_fd(fds[0].as_raw_fd(), flags).map_err(|e| e.context("recv_shm"))?;
+        Ok(shm)
+    }
+
+    // ---- waiting ---------------------------------------------------------------------------
+
+    /// Whether something can be received without waiting for its first byte: a message (or
+    /// part of one) is buffered or arriving, or the peer closed (recv then reports Closed).
+    /// Waits up to `timeout` (0: just look). Like CPython's `Connection.poll`.
+    pub fn poll(&self, timeout: impl Into<Timeout>) -> Result<bool> {
+        self.check_readable("poll")?;
+        if self.ready_now() {
+            return Ok(true);
+        }
+        sys::wait_fd(self.fd.as_raw_fd(), libc::POLLIN, timeout.into().deadline())
+    }
+
+    fn ready_now(&self) -> bool {
+        let st = self.lock_recv();
+        st.buffered() > 0 || st.pending.is_some() || st.eof
+    }
+
+    /// Waits until at least one of `conns` is ready to receive (as [`poll`](Self::poll)), up to
+    /// `timeout`; returns one flag per connection (all false when the time ran out). Like
+    /// CPython's `multiprocessing.connection.wait` for connections.
+    pub fn wait(conns: &[&Connection], timeout: impl Into<Timeout>) -> Result<Vec<bool>> {
+        let mut deadline = timeout.into().deadline();
+        let mut ready = vec![false; conns.len()];
+        let mut pfds = Vec::with_capacity(conns.len());
+        for (i, c) in conns.iter().enumerate() {
+            c.check_readable("wait").map_err(|e| e.context(format!("connection {i}")))?;
+            if c.ready_now() {
+                ready[i] = true;
+                deadline = Some(Instant::now()); // report the others only if ready right now
+            }
+            pfds.push(libc::pollfd { fd: c.fileno(), events: libc::POLLIN, revents: 0 });
+        }
+        sys::wait_fds(&mut pfds, deadline)?;
+        for (r, p) in ready.iter_mut().zip(&pfds) {
+            *r |= p.revents != 0;
+        }
+        Ok(ready)
+    }
+}
+
+fn timeout_error() -> Error {
+    err!(Timeout, "recv: no complete message within the timeout (what arrived is kept)")
+}
+
+/// A failed write: a peer that has gone is Closed.
+fn send_error(e: Error, op: &str) -> Error {
+    match e.errno() {
+        Some(libc::EPIPE) | Some(libc::ECONNRESET) => err!(Closed, "{op}: the peer closed the connection"),
+        _ => e.context(op),
+    }
+}
+
+fn sockopt_int(fd: RawFd, opt: libc::c_int) -> Result<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are valid for getsockopt.
+    if unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&mut v as *mut libc::c_int).cast(), &mut len) } < 0 {
+        return Err(Error::last_os("getsockopt"));
+    }
+    Ok(v)
+}
+
+/// A pair of connected connections, as CPython's `multiprocessing.Pipe(duplex)`: duplex over a
+/// Unix socketpair (both ends send and receive, and can pass descriptors), or one way over a
+/// pipe, where the first end only receives and the second only sends.
+pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
+    let mut fds = [0; 2];
+    if duplex {
+        // SAFETY: fds has room for two descriptors.
+        if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } < 0 {
+            return Err(Error::last_os("pipe: socketpair"));
+        }
+        // SAFETY: both were just created and are owned here.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok((Connection::new(a, Transport::Unix, true, true), Connection::new(b, Transport::Unix, true, true)))
+    } else {
+        // SAFETY: as above.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+            return Err(Error::last_os("pipe: pipe2"));
+        }
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok((Connection::new(r, Transport::Pipe, true, false), Connection::new(w, Transport::Pipe, false, true)))
+    }
+}
+
+/// The largest number of descriptors [`Connection::send_fds`] takes at once.
+pub const MAX_SEND_FDS: usize = MAX_FDS;
