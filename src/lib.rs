@@ -10,6 +10,7 @@ pub mod object;
 pub mod process;
 pub mod queue;
 pub mod shm;
+pub mod stats;
 pub mod sync;
 pub mod util;
 pub mod value;

@@ -59,13 +59,15 @@ PATTERNs, e.g. 'frames-*'), sorted by name:
            kernel drops when the process dies)
   USERS    pids of the processes holding it (best effort: other users' processes may be
            invisible, then IN-USE is still right)
+  STATE    the live state: a lock's holder, a semaphore's value, an event set or clear, a
+           barrier's waiters, a value's type, a queue's messages and bytes
   PROBLEM  why the segment is not a valid object: corrupt header, truncated, not
            initialised (its creator died while creating it), another layout version, ...
 
 --json prints a JSON array with one object per entry: name, path, kind (null if unknown),
 data_size and file_size (exact bytes), creator_pid, creator_alive, created_ns (ns since
 the epoch, 0 if unknown), created (ISO 8601 local time or null), in_use, users (array of
-pids), mode (octal string), uid, problem (null if none).
+pids), mode (octal string), uid, state (null if none), problem (null if none).
 ";
 
 const INFO_HELP: &str = "\
@@ -321,6 +323,7 @@ fn cmd_ls(args: &[String], out: &mut Out) -> CmdResult {
                 human::local_time(o.created_ns).unwrap_or_else(|| "-".into()),
                 yes_no(o.in_use).into(),
                 users_text(&o.users, 4),
+                state_text(o),
                 o.problem.clone().unwrap_or_else(|| "-".into()),
             ]
         })
@@ -334,11 +337,26 @@ fn cmd_ls(args: &[String], out: &mut Out) -> CmdResult {
             ("CREATED", Align::Left),
             ("IN-USE", Align::Left),
             ("USERS", Align::Left),
+            ("STATE", Align::Left),
             ("PROBLEM", Align::Left),
         ],
         &rows,
     ));
     Ok(())
+}
+
+/// The object's live state ("held by pid 812"), or "-" when there is none to show or it cannot
+/// be read (a problem is reported in its own column).
+fn state(o: &ObjectInfo) -> Option<String> {
+    let kind = o.kind?;
+    if o.problem.is_some() {
+        return None;
+    }
+    mpx::stats::summary(&o.name, kind).ok().flatten()
+}
+
+fn state_text(o: &ObjectInfo) -> String {
+    state(o).unwrap_or_else(|| "-".into())
 }
 
 fn kind_text(o: &ObjectInfo) -> &'static str {
@@ -390,6 +408,7 @@ fn object_json(o: &ObjectInfo, with_header: bool) -> String {
         .nums("users", &o.users)
         .str("mode", &format!("{:04o}", o.mode))
         .num("uid", o.uid)
+        .opt_str("state", state(o).as_deref())
         .opt_str("problem", o.problem.as_deref());
     if with_header {
         let age = if o.created_ns == 0 { None } else { Some(now_ns().saturating_sub(o.created_ns) / 1_000_000_000) };
@@ -485,6 +504,7 @@ fn cmd_info(args: &[String], out: &mut Out) -> CmdResult {
         ),
         ("in use", yes_no(o.in_use).into()),
         ("users", if o.users.is_empty() { "-".into() } else { users_text(&o.users, usize::MAX).replace(',', ", ") }),
+        ("state", state_text(&o)),
         ("mode", format!("{:04o}, owner uid {}", o.mode, o.uid)),
         ("problem", o.problem.clone().unwrap_or_else(|| "none".into())),
     ];
