@@ -354,3 +354,31 @@ fn usage_help_and_version() {
     let r = mpx(&["ls", "--frob"]);
     assert!(r.stderr.starts_with("mpx ls: unknown option '--frob'"), "{r:?}");
 }
+
+#[test]
+fn ls_shows_live_state_per_kind() {
+    use mpx::sync::{Event, Lock, Semaphore, SemaphoreSpec};
+    let mut names = Names::new();
+    let (ln, sn, en, qn, bn) = (names.add("cli-st-lock"), names.add("cli-st-sem"), names.add("cli-st-ev"), names.add("cli-st-q"), names.add("cli-st-buf"));
+    let lock = Lock::create(&ln, Flags::default()).unwrap();
+    let sem = Semaphore::create(&sn, SemaphoreSpec::bounded(3), Flags::default()).unwrap();
+    let ev = Event::create(&en, Flags::default()).unwrap();
+    let q = mpx::Queue::create(&qn, mpx::QueueSpec::new(4096), Flags::default()).unwrap();
+    let _buf = SharedMemory::create(&bn, 100, Flags::default()).unwrap();
+    let state = |name: &str| {
+        let all = mpx_json(&["ls", "--json", name]);
+        let o = all.find_named(name).unwrap_or_else(|| panic!("{name} missing"));
+        if o.get("state").is_null() { None } else { Some(o.get("state").str().to_string()) }
+    };
+    assert_eq!(state(&ln).as_deref(), Some("free"));
+    let _g = lock.acquire(mpx::Timeout::Forever).unwrap();
+    assert_eq!(state(&ln), Some(format!("held by pid {}", me())));
+    sem.acquire(mpx::Timeout::Forever).unwrap();
+    assert_eq!(state(&sn).as_deref(), Some("value 2 of 3"));
+    assert_eq!(state(&en).as_deref(), Some("clear"));
+    ev.set();
+    assert_eq!(state(&en).as_deref(), Some("set"));
+    q.put(b"hello", mpx::Timeout::Forever).unwrap();
+    assert!(state(&qn).unwrap().starts_with("1 msgs, "), "{:?}", state(&qn));
+    assert_eq!(state(&bn), None, "a buffer has no state to show");
+}
