@@ -30,7 +30,7 @@ CPP_SRCS   := $(wildcard tests/cpp/*.cpp) $(wildcard examples/cpp/*.cpp) $(wildc
 C_BINS     := $(patsubst %.c,$(BUILD)/%,$(C_SRCS))
 CPP_BINS   := $(patsubst %.cpp,$(BUILD)/%,$(CPP_SRCS)) $(patsubst %.cpp,$(BUILD)/%-cxx20,$(filter tests/cpp/test_%,$(CPP_SRCS)))
 
-.PHONY: all lib native venv test test-rust test-c test-cpp test-python check-header check-shm demo bench clean
+.PHONY: all lib native venv pyext test test-rust test-c test-cpp test-python check-header check-shm demo bench clean
 
 all: lib native
 
@@ -65,6 +65,15 @@ $(VENV)/.ready: bindings/python/pyproject.toml
 
 venv: $(VENV)/.ready
 
+# The optional C accelerator for the Python binding's hot paths (mpx/_speedups.c). It calls
+# libmpx through function pointers that ctypes looked up, so it does not link libmpx itself.
+PYEXT := $(ROOT)/bindings/python/mpx/_speedups.so
+$(PYEXT): bindings/python/mpx/_speedups.c $(VENV)/.ready
+	$(CC) -O2 -g $(WARN) -fPIC -shared -fno-strict-aliasing \
+	  -I"$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" $< -o $@
+
+pyext: $(PYEXT)
+
 test-rust:
 	$(CARGO) test --release -- --test-threads=2
 
@@ -76,7 +85,7 @@ test-cpp: native
 	@set -e; for t in $(filter $(BUILD)/tests/cpp/test_%,$(CPP_BINS)); do \
 	  echo "== $$t"; timeout 300 $$t; done
 
-test-python: venv native lib
+test-python: venv pyext native lib
 	$(VPY) -m pytest -q -p no:cacheprovider --timeout=300 tests/python
 
 # The suite must leave /dev/shm as it found it: compare our objects before and after.
@@ -88,10 +97,10 @@ test: lib check-header
 	  echo "tests left objects in /dev/shm (shown above with +)"; exit 1; fi
 	@echo "make test: all suites passed"
 
-demo: lib native venv
+demo: lib native venv pyext
 	$(VPY) examples/demo.py
 
-bench: lib native venv
+bench: lib native venv pyext
 	$(VPY) -m pip install --quiet faster-fifo
 	@mkdir -p bench-results
 	$(VPY) benches/run.py

@@ -306,6 +306,26 @@ if lib.mpx_abi_version() != ABI_VERSION:
 
 version = lib.mpx_version().decode("ascii", "replace")
 
+try:
+    from . import _speedups
+except ImportError:  # not built (it is optional): every call goes through ctypes
+    _speedups = None
+
+
+def fast(name, signature):
+    """A faster callable for a hot-path C function, or None when the optional accelerator
+    (mpx/_speedups.c, built by ``make pyext``) is not available: callers keep their ctypes
+    path for that case. ``signature`` names the C parameters after the handle (see
+    _speedups.c): "p" f(h), "pq" f(h, int64), "pb" f(h, buf, len), "pbq" f(h, buf, len, int64),
+    "pwoq" f(h, buf, cap, out, int64), "pqo" f(h, int64, out). Handles may be ints or ctypes
+    pointers; buffers anything with the buffer protocol (out: e.g. a ctypes.c_size_t).
+    Set MPX_NO_SPEEDUPS=1 to disable it (to compare, or to rule it out)."""
+    if _speedups is None or os.environ.get("MPX_NO_SPEEDUPS"):
+        return None
+    getattr(lib, name)  # a clear error for a missing prototype or symbol
+    address = ctypes.cast(getattr(_cdll, name), ctypes.c_void_p).value
+    return _speedups.bind(name, address, signature)
+
 
 def last_error():
     """The calling thread's last error message from the library ("" if none)."""
@@ -369,6 +389,7 @@ __all__ = [
     "PROTOTYPES",
     "check",
     "error",
+    "fast",
     "handle_type",
     "last_error",
     "lib",

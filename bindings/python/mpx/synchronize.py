@@ -67,6 +67,7 @@ import secrets
 import threading
 import time
 import warnings
+import weakref
 from ctypes import CDLL, POINTER, PyDLL, byref, c_int, c_int64, c_uint32, c_void_p, cast
 
 from . import errors
@@ -80,6 +81,7 @@ from ._lib import (
     condition_p,
     error,
     event_p,
+    fast,
     last_error,
     lib,
     library_path,
@@ -148,10 +150,23 @@ _gil_free_dll = CDLL(library_path)
 _gil_held_dll = PyDLL(library_path)
 
 
+# With the optional C accelerator (mpx/_speedups.c) the hot calls skip ctypes altogether and
+# take plain ints (a handle's address, a timeout); without it they take ctypes objects.
+_SPEEDUPS = fast("mpx_lock_release", "p") is not None
+
+
 def _fast(name, blocking):
-    """The C function ``name`` for calls with ctypes-object arguments; ``blocking`` releases
-    the GIL during the call."""
-    restype, _ = PROTOTYPES[name]
+    """The C function ``name`` for the hot paths; ``blocking`` releases the GIL during the call
+    (the accelerator does that for any call with a non-zero timeout)."""
+    restype, argtypes = PROTOTYPES[name]
+    if _SPEEDUPS and argtypes:
+        sig = {(): "p", (c_int64,): "pq"}.get(tuple(argtypes[1:]))
+        if sig == "pq" or (sig == "p" and not blocking):
+            return fast(name, sig)
+        fn = (_gil_free_dll if blocking else _gil_held_dll)[name]
+        fn.restype = restype
+        fn.argtypes = [c_void_p] + list(argtypes[1:])  # the handle arrives as an int
+        return fn
     fn = (_gil_free_dll if blocking else _gil_held_dll)[name]
     fn.restype = restype
     fn.argtypes = None
@@ -159,13 +174,14 @@ def _fast(name, blocking):
 
 
 def _address(h):
-    """A handle as the c_void_p the fast entry points take."""
-    return c_void_p(cast(h, c_void_p).value)
+    """A handle as the fast entry points take it: an int, or a c_void_p made once per object."""
+    a = cast(h, c_void_p).value
+    return a if _SPEEDUPS else c_void_p(a)
 
 
 # Timeouts the hot paths pass, made once.
-_T0 = c_int64(0)
-_TSLICE = c_int64(_SLICE_NS)
+_T0 = 0 if _SPEEDUPS else c_int64(0)
+_TSLICE = _SLICE_NS if _SPEEDUPS else c_int64(_SLICE_NS)
 
 
 def _timeout_ns(block, timeout):
@@ -376,11 +392,18 @@ def _util():
 
 
 def _close_holder(holder, close):
-    """Closes the handle in ``holder`` ([handle, its c_void_p], shared by every finalizer of
-    the object, so it is closed once) and nulls both in place."""
-    h, vp = holder
+    """Closes the handle in ``holder`` ([handle, its address, a weak reference to the object],
+    shared by every finalizer of the object, so it is closed once) and nulls both in place."""
+    h, vp, ref = holder
     holder.clear()
-    vp.value = None
+    if isinstance(vp, c_void_p):
+        vp.value = None
+    else:
+        # With the accelerator the object holds the address as an int: point it at NULL, so
+        # a call after the close is MPX_E_INVALID, never a use of freed memory.
+        obj = ref()
+        if obj is not None:
+            obj._a = None
     close(h)
     cast(byref(h), POINTER(c_void_p)).contents.value = None
 
@@ -404,7 +427,7 @@ def _register_finalizer(obj):
 def _track(obj, h, close, at_exit=True):
     """Arranges for ``obj``'s handle ``h`` (and its c_void_p ``obj._a``) to be closed with
     ``close``: when obj is collected, and (``at_exit``) at the process's exit."""
-    obj._holder = [h, obj._a]
+    obj._holder = [h, obj._a, weakref.ref(obj)]
     obj._closer = close
     obj._close_at_exit = at_exit
     _register_finalizer(obj)
