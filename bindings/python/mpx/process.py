@@ -545,6 +545,14 @@ def _open_devnull_stdin():
         except BaseException:
             os.close(fd)
             raise
+        # Made ahead for forked children; the process that made it closes it at exit (an open
+        # file left to the interpreter's teardown is a ResourceWarning).
+        atexit.register(_close_devnull_stdin, os.getpid())
+
+
+def _close_devnull_stdin(owner):
+    if os.getpid() == owner and _devnull_stdin is not None and _devnull_stdin is not sys.stdin:
+        _devnull_stdin.close()
 
 
 def _close_stdin():
