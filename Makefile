@@ -93,8 +93,8 @@ test: lib check-header
 	@mkdir -p $(BUILD) && ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD)/shm-before || true
 	$(MAKE) test-rust test-c test-cpp test-python
 	@ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD)/shm-after || true
-	@if ! diff -u $(BUILD)/shm-before $(BUILD)/shm-after; then \
-	  echo "tests left objects in /dev/shm (shown above with +)"; exit 1; fi
+	@left=$$(comm -13 $(BUILD)/shm-before $(BUILD)/shm-after); if [ -n "$$left" ]; then \
+	  echo "tests left objects in /dev/shm:"; echo "$$left"; exit 1; fi
 	@echo "make test: all suites passed"
 
 demo: lib native venv pyext
