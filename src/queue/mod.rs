@@ -37,6 +37,9 @@ use crate::{err, Error, ErrorKind, Result};
 /// The largest capacity a queue can be created with (2 GiB).
 pub const MAX_CAPACITY: usize = 1 << 31;
 
+/// The largest message limit (max_messages) a queue can have.
+const MAX_MESSAGES: u64 = u32::MAX as u64 * 64;
+
 /// How long a non-blocking call (timeout 0) may wait for the other holder of its side's lock,
 /// which normally holds it for a few hundred nanoseconds. Long enough to take the lock over from
 /// a holder that died (that needs one full 1 ms sleep slice), short enough to stay non-blocking
@@ -104,6 +107,10 @@ impl QueueSpec {
         }
         if self.variant == Variant::Simple && self.max_messages != 0 {
             return Err(err!(Invalid, "a simple queue has no message limit (max_messages {})", self.max_messages));
+        }
+        // The same bound wrap() enforces on open: refuse it here, not as corruption after.
+        if self.max_messages > MAX_MESSAGES {
+            return Err(err!(Invalid, "max_messages {} exceeds the limit of {MAX_MESSAGES}", self.max_messages));
         }
         let page = page_size();
         let ring = (self.capacity + REC_HEADER as usize).div_ceil(page) * page;
@@ -278,7 +285,7 @@ impl Queue {
         if state != STATE_SIZE as u64 || ring < page || ring % page != 0 || ring > (MAX_CAPACITY as u64 + page) {
             return Err(err!(Corrupt, "{what}: invalid layout (ring {ring} bytes, state {state} bytes)"));
         }
-        if (variant == Variant::Simple && max_msgs != 0) || max_msgs > u32::MAX as u64 * 64 {
+        if (variant == Variant::Simple && max_msgs != 0) || max_msgs > MAX_MESSAGES {
             return Err(err!(Corrupt, "{what}: invalid message limit {max_msgs}"));
         }
         let off = seg.data_offset();

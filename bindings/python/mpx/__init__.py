@@ -72,3 +72,15 @@ for _n in _SYNC_NAMES:
 del _n
 
 __all__ += _SYNC_NAMES + ["BrokenBarrierError", "NotOwnedError", "OwnerDiedWarning", "sharedctypes", "synchronize"]
+
+# Queues (mpx.queues): Queue, SimpleQueue and JoinableQueue at the top level and on every
+# context, as multiprocessing has them; mpx's QueueClosed (after shutdown()) and MessageTooBig.
+from . import queues  # noqa: E402
+from .queues import JoinableQueue, MessageTooBig, Queue, QueueClosed, SimpleQueue  # noqa: E402
+
+for _n in ("Queue", "SimpleQueue", "JoinableQueue"):
+    if not hasattr(context.BaseContext, _n):
+        setattr(context.BaseContext, _n, staticmethod(globals()[_n]))
+del _n
+
+__all__ += ["JoinableQueue", "MessageTooBig", "Queue", "QueueClosed", "SimpleQueue", "queues"]

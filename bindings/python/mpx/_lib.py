@@ -271,6 +271,56 @@ PROTOTYPES.update({
 })
 
 
+# queues: Queue, SimpleQueue, JoinableQueue (mpx.queues). Handle type and prototypes of
+# include/mpx.h's mpx_queue_* (the zero-copy reserve/commit and read calls hand out raw ring
+# pointers, so they are declared for completeness but mpx.queues copies instead).
+from ctypes import c_uint64  # noqa: E402
+
+queue_p = handle_type("mpx_queue")
+
+MPX_QUEUE_JOINABLE = 0x10000
+MPX_QUEUE_SIMPLE = 0x20000
+MPX_QUEUE_MAX_CAPACITY = 2147483648
+
+PROTOTYPES.update({
+    "mpx_queue_create": (mpx_status, [c_char_p, c_size_t, c_uint64, c_uint32, POINTER(queue_p)]),
+    "mpx_queue_create_anonymous": (mpx_status, [c_size_t, c_uint64, c_uint32, POINTER(queue_p)]),
+    "mpx_queue_open": (mpx_status, [c_char_p, c_uint32, POINTER(queue_p)]),
+    "mpx_queue_open_fd": (mpx_status, [c_int, c_uint32, POINTER(queue_p)]),
+    "mpx_queue_close": (None, [queue_p]),
+    "mpx_queue_unlink": (mpx_status, [c_char_p]),
+    "mpx_queue_unlink_self": (mpx_status, [queue_p]),
+    "mpx_queue_fd": (mpx_status, [queue_p, POINTER(c_int)]),
+    "mpx_queue_name": (c_char_p, [queue_p]),
+    "mpx_queue_put": (mpx_status, [queue_p, c_void_p, c_size_t, c_int64]),
+    "mpx_queue_get": (mpx_status, [queue_p, c_void_p, c_size_t, POINTER(c_size_t), c_int64]),
+    "mpx_queue_get_alloc": (mpx_status, [queue_p, POINTER(c_void_p), POINTER(c_size_t), c_int64]),
+    "mpx_queue_put_many": (mpx_status, [queue_p, c_void_p, POINTER(c_size_t), c_size_t, c_int64]),
+    "mpx_queue_get_many": (mpx_status, [queue_p, c_void_p, c_size_t, POINTER(c_size_t), c_size_t,
+                                        POINTER(c_size_t), c_int64]),
+    "mpx_queue_reserve": (mpx_status, [queue_p, c_size_t, c_int64, POINTER(c_void_p)]),
+    "mpx_queue_commit": (mpx_status, [queue_p, c_size_t]),
+    "mpx_queue_abort": (mpx_status, [queue_p]),
+    "mpx_queue_read": (mpx_status, [queue_p, c_int64, POINTER(c_void_p), POINTER(c_size_t)]),
+    "mpx_queue_read_commit": (mpx_status, [queue_p]),
+    "mpx_queue_read_abort": (mpx_status, [queue_p]),
+    "mpx_queue_shutdown": (mpx_status, [queue_p]),
+    "mpx_queue_is_shutdown": (c_bool, [queue_p]),
+    "mpx_queue_qsize": (c_size_t, [queue_p]),
+    "mpx_queue_empty": (c_bool, [queue_p]),
+    "mpx_queue_full": (c_bool, [queue_p]),
+    "mpx_queue_capacity": (c_size_t, [queue_p]),
+    "mpx_queue_max_message": (c_size_t, [queue_p]),
+    "mpx_queue_max_messages": (c_uint64, [queue_p]),
+    "mpx_queue_bytes_used": (c_size_t, [queue_p]),
+    "mpx_queue_variant": (c_uint32, [queue_p]),
+    "mpx_queue_task_done": (mpx_status, [queue_p]),
+    "mpx_queue_join": (mpx_status, [queue_p, c_int64]),
+    "mpx_queue_unfinished": (c_uint64, [queue_p]),
+    "mpx_queue_recoveries": (c_uint64, [queue_p]),
+})
+
+
 class _Functions:
     """The declared C functions as attributes (``lib.mpx_shm_open(...)``)."""
 
