@@ -38,7 +38,7 @@ with the last one.
 
 import mmap
 import operator
-import secrets
+import os
 import sys
 from ctypes import byref, c_int, c_size_t
 
@@ -53,7 +53,7 @@ _SHM_NAME_PREFIX = "psm_"
 
 def _make_filename():
     """A random name for a buffer created without one."""
-    return _SHM_NAME_PREFIX + secrets.token_hex(4)
+    return _SHM_NAME_PREFIX + os.urandom(4).hex()
 
 
 def _fd_arg(fd):

@@ -48,7 +48,6 @@ wrapper, a memoryview or numpy array over it): there is no way to unmap it under
 
 import ctypes
 import os
-import secrets
 from ctypes import byref
 
 from . import errors
@@ -150,7 +149,7 @@ class _Shared:
         fl = flags | (MPX_VALUE_LOCK if lock else 0)
         if name is None:
             for _ in range(100):
-                name = "py-value-%d-%s" % (os.getpid(), secrets.token_hex(4))
+                name = "py-value-%d-%s" % (os.getpid(), os.urandom(4).hex())
                 try:
                     check(lib.mpx_value_create(name_arg(name), typecode.encode(), count, None, 0,
                                                fl | MPX_F_UNLINK_ON_LAST_CLOSE, byref(h)))

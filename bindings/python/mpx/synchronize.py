@@ -63,7 +63,6 @@ slices of 0.1 s so that signal handlers (Ctrl-C) run while they wait; ``Conditio
 """
 
 import os
-import secrets
 import threading
 import time
 import warnings
@@ -228,7 +227,7 @@ def _flags(unlink_on_last_close):
 
 def _auto_name(kind):
     """A fresh name for an object made without one."""
-    return "py-%s-%d-%s" % (kind, os.getpid(), secrets.token_hex(4))
+    return "py-%s-%d-%s" % (kind, os.getpid(), os.urandom(4).hex())
 
 
 def _rebuild(cls, name, state):
