@@ -73,6 +73,16 @@ del _n
 
 __all__ += _SYNC_NAMES + ["BrokenBarrierError", "NotOwnedError", "OwnerDiedWarning", "sharedctypes", "synchronize"]
 
+# Connections (mpx.connection): Pipe at the top level and on every context, as multiprocessing
+# has it; Listener, Client and wait in the submodule, as multiprocessing.connection.
+from . import connection  # noqa: E402
+from .connection import Pipe  # noqa: E402
+
+if not hasattr(context.BaseContext, "Pipe"):
+    context.BaseContext.Pipe = staticmethod(Pipe)
+
+__all__ += ["Pipe", "connection"]
+
 # Queues (mpx.queues): Queue, SimpleQueue and JoinableQueue at the top level and on every
 # context, as multiprocessing has them; mpx's QueueClosed (after shutdown()) and MessageTooBig.
 from . import queues  # noqa: E402

@@ -321,6 +321,45 @@ PROTOTYPES.update({
 })
 
 
+# connections: Pipe, Connection, Listener, Client (mpx.connection). Handle types and prototypes
+# of include/mpx.h's mpx_pipe, mpx_conn_*, mpx_listener_*, mpx_client_connect.
+from ctypes import c_uint64  # noqa: E402
+
+conn_p = handle_type("mpx_conn")
+listener_p = handle_type("mpx_listener")
+
+MPX_CONN_READABLE = 1
+MPX_CONN_WRITABLE = 2
+MPX_CONN_UNIX = 4
+MPX_CONN_MAX_FDS = 253
+
+PROTOTYPES.update({
+    "mpx_pipe": (mpx_status, [c_bool, POINTER(conn_p), POINTER(conn_p)]),
+    "mpx_conn_from_fd": (mpx_status, [c_int, c_uint32, POINTER(conn_p)]),
+    "mpx_conn_close": (None, [conn_p]),
+    "mpx_conn_fileno": (mpx_status, [conn_p, POINTER(c_int)]),
+    "mpx_conn_flags": (mpx_status, [conn_p, POINTER(c_uint32)]),
+    "mpx_conn_peer_address": (mpx_status, [conn_p, c_char_p, c_size_t, POINTER(c_size_t)]),
+    "mpx_conn_set_max_message_size": (mpx_status, [conn_p, c_uint64]),
+    "mpx_conn_send": (mpx_status, [conn_p, c_void_p, c_size_t]),
+    "mpx_conn_recv": (mpx_status, [conn_p, c_void_p, c_size_t, POINTER(c_size_t), c_int64]),
+    "mpx_conn_recv_alloc": (mpx_status, [conn_p, POINTER(c_void_p), POINTER(c_size_t), c_int64]),
+    "mpx_conn_poll": (mpx_status, [conn_p, c_int64, POINTER(c_bool)]),
+    "mpx_conn_wait": (mpx_status, [POINTER(conn_p), c_size_t, c_int64, POINTER(c_bool), POINTER(c_size_t)]),
+    "mpx_conn_send_fds": (mpx_status, [conn_p, POINTER(c_int), c_size_t]),
+    "mpx_conn_recv_fds": (mpx_status, [conn_p, POINTER(c_int), c_size_t, POINTER(c_size_t), c_int64]),
+    "mpx_conn_send_shm": (mpx_status, [conn_p, shm_p]),
+    "mpx_conn_recv_shm": (mpx_status, [conn_p, c_uint32, c_int64, POINTER(shm_p)]),
+    "mpx_listener_create": (mpx_status, [c_char_p, c_int, c_char_p, c_size_t, POINTER(listener_p)]),
+    "mpx_listener_accept": (mpx_status, [listener_p, c_int64, POINTER(conn_p)]),
+    "mpx_listener_address": (mpx_status, [listener_p, c_char_p, c_size_t, POINTER(c_size_t)]),
+    "mpx_listener_fileno": (mpx_status, [listener_p, POINTER(c_int)]),
+    "mpx_listener_set_handshake_timeout": (mpx_status, [listener_p, c_int64]),
+    "mpx_listener_close": (None, [listener_p]),
+    "mpx_client_connect": (mpx_status, [c_char_p, c_char_p, c_size_t, c_int64, POINTER(conn_p)]),
+})
+
+
 class _Functions:
     """The declared C functions as attributes (``lib.mpx_shm_open(...)``)."""
 
