@@ -47,11 +47,11 @@ $(BUILD)/%: %.c include/mpx.h | lib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDMPX)
 
-$(BUILD)/%: %.cpp include/mpx.h bindings/cpp/mpx.hpp | lib
+$(BUILD)/%: %.cpp include/mpx.h bindings/cpp/mpx.hpp $(wildcard tests/cpp/*.hpp) | lib
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 $(CXXFLAGS) $< -o $@ $(LDMPX)
 
-$(BUILD)/%-cxx20: %.cpp include/mpx.h bindings/cpp/mpx.hpp | lib
+$(BUILD)/%-cxx20: %.cpp include/mpx.h bindings/cpp/mpx.hpp $(wildcard tests/cpp/*.hpp) | lib
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 $(CXXFLAGS) $< -o $@ $(LDMPX)
 

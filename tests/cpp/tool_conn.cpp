@@ -24,6 +24,8 @@
 
 #include <mpx.hpp>
 
+#include "tool_util.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -33,7 +35,11 @@
 #include <string>
 #include <vector>
 
+const char* const tool::name = "tool_conn (C++)";
+
 namespace {
+
+using tool::number;
 
 constexpr std::chrono::seconds kTimeout(30);
 
@@ -43,19 +49,7 @@ int usage() {
     return 2;
 }
 
-std::optional<unsigned long long> number(const std::string& s, unsigned long long max) {
-    try {
-        std::size_t used = 0;
-        if (s.empty() || s[0] == '-') throw std::invalid_argument(s);
-        unsigned long long v = std::stoull(s, &used, 10);
-        if (used == s.size() && v <= max) return v;
-    } catch (const std::exception&) {
-    }
-    std::cerr << "tool_conn (C++): '" << s << "' is not a number in 0.." << max << "\n";
-    return std::nullopt;
-}
-
-std::uint8_t pattern(std::size_t j, unsigned seed) { return static_cast<std::uint8_t>(j * 31u + seed); }
+using tool::pattern;
 
 std::vector<std::byte> make(std::size_t n, unsigned seed) {
     std::vector<std::byte> v(n);
@@ -72,15 +66,6 @@ bool matches(const std::byte* p, std::size_t n, unsigned seed) {
         }
     }
     return true;
-}
-
-std::uint32_t fnv1a(const std::uint8_t* p, std::size_t n) {
-    std::uint32_t h = 0x811c9dc5u;
-    for (std::size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x01000193u;
-    }
-    return h;
 }
 
 std::vector<std::byte> recv_bounded(const mpx::connection& c) {
@@ -141,7 +126,7 @@ int recv_shm(const mpx::connection& c, unsigned seed) {
     if (!matches(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size(), seed)) return 1;
     bytes[0] = 0xCD;
     char reply[64];
-    int len = std::snprintf(reply, sizeof reply, "%zu %08x", bytes.size(), fnv1a(bytes.data(), bytes.size()));
+    int len = std::snprintf(reply, sizeof reply, "%zu %08x", bytes.size(), tool::fnv1a(bytes.data(), bytes.size()));
     c.send(std::string_view(reply, static_cast<std::size_t>(len)));
     std::cout << "ok recv-shm " << reply << std::endl;
     return 0;

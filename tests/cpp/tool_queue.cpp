@@ -14,6 +14,8 @@
 
 #include <mpx.hpp>
 
+#include "tool_util.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -24,7 +26,11 @@
 #include <string>
 #include <vector>
 
+const char* const tool::name = "tool_queue (C++)";
+
 namespace {
+
+using tool::number;
 
 constexpr unsigned long long max_ids = 65536;
 
@@ -32,27 +38,6 @@ int usage() {
     std::cerr << "usage: tool_queue create NAME CAPACITY [MAXMSGS [joinable|simple]] | produce NAME ID COUNT [SIZE] |\n"
                  "                  consume NAME COUNT [--print] [--exact] | drain NAME | shutdown NAME | unlink NAME\n";
     return 2;
-}
-
-std::optional<unsigned long long> number(const std::string& s, unsigned long long max) {
-    try {
-        std::size_t used = 0;
-        if (s.empty() || s[0] == '-') throw std::invalid_argument(s);
-        unsigned long long v = std::stoull(s, &used, 10);
-        if (used == s.size() && v <= max) return v;
-    } catch (const std::exception&) {
-    }
-    std::cerr << "tool_queue (C++): '" << s << "' is not a number in 0.." << max << "\n";
-    return std::nullopt;
-}
-
-std::uint32_t fnv1a(const std::vector<std::byte>& m) {
-    std::uint32_t h = 0x811c9dc5u;
-    for (std::byte b : m) {
-        h ^= static_cast<std::uint8_t>(b);
-        h *= 0x01000193u;
-    }
-    return h;
 }
 
 std::chrono::seconds wait_limit() {
@@ -120,7 +105,7 @@ int consume(mpx::queue& q, unsigned long long count, bool print, bool exact) {
         }
         if (p.n++ == 0) p.first = seq;
         if (static_cast<long long>(seq) > p.last) p.last = static_cast<long long>(seq);
-        sum += fnv1a(*m);
+        sum += tool::fnv1a(m->data(), m->size());
         if (print) std::printf("%llu:%llu\n", id, seq);
     }
     for (const auto& [id, p] : producers) std::printf("producer %llu: %llu messages, seq %llu..%lld\n", id, p.n, p.first, p.last);

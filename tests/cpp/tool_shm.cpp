@@ -13,6 +13,8 @@
 
 #include <mpx.hpp>
 
+#include "tool_util.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -21,7 +23,11 @@
 #include <string>
 #include <thread>
 
+const char* const tool::name = "tool_shm (C++)";
+
 namespace {
+
+using tool::number;
 
 int usage() {
     std::cerr << "usage: tool_shm create NAME SIZE SEED | fill NAME SEED | verify NAME SEED | read NAME |\n"
@@ -29,19 +35,7 @@ int usage() {
     return 2;
 }
 
-std::optional<unsigned long long> number(const std::string& s, unsigned long long max) {
-    try {
-        std::size_t used = 0;
-        if (s.empty() || s[0] == '-') throw std::invalid_argument(s);
-        unsigned long long v = std::stoull(s, &used, 10);
-        if (used == s.size() && v <= max) return v;
-    } catch (const std::exception&) {
-    }
-    std::cerr << "tool_shm (C++): '" << s << "' is not a number in 0.." << max << "\n";
-    return std::nullopt;
-}
-
-std::uint8_t pattern(std::size_t i, unsigned seed) { return static_cast<std::uint8_t>(i * 31u + seed); }
+using tool::pattern;
 
 void fill(mpx::span<std::uint8_t> bytes, unsigned seed) {
     for (std::size_t i = 0; i < bytes.size(); i++) bytes[i] = pattern(i, seed);

@@ -15,6 +15,8 @@
 
 #include <mpx.hpp>
 
+#include "tool_util.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -24,24 +26,16 @@
 #include <string>
 #include <thread>
 
+const char* const tool::name = "tool_sync (C++)";
+
 namespace {
+
+using tool::number;
 
 int usage() {
     std::cerr << "usage: tool_sync incr LOCK VALUE N | incr-vlock VALUE N | barrier NAME ROUNDS MS |\n"
                  "                 event-set NAME MS | event-wait NAME MS | value-get NAME | hold LOCK SECONDS\n";
     return 2;
-}
-
-std::optional<unsigned long long> number(const std::string& s, unsigned long long max) {
-    try {
-        std::size_t used = 0;
-        if (s.empty() || s[0] == '-') throw std::invalid_argument(s);
-        unsigned long long v = std::stoull(s, &used, 10);
-        if (used == s.size() && v <= max) return v;
-    } catch (const std::exception&) {
-    }
-    std::cerr << "tool_sync (C++): '" << s << "' is not a number in 0.." << max << "\n";
-    return std::nullopt;
 }
 
 // Increments element 0 of `v` n times under `l` (any BasicLockable); reports owner deaths.
