@@ -20,15 +20,70 @@ from .errors import CorruptError, KindError, MpxError, VersionError
 #: Version of the loaded native library (mpx_version()).
 __version__ = _library_version
 
-# Capabilities, one submodule each (later ones add their imports and names here).
-from . import shared_memory  # noqa: E402
-
 # Processes: Process, current_process, get_context, ... are the default context's, as in
-# multiprocessing (`import mpx as multiprocessing` works for Process code).
+# multiprocessing (`import mpx as multiprocessing` works for Process code). Imported at once:
+# every process (a spawned child too) needs them.
 from . import context, process  # noqa: E402
 from .process import ExecProcess  # noqa: E402
 
 globals().update((_n, getattr(context._default_context, _n)) for _n in context._PUBLIC)
+
+# The other capabilities are imported on first use (PEP 562): `mpx.Queue`, `from mpx import
+# Lock`, `mpx.get_context().Pipe` and `import mpx.queues` all work as if they were imported here,
+# but `import mpx` (which every spawned child pays before it runs anything) loads only what the
+# process machinery needs. Name -> (submodule, attribute in it; None for the submodule itself).
+# The same names are offered on every context (mpx.context._LAZY_CONTEXT_NAMES).
+_LAZY = {
+    "shared_memory": ("shared_memory", None),
+    # Synchronization and shared values: the names multiprocessing exports, plus mpx's
+    # OwnerDiedWarning and NotOwnedError.
+    "sharedctypes": ("sharedctypes", None),
+    "synchronize": ("synchronize", None),
+    "Array": ("sharedctypes", "Array"),
+    "RawArray": ("sharedctypes", "RawArray"),
+    "RawValue": ("sharedctypes", "RawValue"),
+    "Value": ("sharedctypes", "Value"),
+    "Barrier": ("synchronize", "Barrier"),
+    "BoundedSemaphore": ("synchronize", "BoundedSemaphore"),
+    "BrokenBarrierError": ("synchronize", "BrokenBarrierError"),
+    "Condition": ("synchronize", "Condition"),
+    "Event": ("synchronize", "Event"),
+    "Lock": ("synchronize", "Lock"),
+    "NotOwnedError": ("synchronize", "NotOwnedError"),
+    "OwnerDiedWarning": ("synchronize", "OwnerDiedWarning"),
+    "RLock": ("synchronize", "RLock"),
+    "Semaphore": ("synchronize", "Semaphore"),
+    # Connections: Pipe at the top level; Listener, Client and wait in mpx.connection, as
+    # multiprocessing.connection.
+    "connection": ("connection", None),
+    "Pipe": ("connection", "Pipe"),
+    # Queues: mpx's QueueClosed (after shutdown()) and MessageTooBig besides multiprocessing's.
+    "queues": ("queues", None),
+    "JoinableQueue": ("queues", "JoinableQueue"),
+    "MessageTooBig": ("queues", "MessageTooBig"),
+    "Queue": ("queues", "Queue"),
+    "QueueClosed": ("queues", "QueueClosed"),
+    "SimpleQueue": ("queues", "SimpleQueue"),
+}
+
+
+def __getattr__(name):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError("module 'mpx' has no attribute %r" % (name,)) from None
+    import importlib
+
+    value = importlib.import_module("." + module, __name__)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ABI_VERSION",
@@ -38,59 +93,8 @@ __all__ = [
     "VersionError",
     "errors",
     "library_path",
-    "shared_memory",
     # processes
     "ExecProcess",
     "context",
     "process",
-] + list(context._PUBLIC)
-
-# Synchronization and shared values (mpx.synchronize, mpx.sharedctypes): the names
-# multiprocessing exports, plus mpx's OwnerDiedWarning and NotOwnedError. The same names are
-# offered on every context (mpx.get_context("spawn").Lock(), ...), as multiprocessing's
-# contexts have them; a context that defines one itself keeps its own.
-from . import sharedctypes, synchronize  # noqa: E402
-from .sharedctypes import Array, RawArray, RawValue, Value  # noqa: E402
-from .synchronize import (  # noqa: E402
-    Barrier,
-    BoundedSemaphore,
-    BrokenBarrierError,
-    Condition,
-    Event,
-    Lock,
-    NotOwnedError,
-    OwnerDiedWarning,
-    RLock,
-    Semaphore,
-)
-
-_SYNC_NAMES = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier",
-               "Value", "Array", "RawValue", "RawArray"]
-for _n in _SYNC_NAMES:
-    if not hasattr(context.BaseContext, _n):
-        setattr(context.BaseContext, _n, staticmethod(globals()[_n]))
-del _n
-
-__all__ += _SYNC_NAMES + ["BrokenBarrierError", "NotOwnedError", "OwnerDiedWarning", "sharedctypes", "synchronize"]
-
-# Connections (mpx.connection): Pipe at the top level and on every context, as multiprocessing
-# has it; Listener, Client and wait in the submodule, as multiprocessing.connection.
-from . import connection  # noqa: E402
-from .connection import Pipe  # noqa: E402
-
-if not hasattr(context.BaseContext, "Pipe"):
-    context.BaseContext.Pipe = staticmethod(Pipe)
-
-__all__ += ["Pipe", "connection"]
-
-# Queues (mpx.queues): Queue, SimpleQueue and JoinableQueue at the top level and on every
-# context, as multiprocessing has them; mpx's QueueClosed (after shutdown()) and MessageTooBig.
-from . import queues  # noqa: E402
-from .queues import JoinableQueue, MessageTooBig, Queue, QueueClosed, SimpleQueue  # noqa: E402
-
-for _n in ("Queue", "SimpleQueue", "JoinableQueue"):
-    if not hasattr(context.BaseContext, _n):
-        setattr(context.BaseContext, _n, staticmethod(globals()[_n]))
-del _n
-
-__all__ += ["JoinableQueue", "MessageTooBig", "Queue", "QueueClosed", "SimpleQueue", "queues"]
+] + list(context._PUBLIC) + list(_LAZY)

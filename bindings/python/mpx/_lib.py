@@ -361,27 +361,31 @@ PROTOTYPES.update({
 
 
 class _Functions:
-    """The declared C functions as attributes (``lib.mpx_shm_open(...)``)."""
+    """The declared C functions as attributes (``lib.mpx_shm_open(...)``). Each is looked up
+    and given its prototype on first use, then kept as an attribute: doing it for the whole
+    table at import cost a few milliseconds that every process, every spawned child included,
+    paid for functions it mostly never calls."""
 
     def __init__(self, cdll, path):
         self._cdll = cdll
         self._path = path
-        self._missing = set()
-        for name, (restype, argtypes) in PROTOTYPES.items():
-            try:
-                fn = getattr(cdll, name)
-            except AttributeError:
-                # An older library: fail when (and only when) the function is used.
-                self._missing.add(name)
-                continue
-            fn.restype = restype
-            fn.argtypes = argtypes
-            setattr(self, name, fn)
 
     def __getattr__(self, name):
-        if name in self.__dict__.get("_missing", ()):
-            raise AttributeError("%s does not export %s (rebuild it: cargo build --release)" % (self._path, name))
-        raise AttributeError("%s has no prototype in mpx._lib.PROTOTYPES" % name)
+        try:
+            restype, argtypes = PROTOTYPES[name]
+        except KeyError:
+            raise AttributeError("%s has no prototype in mpx._lib.PROTOTYPES" % name) from None
+        try:
+            # Its own function object (not the CDLL's cached one, which other modules may
+            # configure differently for their fast paths).
+            fn = self._cdll[name]
+        except AttributeError:
+            # An older library: the call fails when (and only when) the function is used.
+            raise AttributeError("%s does not export %s (rebuild it: cargo build --release)" % (self._path, name)) from None
+        fn.restype = restype
+        fn.argtypes = argtypes
+        setattr(self, name, fn)
+        return fn
 
 
 _cdll, library_path = _load()

@@ -8,10 +8,11 @@ started with the pipe's read end kept (mpx_proc_opts_keep_fd) and told its numbe
     python [interpreter flags] -c 'import sys; sys.path.insert(0, <mpx's parent dir>);
                                    from mpx._spawn import main; main(<fd>)'
 
-Child: :func:`main` reads the preparation data, applies it with the standard library's
-``prepare()`` (sys.path, argv, cwd, and the parent's ``__main__`` re-imported as ``__mp_main__``,
-so the ``if __name__ == "__main__"`` guard rules are exactly Python's), unpickles the process
-object, runs it and exits with its exit code.
+Child: :func:`main` reads the preparation data, applies it as the standard library's
+``prepare()`` does (sys.path, argv, cwd, and the parent's ``__main__`` re-run as ``__mp_main__``,
+so the ``if __name__ == "__main__"`` guard rules are exactly Python's; done here without
+importing multiprocessing.spawn for a main script file, by ``prepare()`` itself otherwise),
+unpickles the process object, runs it and exits with its exit code.
 
 The fork server (mpx._forkserver) sends the same payload as the argument bytes of its request.
 """
@@ -161,13 +162,100 @@ def _prewrite(w, data):
 
 
 def _prepare(data, extra):
-    from multiprocessing import spawn as std_spawn
-
     from . import context
 
-    std_spawn.prepare(data)
+    if data.keys() <= _PREPARATION_KEYS:
+        _apply_preparation(data)
+    else:  # `python -m` (run_module) or a standard library that sends more than we know
+        from multiprocessing import spawn as std_spawn
+
+        std_spawn.prepare(data)
     if extra.get("start_method"):
         context._force_start_method(extra["start_method"])
+
+
+# What multiprocessing.spawn.prepare() does with these keys (Python 3.8 to 3.13) is done by
+# _apply_preparation the same way, without importing multiprocessing.spawn: with it come
+# multiprocessing.util, subprocess, runpy, and (from runpy.run_path) pkgutil and typing, about
+# 9 ms of a spawned child's start that a child which never uses them need not pay.
+_PREPARATION_KEYS = frozenset(("log_to_stderr", "log_level", "authkey", "name", "sys_path", "sys_argv",
+                               "dir", "orig_dir", "start_method", "init_main_from_path"))
+_ABSENT = object()
+_old_main_modules = []  # as multiprocessing.spawn.old_main_modules: the replaced __main__ stays alive
+
+
+def _apply_preparation(data):
+    """multiprocessing.spawn.prepare(data), step for step, for the keys in _PREPARATION_KEYS."""
+    from multiprocessing import process as std_process
+
+    if "name" in data:
+        std_process.current_process().name = data["name"]
+    if "authkey" in data:
+        std_process.current_process().authkey = data["authkey"]
+    if data.get("log_to_stderr") or "log_level" in data:
+        from multiprocessing import util  # only when logging was on in the parent
+
+        if data.get("log_to_stderr"):
+            util.log_to_stderr()
+        if "log_level" in data:
+            util.get_logger().setLevel(data["log_level"])
+    if "sys_path" in data:
+        sys.path = data["sys_path"]
+    if "sys_argv" in data:
+        sys.argv = data["sys_argv"]
+    if "dir" in data:
+        os.chdir(data["dir"])
+    if "orig_dir" in data:
+        std_process.ORIGINAL_DIR = data["orig_dir"]
+    if "start_method" in data:
+        import multiprocessing
+
+        multiprocessing.set_start_method(data["start_method"], force=True)
+    if "init_main_from_path" in data:
+        _fixup_main_from_path(data["init_main_from_path"])
+
+
+def _fixup_main_from_path(main_path):
+    """multiprocessing.spawn._fixup_main_from_path: the parent's main script runs again as
+    ``__mp_main__`` (so its ``if __name__ == "__main__"`` block does not), as runpy.run_path
+    runs a script file; anything but a plain .py file (a directory, a zip archive, a .pyc)
+    goes to the standard library's own code."""
+    current_main = sys.modules["__main__"]
+    if os.path.splitext(os.path.basename(main_path))[0] == "ipython":
+        return  # the standard library's exception for IPython's launch script
+    if getattr(current_main, "__file__", None) == main_path:
+        return
+    if not (main_path.endswith(".py") and os.path.isfile(main_path)):
+        from multiprocessing import spawn as std_spawn
+
+        std_spawn._fixup_main_from_path(main_path)
+        return
+    import types
+
+    with io.open_code(os.path.abspath(os.fsdecode(main_path))) as f:
+        code = compile(f.read(), main_path, "exec")
+    _old_main_modules.append(current_main)
+    # As runpy: run in a temporary module installed as __mp_main__, with sys.argv[0] the
+    # script's path while it runs; the result is a copy of its globals.
+    temp = types.ModuleType("__mp_main__")
+    saved_module = sys.modules.get("__mp_main__", _ABSENT)
+    saved_argv0 = sys.argv[0]
+    sys.modules["__mp_main__"] = temp
+    sys.argv[0] = main_path
+    try:
+        run_globals = temp.__dict__
+        run_globals.update(__name__="__mp_main__", __file__=main_path, __cached__=None, __doc__=None,
+                           __loader__=None, __package__="", __spec__=None)
+        exec(code, run_globals)
+    finally:
+        sys.argv[0] = saved_argv0
+        if saved_module is not _ABSENT:
+            sys.modules["__mp_main__"] = saved_module
+        else:
+            sys.modules.pop("__mp_main__", None)
+    main_module = types.ModuleType("__mp_main__")
+    main_module.__dict__.update(run_globals.copy())
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = main_module
 
 
 def run_payload(stream, served=False):

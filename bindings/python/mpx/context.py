@@ -7,7 +7,9 @@ CPython 3.11) and whose ``Process`` looks the method up at start().
 
 Adding a capability (Queue, Lock, Pool, ...): give BaseContext a method that builds the object
 with ``ctx=self.get_context()`` where the method matters, and add its name to ``_PUBLIC``; mpx
-exports every name in ``_PUBLIC`` from the default context, as multiprocessing does.
+exports every name in ``_PUBLIC`` from the default context, as multiprocessing does. The objects
+of the capability submodules (Lock, Value, Pipe, Queue, ...) are on every context too, imported
+on first use like the package's own names (``_SUBMODULE_NAMES``).
 """
 
 import multiprocessing as _std
@@ -189,6 +191,48 @@ class DefaultContext(BaseContext):
     def get_all_start_methods(self):
         # The default first, as the standard library orders them.
         return list(_METHODS)
+
+
+class _FromSubmodule:
+    """A BaseContext attribute for an object of an mpx submodule (``ctx.Queue`` is mpx.Queue),
+    importing the submodule on first access, then replaced by the object itself: `import mpx`,
+    which every spawned child pays, does not load capabilities the program never uses."""
+
+    def __init__(self, name, module):
+        self.name = name
+        self.module = module
+
+    def __get__(self, obj, objtype=None):
+        import importlib
+
+        value = getattr(importlib.import_module("." + self.module, __package__), self.name)
+        setattr(BaseContext, self.name, staticmethod(value))
+        return value
+
+
+# Name -> mpx submodule, offered on every context as multiprocessing's contexts have them (a
+# context that defines one itself keeps its own).
+_SUBMODULE_NAMES = {
+    "Lock": "synchronize",
+    "RLock": "synchronize",
+    "Semaphore": "synchronize",
+    "BoundedSemaphore": "synchronize",
+    "Condition": "synchronize",
+    "Event": "synchronize",
+    "Barrier": "synchronize",
+    "Value": "sharedctypes",
+    "Array": "sharedctypes",
+    "RawValue": "sharedctypes",
+    "RawArray": "sharedctypes",
+    "Pipe": "connection",
+    "Queue": "queues",
+    "SimpleQueue": "queues",
+    "JoinableQueue": "queues",
+}
+for _n, _m in _SUBMODULE_NAMES.items():
+    if _n not in BaseContext.__dict__:
+        setattr(BaseContext, _n, _FromSubmodule(_n, _m))
+del _n, _m
 
 
 _concrete_contexts = {

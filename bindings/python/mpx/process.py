@@ -78,6 +78,13 @@ class _Options:
         self.ptr = None
 
 
+# The C functions every child calls get their prototypes here, once (mpx._lib does it on first
+# use), not in each forked child, where every write copies a page.
+for _name in ("mpx_set_current_name", "mpx_current_die_with_parent"):
+    getattr(lib, _name)
+del _name
+
+
 class _Handle:
     """Owns one mpx_process handle, with the API of the standard library's Popen objects
     (``pid``, ``poll()``, ``wait(timeout)``, ``terminate()``, ``kill()``, ``sentinel``,
@@ -446,7 +453,9 @@ class BaseProcess:
         that would find nothing to do are skipped rather than run."""
         global _current_process, _previous_process, _previous_children, _parent_process, _parent_info
         global _process_counter, _children, _exiting
-        util = _std_util or _import_std_util()
+        # The standard library's util, if anything imported it (a spawned child need not: without
+        # it there are no finalizers or after-fork hooks of the standard library to run).
+        util = _std_util or sys.modules.get("multiprocessing.util")
         exitcode = 1
         try:
             if self._start_method is not None:
@@ -469,7 +478,8 @@ class BaseProcess:
                 self.run()
                 exitcode = 0
             finally:
-                if util._finalizer_registry or sys.modules["multiprocessing.process"]._children:
+                util = util or sys.modules.get("multiprocessing.util")  # run() may have imported it
+                if util is not None and (util._finalizer_registry or sys.modules["multiprocessing.process"]._children):
                     util._exit_function()
                 if _children:
                     _exit_function()
@@ -525,6 +535,8 @@ def _std_after_fork(proc, util):
         cur._config["authkey"] = proc._config["authkey"]
     if proc._config.get("daemon"):
         cur._config["daemon"] = True
+    if util is None:
+        return
     if util._finalizer_registry:
         util._finalizer_registry.clear()
     if len(util._afterfork_registry):
