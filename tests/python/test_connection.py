@@ -643,8 +643,12 @@ def test_peer_disconnecting_mid_message(children):
             conn.recv_bytes()
         assert not isinstance(e.value, EOFError)
         assert "10 of 1000 bytes" in str(e.value)
-        with pytest.raises(OSError, match="end of file during message"):
-            conn.recv_bytes()  # the stream ended inside that message, and stays so
+        # As the standard library: that message's bytes are gone, and the stream is at its end.
+        with pytest.raises(EOFError):
+            conn.recv_bytes()
+        with pytest.raises(EOFError):
+            conn.recv()
+        assert conn.poll(0)
     # A peer that dies in the middle of a header.
     s1, s2 = socket.socketpair()
     conn = mc.Connection.from_fd(s2.detach())
@@ -1024,9 +1028,10 @@ def test_listener_defaults_and_families():
         assert l.address[0] == "0.0.0.0"
     with pytest.raises(ValueError):
         mc.Listener(family="AF_PIPE")
-    with pytest.raises(ValueError):
+    # The standard library's exceptions: an address of no known type, or of another family.
+    with pytest.raises(TypeError, match="address type of 12345 unrecognized"):
         mc.Listener(12345)
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         mc.Listener(("127.0.0.1", 0), family="AF_UNIX")
     with pytest.raises(TypeError, match="authkey should be a byte string"):
         mc.Listener(authkey="text")
@@ -1165,3 +1170,219 @@ def test_spawned_python_program_reopens_an_inherited_descriptor(run_py):
         if e.is_alive():
             e.kill()
             e.join(10)
+
+
+# ---- Differences from the standard library found by running the same scenario on both ----------
+
+
+def both(scenario):
+    """Runs ``scenario(Pipe, Listener, Client)`` with the standard library and with mpx, and
+    returns the two outcomes: ("ok", value) or ("raised", exception type, args)."""
+    out = []
+    for pipe, listener, client in (
+        (multiprocessing.Pipe, std_conn.Listener, std_conn.Client),
+        (mpx.Pipe, mc.Listener, mc.Client),
+    ):
+        try:
+            out.append(("ok", scenario(pipe, listener, client)))
+        except Exception as e:
+            out.append(("raised", type(e), e.args))
+    return out
+
+
+def test_send_bytes_refuses_what_the_standard_library_refuses():
+    a, b = mpx.Pipe()
+    with a, b:
+        for obj in ("text", 5, None):
+            with pytest.raises(TypeError, match="memoryview: a bytes-like object is required"):
+                a.send_bytes(obj)
+        with pytest.raises(TypeError, match="memoryview: a bytes-like object is required"):
+            b.recv_bytes_into(5)
+        # Strided or Fortran-order memory: the standard library's memoryview cast refuses it
+        # with TypeError (it was ValueError / BufferError here), and nothing is sent.
+        strided = [
+            np.arange(6, dtype="i4")[::2],
+            np.arange(6, dtype="u1")[::2],
+            np.asfortranarray(np.arange(6, dtype="i2").reshape(2, 3)),
+            memoryview(b"abcdef")[::2],
+        ]
+        for buf in strided:
+            with pytest.raises(TypeError):
+                a.send_bytes(buf)
+        with pytest.raises(TypeError):
+            b.recv_bytes_into(np.zeros(8, dtype="u1")[::2])
+        assert not b.poll(0)
+        a.send_bytes(np.arange(3, dtype="i4"), 4, 8)  # offset and size in bytes
+        assert recv(b) == np.arange(3, dtype="i4").tobytes()[4:12]
+
+
+def test_closed_and_direction_are_checked_before_the_arguments():
+    # The standard library checks the connection before recv_bytes' maxlength and poll's
+    # timeout: a closed or write-only end says so, whatever the arguments.
+    def scenario(Pipe, Listener, Client):
+        seen = []
+        r, w = Pipe(duplex=False)
+        c, d = Pipe()
+        c.close()
+        for call in (
+            lambda: w.recv_bytes(-1),
+            lambda: c.recv_bytes(-1),
+            lambda: w.poll("soon"),
+            lambda: c.poll("soon"),
+            lambda: c.recv_bytes("10"),
+        ):
+            try:
+                call()
+            except Exception as e:
+                seen.append((type(e), str(e)))
+        r.close(), w.close(), d.close()
+        return seen
+
+    std, ours = both(scenario)
+    assert std == ours
+    assert ours[1] == [
+        (OSError, "connection is write-only"),
+        (OSError, "handle is closed"),
+        (OSError, "connection is write-only"),
+        (OSError, "handle is closed"),
+        (OSError, "handle is closed"),
+    ]
+
+
+def test_maxlength_is_compared_as_the_standard_library_compares_it():
+    def scenario(Pipe, Listener, Client):
+        seen = []
+        for maxlength in (4.5, 4, 3.5, "3"):
+            a, b = Pipe()
+            with a, b:
+                a.send_bytes(b"abcd")
+                assert b.poll(TIMEOUT)
+                try:
+                    seen.append(b.recv_bytes(maxlength))
+                except Exception as e:
+                    seen.append((type(e), str(e)[:20], b.readable))
+        return seen
+
+    std, ours = both(scenario)
+    assert std == ours
+    assert ours[1][:3] == [b"abcd", b"abcd", (OSError, "bad message length", False)]
+    assert ours[1][3][0] is TypeError
+
+
+def test_end_of_stream_and_broken_pipe_are_the_standard_librarys():
+    def scenario(Pipe, Listener, Client):
+        seen = []
+        for duplex in (True, False):
+            r, w = Pipe(duplex)
+            w.send_bytes(b"last")
+            w.close()
+            assert r.poll(TIMEOUT)
+            seen.append(r.recv_bytes())
+            for call in (r.recv, r.recv_bytes, lambda: r.recv_bytes_into(bytearray(8))):
+                try:
+                    call()
+                except EOFError as e:
+                    seen.append((type(e), e.args))
+            seen.append(r.poll(0))
+            r.close()
+            r, w = Pipe(duplex)
+            r.close()
+            for call in (lambda: w.send(1), lambda: w.send_bytes(b""), lambda: w.send_bytes(b"x" * 100000)):
+                try:
+                    call()
+                except OSError as e:
+                    seen.append((type(e), e.errno, e.strerror))
+            w.close()
+        return seen
+
+    std, ours = both(scenario)
+    assert std == ours
+    assert (EOFError, ()) in ours[1]
+    assert (BrokenPipeError, errno.EPIPE, "Broken pipe") in ours[1]
+
+
+def test_after_the_end_inside_a_message_the_stream_is_at_its_end():
+    def scenario(Pipe, Listener, Client):
+        s1, s2 = socket.socketpair()
+        conn = (std_conn.Connection if Pipe is multiprocessing.Pipe else mc.Connection)(s2.detach())
+        with conn, s1:
+            s1.sendall(struct.pack("!i", 16) + b"abc")
+            s1.shutdown(socket.SHUT_WR)
+            assert conn.poll(TIMEOUT)
+            seen = []
+            for _ in range(3):
+                try:
+                    conn.recv_bytes()
+                except Exception as e:
+                    seen.append((type(e), str(e)[:30]))
+            return seen
+
+    std, ours = both(scenario)
+    assert std == ours
+    assert ours[1] == [(OSError, "got end of file during message")] + [(EOFError, "")] * 2
+
+
+def test_connection_of_a_negative_handle():
+    with pytest.raises(ValueError, match="invalid handle"):
+        mc.Connection(-1)
+
+
+def test_addresses_and_families_as_the_standard_library(tmp_path):
+    path = str(tmp_path / "s")
+    # An empty address is no address: a fresh one of the (default) family.
+    for empty in ("", ()):
+        with mc.Listener(empty) as l:
+            with mc.Client(l.address, timeout=TIMEOUT) as c, l.accept(TIMEOUT) as s:
+                c.send_bytes(b"hi")
+                assert recv(s) == b"hi"
+    # Objects of no address type, and addresses of another family, are TypeError.
+    for api in (std_conn, mc):
+        for bad in (12345, ["127.0.0.1", 0], 1.5):
+            with pytest.raises(TypeError, match="address type of .* unrecognized"):
+                api.Listener(bad)
+            with pytest.raises(TypeError, match="address type of .* unrecognized"):
+                api.Client(bad)
+        with pytest.raises(TypeError):
+            api.Listener(path, family="AF_INET")
+        with pytest.raises(TypeError):
+            api.Listener(("127.0.0.1",))
+        with pytest.raises(TypeError):
+            api.Listener(("127.0.0.1", 0, 0))
+        with pytest.raises(ValueError):
+            api.Client(path, family="AF_PIPE")
+    assert not os.path.exists(path)
+    # Client connects by the address alone: a family that does not match it is not checked.
+    with mc.Listener(path) as l:
+        with mc.Client(path, family="AF_INET", timeout=TIMEOUT) as c, l.accept(TIMEOUT) as s:
+            c.send(1)
+            assert s.poll(TIMEOUT) and s.recv() == 1
+
+
+def test_unresolvable_host_is_socket_gaierror():
+    host = "no-such-host.invalid"
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo(host, 0)  # the standard library's Listener and Client raise this
+    with pytest.raises(socket.gaierror):
+        mc.Listener((host, 0))
+    with pytest.raises(socket.gaierror):
+        mc.Client((host, 1), timeout=TIMEOUT)
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_ipv6_addresses_have_four_fields_as_the_standard_librarys():
+    def scenario(Pipe, Listener, Client):
+        with Listener(("::1", 0), family="AF_INET6") as l:
+            out = []
+            t = threading.Thread(target=lambda: out.append(l.accept()), daemon=True)
+            t.start()
+            with socket.create_connection(l.address[:2], timeout=TIMEOUT):
+                t.join(TIMEOUT)
+                assert out, "no accept within the timeout"
+                out[0].close()
+            return [(len(a), a[0], type(a[1])) for a in (l.address, l.last_accepted)]
+
+    std, ours = both(scenario)
+    assert std == ours
+    assert ours[1][0] == (4, "::1", int)
+    with mc.Listener(("::1", 0, 0, 0), family="AF_INET6") as l:
+        assert len(l.address) == 4

@@ -208,10 +208,17 @@ class _Buffer:
         self.held = False
         try:
             _get_buffer(obj, byref(self.view), _PyBUF_WRITABLE if writable else _PyBUF_SIMPLE)
-        except BufferError as e:
+        except TypeError as e:
+            # The standard library's message (it takes a memoryview of the object).
+            raise TypeError("memoryview: %s" % e) from None
+        except (BufferError, ValueError) as e:
             if writable and "not writable" in str(e):
                 # What the standard library raises for read-only memory (bytes, ...).
                 raise TypeError("a writable bytes-like object is required, not %r" % type(obj).__name__) from None
+            if "contiguous" in str(e):
+                # A strided view (numpy a[::2], a Fortran-order array): the standard library's
+                # memoryview cast refuses it with TypeError, so do we (nothing is sent).
+                raise TypeError("memoryview: casts are restricted to C-contiguous views") from None
             raise
         self.held = True
 
@@ -321,9 +328,14 @@ class Connection:
     _readable = False
     _writable = False
     _unix = False
+    # Set once a receive met the end of the stream inside a message: as in the standard
+    # library, that message's bytes are gone and later receives see the plain end (EOFError).
+    _ended_mid_message = False
 
     def __init__(self, handle, readable=True, writable=True):
         fd = _index(handle, "handle")
+        if fd < 0:
+            raise ValueError("invalid handle")
         if not readable and not writable:
             raise ValueError("at least one of `readable` and `writable` must be True")
         flags = 0 if (readable and writable) else (MPX_CONN_READABLE if readable else MPX_CONN_WRITABLE)
@@ -477,9 +489,11 @@ class Connection:
         """The exception for a failed receive (call right after it, on the same thread)."""
         msg = last_error()
         if st == _CLOSED:
-            if "middle" in msg:
+            if "middle" in msg and not self._ended_mid_message:
+                self._ended_mid_message = True
                 return OSError("got end of file during message: %s" % msg)
-            return EOFError(msg)
+            # The standard library's EOFError carries no message.
+            return EOFError()
         if st == _INVALID:
             if self._a is None:
                 return OSError("handle is closed")
@@ -492,7 +506,8 @@ class Connection:
     def _send_error(self, st):
         msg = last_error()
         if st == _CLOSED:
-            return BrokenPipeError(errno.EPIPE, msg)
+            # As the standard library's (os.write's): errno EPIPE with the OS's text.
+            return BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
         if st == _INVALID:
             if self._a is None:
                 return OSError("handle is closed")
@@ -581,7 +596,11 @@ class Connection:
         """Receives one message as bytes, waiting as long as it takes. EOFError when the peer
         has closed; with ``maxlength``, a longer message is OSError("bad message length")."""
         if maxlength is not None:
-            maxlength = _index(maxlength, "maxlength")
+            # The standard library's order of checks; maxlength is compared, not converted
+            # (a float works, a str is the comparison's TypeError).
+            if self._ra is None:
+                self._check_closed()
+                self._check_readable()
             if maxlength < 0:
                 raise ValueError("negative maxlength")
         pool = self._pool
@@ -677,6 +696,9 @@ class Connection:
     def poll(self, timeout=0.0):
         """Whether there is something to receive (a message, or the end of the stream), waiting
         up to ``timeout`` seconds (None: as long as it takes)."""
+        if self._ra is None:
+            self._check_closed()
+            self._check_readable()
         ns = _timeout_ns(timeout)
         pool = self._pool
         try:
@@ -849,13 +871,14 @@ def Pipe(duplex=True):
 
 def address_type(address):
     """The family of an address: 'AF_INET' for a (host, port) tuple ('AF_INET6' when the host is
-    an IPv6 address), 'AF_UNIX' for a path or an abstract name; ValueError otherwise."""
+    an IPv6 address), 'AF_UNIX' for a path or an abstract name; TypeError otherwise."""
     if type(address) is tuple:
         host = address[0] if address else ""
         return "AF_INET6" if isinstance(host, str) and ":" in host else "AF_INET"
     if isinstance(address, (str, bytes, os.PathLike)):
         return "AF_UNIX"
-    raise ValueError("address type of %r unrecognized" % (address,))
+    # The standard library's exception for an object of another type.
+    raise TypeError("address type of %r unrecognized" % (address,))
 
 
 def _validate_family(family):
@@ -869,10 +892,15 @@ def _c_address(address, family):
     """An address in the standard library's form as the C ABI's address string."""
     kind = address_type(address)
     if family is not None and family != kind and not (family == "AF_INET6" and kind == "AF_INET"):
-        raise ValueError("address %r is not of family %s" % (address, family))
+        # What binding a socket of one family to another's address raises.
+        raise TypeError("%s address must be %s, not %s" % (family, "str" if family == "AF_UNIX" else "tuple", type(address).__name__))
     if kind in ("AF_INET", "AF_INET6"):
-        if len(address) < 2:
-            raise ValueError("a TCP address is (host, port), not %r" % (address,))
+        if family == "AF_INET6" or kind == "AF_INET6":
+            # (host, port[, flowinfo[, scope_id]]), as socket.AF_INET6 takes it.
+            if not 2 <= len(address) <= 4:
+                raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
+        elif len(address) != 2:
+            raise TypeError("AF_INET address must be a pair (host, port)")
         host, port = address[0], address[1]
         if not isinstance(host, str):
             raise TypeError("host must be a str, not %s" % type(host).__name__)
@@ -902,13 +930,27 @@ def _py_address(s):
     if s.startswith("tcp:"):
         host, port = s[4:].rsplit(":", 1)
         if host.startswith("["):
-            host = host[1:-1]
+            # An IPv6 socket's name has four fields (host, port, flowinfo, scope_id).
+            return (host[1:-1], int(port), 0, 0)
         return (host, int(port))
     if s.startswith("unix:@"):
         return b"\0" + os.fsencode(s[6:])
     if s.startswith("unix:"):
         return s[5:]
     return s
+
+
+def _check_address(st):
+    """check() for listener_create / client_connect: a host name that does not resolve is
+    socket.gaierror, as the standard library's socket calls raise it."""
+    if st == errors.MPX_E_NOT_FOUND:
+        msg = last_error()
+        if "cannot resolve host" in msg:
+            import socket
+
+            raise socket.gaierror(socket.EAI_NONAME, msg)
+        raise error(st, msg)
+    check(st)
 
 
 def _authkey_arg(authkey):
@@ -950,6 +992,8 @@ class Listener:
     _closing = False
 
     def __init__(self, address=None, family=None, backlog=1, authkey=None):
+        if not address:
+            address = None  # as the standard library: an empty address is no address
         if family is not None:
             _validate_family(family)
         family = family or (address is not None and address_type(address)) or "AF_UNIX"
@@ -966,7 +1010,7 @@ class Listener:
         st = lib.mpx_listener_create(c_address, max(1, backlog), key, len(key) if key else 0, byref(h))
         if st == errors.MPX_E_EXISTS:
             raise OSError(errno.EADDRINUSE, "Address already in use: %s" % last_error())
-        check(st)
+        _check_address(st)
         self._h = h
         self._owner = os.getpid()
         self._authkey = key
@@ -1105,16 +1149,18 @@ def Client(address, family=None, authkey=None, *, timeout=None):
     included) and returns the Connection. With ``authkey`` the mutual handshake runs
     (AuthenticationError if the keys differ). ``timeout`` (mpx's addition): seconds for the
     connection and the handshake together; TimeoutError when they pass."""
-    if family is not None:
+    if family == "AF_PIPE":
         _validate_family(family)
     authkey = _authkey_arg(authkey)
-    c_address = _c_address(address, family)
+    # As the standard library's Client, the address alone says how to connect (the family is
+    # only checked against 'AF_PIPE').
+    c_address = _c_address(address, None)
     key = bytes(authkey) if authkey is not None else None
     out = conn_p()
     st = lib.mpx_client_connect(c_address, key, len(key) if key is not None else 0, _timeout_ns(timeout), byref(out))
     if st == _AUTH:
         raise AuthenticationError(last_error())
-    check(st)
+    _check_address(st)
     return Connection._adopt(out)
 
 
