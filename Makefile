@@ -43,15 +43,15 @@ check-header: lib
 	  git -C $(ROOT) diff --exit-code --stat -- include/mpx.h || \
 	  { echo "include/mpx.h differs from the generated header: commit it"; exit 1; }; fi
 
-$(BUILD)/%: %.c include/mpx.h | lib
+$(BUILD)/%: %.c include/mpx.h $(wildcard tests/c/*.h) | lib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDMPX)
 
-$(BUILD)/%: %.cpp include/mpx.h bindings/cpp/mpx.hpp $(wildcard tests/cpp/*.hpp) | lib
+$(BUILD)/%: %.cpp include/mpx.h bindings/cpp/mpx.hpp $(wildcard tests/cpp/*.hpp tests/c/*.h) | lib
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 $(CXXFLAGS) $< -o $@ $(LDMPX)
 
-$(BUILD)/%-cxx20: %.cpp include/mpx.h bindings/cpp/mpx.hpp $(wildcard tests/cpp/*.hpp) | lib
+$(BUILD)/%-cxx20: %.cpp include/mpx.h bindings/cpp/mpx.hpp $(wildcard tests/cpp/*.hpp tests/c/*.h) | lib
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 $(CXXFLAGS) $< -o $@ $(LDMPX)
 

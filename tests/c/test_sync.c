@@ -10,7 +10,7 @@
 /* ---- Lock ----------------------------------------------------------------------------------- */
 
 static void test_lock_basics(void) {
-    const char *n = ts_name("lock");
+    const char *n = t_name("lock");
     mpx_lock *a = NULL, *b = NULL;
     REQUIRE(mpx_lock_create(n, 0, &a) == MPX_OK, "create");
     REQUIRE(mpx_lock_open(n, 0, &b) == MPX_OK, "open");
@@ -83,7 +83,7 @@ static void test_null_args(void) {
     REQUIRE(mpx_lock_create_anonymous(&a) == MPX_OK && mpx_rlock_create_anonymous(&r) == MPX_OK, "anonymous locks");
     mpx_condition *c = NULL;
     CHECK_STATUS(mpx_condition_create_anonymous(a, r, &c), MPX_E_INVALID, "not both", "condition with a lock and an rlock");
-    CHECK_STATUS(mpx_lock_create(ts_name("flags"), 1u << 20, &l), MPX_E_INVALID, "unknown flag", "unknown flag bits");
+    CHECK_STATUS(mpx_lock_create(t_name("flags"), 1u << 20, &l), MPX_E_INVALID, "unknown flag", "unknown flag bits");
     mpx_semaphore *s = NULL;
     CHECK_STATUS(mpx_semaphore_create_anonymous(0, 0, 1u << 20, &s), MPX_E_INVALID, "unknown flag", "semaphore: unknown flag bits");
     mpx_lock_close(a);
@@ -113,8 +113,8 @@ static void test_lock_counter(void) {
     REQUIRE(mpx_shm_create_anonymous(64, &m) == MPX_OK, "counter memory");
     struct counter_arg a = {l, (volatile int64_t *)mpx_shm_ptr(m), 200000};
     pid_t p1 = ts_fork(counter_child, &a), p2 = ts_fork(counter_child, &a);
-    int s1 = ts_wait(p1, 120), s2 = ts_wait(p2, 120);
-    CHECK(ts_exited(s1, 0) && ts_exited(s2, 0), "two processes x 200000 increments finished");
+    int s1 = t_wait(p1, 120), s2 = t_wait(p2, 120);
+    CHECK(t_exited(s1, 0) && t_exited(s2, 0), "two processes x 200000 increments finished");
     CHECK(*a.counter == 400000, "counter exact: %lld", (long long)*a.counter);
     mpx_shm_close(m);
     mpx_lock_close(l);
@@ -128,7 +128,7 @@ static void test_lock_owner_death(void) {
     mpx_lock *l = NULL;
     REQUIRE(mpx_lock_create_anonymous(&l) == MPX_OK, "lock");
     pid_t p = ts_fork(hold_and_exit, l);
-    CHECK(ts_exited(ts_wait(p, 20), 0), "child took the lock and exited");
+    CHECK(t_exited(t_wait(p, 20), 0), "child took the lock and exited");
     double t = ts_now();
     CHECK_STATUS(mpx_lock_acquire(l, TS_WAIT), MPX_E_OWNER_DIED, "died holding it", "acquire after the holder died");
     CHECK(ts_now() - t < 2.0, "noticed in %.1f ms", (ts_now() - t) * 1e3);
@@ -161,14 +161,14 @@ static void test_lock_kill_loop(void) {
         pid_t p = ts_fork(hold_forever, l);
         ts_sleep_us((long)(ts_rand(&seed) % 2000));
         kill(p, SIGKILL);
-        if (round % 2 == 0) ts_wait(p, 20); /* else: still an unreaped zombie while we acquire */
+        if (round % 2 == 0) t_wait(p, 20); /* else: still an unreaped zombie while we acquire */
         mpx_status st = mpx_lock_acquire(l, TS_MS(5000));
         if (st == MPX_E_OWNER_DIED)
             died++;
         else if (st != MPX_OK)
             failed++;
         if (st == MPX_OK || st == MPX_E_OWNER_DIED) mpx_lock_release(l);
-        if (round % 2 == 1) ts_wait(p, 20);
+        if (round % 2 == 1) t_wait(p, 20);
     }
     CHECK(failed == 0, "200 kills of a lock holder: every acquire succeeded (%d owner deaths, %.2f s)", died, ts_now() - start);
     CHECK(died > 0, "owner death was reported (%d times)", died);
@@ -202,8 +202,8 @@ static void test_rlock_counter(void) {
     REQUIRE(mpx_shm_create_anonymous(64, &m) == MPX_OK, "counter memory");
     struct rcounter_arg a = {r, (volatile int64_t *)mpx_shm_ptr(m), 100000};
     pid_t p1 = ts_fork(rcounter_child, &a), p2 = ts_fork(rcounter_child, &a);
-    int s1 = ts_wait(p1, 120), s2 = ts_wait(p2, 120);
-    CHECK(ts_exited(s1, 0) && ts_exited(s2, 0), "two processes x 100000 nested rlock increments finished");
+    int s1 = t_wait(p1, 120), s2 = t_wait(p2, 120);
+    CHECK(t_exited(s1, 0) && t_exited(s2, 0), "two processes x 100000 nested rlock increments finished");
     CHECK(*a.counter == 200000 && !mpx_rlock_is_locked(r), "counter exact: %lld", (long long)*a.counter);
     mpx_shm_close(m);
     mpx_rlock_close(r);
@@ -217,14 +217,14 @@ static int rlock_foreign(void *p) {
 }
 
 static void test_rlock(void) {
-    const char *n = ts_name("rlock");
+    const char *n = t_name("rlock");
     mpx_rlock *r = NULL;
     REQUIRE(mpx_rlock_create(n, 0, &r) == MPX_OK, "create");
     CHECK_STATUS(mpx_rlock_acquire(r, 0), MPX_OK, "", "acquire");
     CHECK_STATUS(mpx_rlock_acquire(r, 0), MPX_OK, "", "acquire again (recursive)");
     CHECK(mpx_rlock_depth(r) == 2, "depth 2");
     pid_t p = ts_fork(rlock_foreign, r);
-    CHECK(ts_exited(ts_wait(p, 20), 0), "another process can neither acquire nor release it");
+    CHECK(t_exited(t_wait(p, 20), 0), "another process can neither acquire nor release it");
     CHECK_STATUS(mpx_rlock_release(r), MPX_OK, "", "release 1");
     CHECK(mpx_rlock_is_locked(r), "still held");
     CHECK_STATUS(mpx_rlock_release(r), MPX_OK, "", "release 2");
@@ -255,7 +255,7 @@ static int take_two_and_exit(void *p) {
 }
 
 static void test_semaphore(void) {
-    const char *n = ts_name("sem");
+    const char *n = t_name("sem");
     mpx_semaphore *s = NULL, *o = NULL;
     REQUIRE(mpx_semaphore_create(n, 2, 2, 0, &s) == MPX_OK, "bounded semaphore");
     REQUIRE(mpx_semaphore_open(n, 0, &o) == MPX_OK, "open");
@@ -278,7 +278,7 @@ static void test_semaphore(void) {
     REQUIRE(mpx_semaphore_create_anonymous(3, 0, MPX_SEM_UNDO, &u) == MPX_OK, "undo semaphore");
     CHECK(mpx_semaphore_is_undo(u) && mpx_semaphore_max_value(u) == MPX_SEM_VALUE_MAX, "undo, unbounded");
     pid_t p = ts_fork(take_two_and_exit, u);
-    CHECK(ts_exited(ts_wait(p, 20), 0), "child took two permits and exited");
+    CHECK(t_exited(t_wait(p, 20), 0), "child took two permits and exited");
     CHECK(mpx_semaphore_get_value(u) == 1, "value 1 before reclaim");
     uint32_t back = 0;
     CHECK_STATUS(mpx_semaphore_reclaim(u, &back), MPX_OK, "", "reclaim");
@@ -293,7 +293,7 @@ static void test_semaphore(void) {
     for (int i = 0; i < a.n; i++) {
         if (mpx_semaphore_release(a.ping) != MPX_OK || mpx_semaphore_acquire(a.pong, TS_WAIT) != MPX_OK) bad_rounds++;
     }
-    CHECK(bad_rounds == 0 && ts_exited(ts_wait(p, 20), 0), "5000 handoffs between two processes");
+    CHECK(bad_rounds == 0 && t_exited(t_wait(p, 20), 0), "5000 handoffs between two processes");
     mpx_semaphore_close(a.ping);
     mpx_semaphore_close(a.pong);
 }
@@ -319,7 +319,7 @@ static int cond_waiter(void *p) {
 }
 
 static void test_condition(void) {
-    const char *ln = ts_name("clock"), *cn = ts_name("cond");
+    const char *ln = t_name("clock"), *cn = t_name("cond");
     mpx_lock *l = NULL;
     mpx_condition *c = NULL, *o = NULL;
     REQUIRE(mpx_lock_create(ln, 0, &l) == MPX_OK, "lock");
@@ -342,8 +342,8 @@ static void test_condition(void) {
     *a.flag = 1;
     CHECK_STATUS(mpx_condition_notify_all(c), MPX_OK, "", "notify_all");
     mpx_condition_release(c);
-    int s1 = ts_wait(p1, 20), s2 = ts_wait(p2, 20);
-    CHECK(ts_exited(s1, 0) && ts_exited(s2, 0), "both waiting processes woke and saw the flag");
+    int s1 = t_wait(p1, 20), s2 = t_wait(p2, 20);
+    CHECK(t_exited(s1, 0) && t_exited(s2, 0), "both waiting processes woke and saw the flag");
     mpx_shm_close(m);
     mpx_condition_close(o);
     mpx_condition_close(c);
@@ -365,7 +365,7 @@ static void test_condition(void) {
 static int event_waiter(void *p) { return mpx_event_wait((mpx_event *)p, TS_WAIT) == MPX_OK ? 0 : 1; }
 
 static void test_event(void) {
-    const char *n = ts_name("event");
+    const char *n = t_name("event");
     mpx_event *e = NULL;
     REQUIRE(mpx_event_create(n, 0, &e) == MPX_OK, "event");
     CHECK(!mpx_event_is_set(e), "not set");
@@ -373,7 +373,7 @@ static void test_event(void) {
     pid_t p1 = ts_fork(event_waiter, e), p2 = ts_fork(event_waiter, e);
     ts_sleep_us(30000);
     CHECK_STATUS(mpx_event_set(e), MPX_OK, "", "set");
-    CHECK(ts_exited(ts_wait(p1, 20), 0) && ts_exited(ts_wait(p2, 20), 0), "both waiting processes woke");
+    CHECK(t_exited(t_wait(p1, 20), 0) && t_exited(t_wait(p2, 20), 0), "both waiting processes woke");
     CHECK_STATUS(mpx_event_wait(e, 0), MPX_OK, "", "wait on a set event returns at once");
     CHECK_STATUS(mpx_event_clear(e), MPX_OK, "", "clear");
     CHECK(!mpx_event_is_set(e), "cleared");
@@ -402,7 +402,7 @@ static int barrier_broken_child(void *p) {
 
 static void test_barrier(void) {
     mpx_barrier *b = NULL;
-    REQUIRE(mpx_barrier_create(ts_name("barrier"), 3, 0, &b) == MPX_OK, "barrier");
+    REQUIRE(mpx_barrier_create(t_name("barrier"), 3, 0, &b) == MPX_OK, "barrier");
     CHECK(mpx_barrier_parties(b) == 3, "3 parties");
     mpx_shm *m = NULL;
     REQUIRE(mpx_shm_create_anonymous(100 * 8, &m) == MPX_OK, "sums");
@@ -410,7 +410,7 @@ static void test_barrier(void) {
     pid_t p[3];
     for (int i = 0; i < 3; i++) p[i] = ts_fork(barrier_child, &a);
     int ok = 1;
-    for (int i = 0; i < 3; i++) ok &= ts_exited(ts_wait(p[i], 30), 0);
+    for (int i = 0; i < 3; i++) ok &= t_exited(t_wait(p[i], 30), 0);
     int sums_ok = 1;
     for (int r = 0; r < a.rounds; r++) sums_ok &= a.sums[r] == 7;
     CHECK(ok && sums_ok, "3 processes x 100 rounds: indices 0,1,2 once per round");
@@ -418,14 +418,14 @@ static void test_barrier(void) {
     pid_t w = ts_fork(barrier_broken_child, b);
     CHECK(TS_EVENTUALLY(mpx_barrier_n_waiting(b) == 1), "one waiter");
     CHECK_STATUS(mpx_barrier_wait(b, TS_MS(20), NULL), MPX_E_TIMEOUT, "broken", "timeout breaks the barrier");
-    CHECK(ts_exited(ts_wait(w, 20), 0), "the other waiter got MPX_E_BROKEN");
+    CHECK(t_exited(t_wait(w, 20), 0), "the other waiter got MPX_E_BROKEN");
     CHECK(mpx_barrier_is_broken(b), "broken");
     CHECK_STATUS(mpx_barrier_wait(b, 0, NULL), MPX_E_BROKEN, "broken", "wait on a broken barrier");
     CHECK_STATUS(mpx_barrier_reset(b), MPX_OK, "", "reset");
     w = ts_fork(barrier_broken_child, b);
     CHECK(TS_EVENTUALLY(mpx_barrier_n_waiting(b) == 1), "one waiter");
     CHECK_STATUS(mpx_barrier_abort(b), MPX_OK, "", "abort");
-    CHECK(ts_exited(ts_wait(w, 20), 0), "the waiter got MPX_E_BROKEN from abort");
+    CHECK(t_exited(t_wait(w, 20), 0), "the waiter got MPX_E_BROKEN from abort");
     mpx_barrier *bad = NULL;
     CHECK_STATUS(mpx_barrier_create_anonymous(0, &bad), MPX_E_INVALID, "parties", "0 parties");
     mpx_shm_close(m);
@@ -471,8 +471,8 @@ static void test_no_syscall(void) {
                 mpx_event_create_anonymous(&a.e) == MPX_OK && mpx_condition_create_anonymous(NULL, NULL, &a.c) == MPX_OK,
             "objects");
     pid_t p = ts_fork(nosys_child, &a);
-    int st = ts_wait(p, 60);
-    CHECK(ts_exited(st, 0), "10000 rounds of uncontended lock, rlock, semaphore, value lock, event, condition ops "
+    int st = t_wait(p, 60);
+    CHECK(t_exited(st, 0), "10000 rounds of uncontended lock, rlock, semaphore, value lock, event, condition ops "
                             "under SECCOMP_MODE_STRICT (no system call): status %#x", st);
     mpx_lock_close(a.l);
     mpx_rlock_close(a.r);
@@ -483,7 +483,7 @@ static void test_no_syscall(void) {
 }
 
 int main(void) {
-    ts_init("test_sync");
+    t_init("test_sync");
     test_lock_basics();
     test_no_syscall();
     test_null_args();
@@ -496,5 +496,5 @@ int main(void) {
     test_condition();
     test_event();
     test_barrier();
-    return ts_finish();
+    return t_finish();
 }

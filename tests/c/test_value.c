@@ -28,7 +28,7 @@ static void test_types(void) {
 }
 
 static void test_access(void) {
-    const char *n = ts_name("val");
+    const char *n = t_name("val");
     double init[3] = {1.5, -2.25, 1e300};
     mpx_value *v = NULL, *o = NULL;
     REQUIRE(mpx_value_create(n, 'd', 3, init, sizeof init, 0, &v) == MPX_OK, "array of 3 doubles");
@@ -129,7 +129,7 @@ static void test_lock_and_processes(void) {
     CHECK_STATUS(mpx_value_acquire(raw, 0), MPX_E_UNSUPPORTED, "without a lock", "acquire on a raw value");
     struct inc_arg a = {raw, 100000, 0};
     pid_t p1 = ts_fork(inc_child, &a), p2 = ts_fork(inc_child, &a);
-    int ok = ts_exited(ts_wait(p1, 60), 0) & ts_exited(ts_wait(p2, 60), 0);
+    int ok = t_exited(t_wait(p1, 60), 0) & t_exited(t_wait(p2, 60), 0);
     int64_t x = 0;
     mpx_value_get_i64(raw, 0, &x);
     CHECK(ok && x == 200000, "two processes x 100000 fetch_add: %lld", (long long)x);
@@ -139,14 +139,14 @@ static void test_lock_and_processes(void) {
     CHECK_STATUS(mpx_value_acquire(v, 0), MPX_OK, "", "acquire");
     CHECK_STATUS(mpx_value_acquire(v, 0), MPX_OK, "", "acquire again (recursive, like Python's RLock)");
     pid_t p = ts_fork(foreign_release, v);
-    CHECK(ts_exited(ts_wait(p, 20), 0), "another process cannot release it");
+    CHECK(t_exited(t_wait(p, 20), 0), "another process cannot release it");
     CHECK_STATUS(mpx_value_release(v), MPX_OK, "", "release");
     CHECK_STATUS(mpx_value_release(v), MPX_OK, "", "release");
     CHECK_STATUS(mpx_value_release(v), MPX_E_STATE, "not held", "release when not held");
     struct inc_arg b = {v, 50000, 1};
     p1 = ts_fork(inc_child, &b);
     p2 = ts_fork(inc_child, &b);
-    ok = ts_exited(ts_wait(p1, 60), 0) & ts_exited(ts_wait(p2, 60), 0);
+    ok = t_exited(t_wait(p1, 60), 0) & t_exited(t_wait(p2, 60), 0);
     mpx_value_get_i64(v, 0, &x);
     CHECK(ok && x == 100000, "two processes x 50000 increments under the value's lock: %lld", (long long)x);
     mpx_value_close(v);
@@ -154,10 +154,10 @@ static void test_lock_and_processes(void) {
 }
 
 int main(void) {
-    ts_init("test_value");
+    t_init("test_value");
     test_types();
     test_access();
     test_int_helpers();
     test_lock_and_processes();
-    return ts_finish();
+    return t_finish();
 }

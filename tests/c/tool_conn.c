@@ -23,6 +23,9 @@
  */
 #include <mpx.h>
 
+#define TOOL_NAME "tool_conn"
+#include "tool_util.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,27 +44,6 @@ static int usage(void) {
     return 2;
 }
 
-static int fail(const char *what, mpx_status st) {
-    fprintf(stderr, "tool_conn: %s: %s: %s\n", what, mpx_status_name(st), mpx_last_error());
-    return 100 - st;
-}
-
-static int number(const char *s, unsigned long long max, unsigned long long *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v > max) {
-        fprintf(stderr, "tool_conn: '%s' is not a number in 0..%llu\n", s, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static void fill(uint8_t *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 31u + seed);
-}
-
 static int matches(const uint8_t *p, size_t n, unsigned seed) {
     for (size_t i = 0; i < n; i++)
         if (p[i] != (uint8_t)(i * 31u + seed)) {
@@ -70,15 +52,6 @@ static int matches(const uint8_t *p, size_t n, unsigned seed) {
             return 0;
         }
     return 1;
-}
-
-static uint32_t fnv1a(const uint8_t *p, size_t n) {
-    uint32_t h = 0x811c9dc5u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x01000193u;
-    }
-    return h;
 }
 
 static int drive(mpx_conn *c, int argc, char **argv) {

@@ -25,6 +25,9 @@
  */
 #include <mpx.h>
 
+#define TOOL_NAME "tool_queue (C)"
+#include "tool_util.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,32 +41,6 @@ static int usage(void) {
             "usage: tool_queue create NAME CAPACITY [MAXMSGS [joinable|simple]] | produce NAME ID COUNT [SIZE] |\n"
             "                  consume NAME COUNT [--print] [--exact] | drain NAME | shutdown NAME | unlink NAME\n");
     return 2;
-}
-
-static int fail(const char *what, mpx_status st) {
-    fprintf(stderr, "tool_queue (C): %s: %s: %s\n", what, mpx_status_name(st), mpx_last_error());
-    return 100 - st;
-}
-
-static int number(const char *s, unsigned long long max, unsigned long long *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v > max) {
-        fprintf(stderr, "tool_queue (C): '%s' is not a number in 0..%llu\n", s, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static uint32_t fnv1a(const uint8_t *p, size_t n) {
-    uint32_t h = 0x811c9dc5u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x01000193u;
-    }
-    return h;
 }
 
 static int64_t timeout_ns(void) {

@@ -16,6 +16,9 @@
  */
 #include <mpx.h>
 
+#define TOOL_NAME "tool_shm (C)"
+#include "tool_util.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,28 +31,6 @@ static int usage(void) {
             "usage: tool_shm create NAME SIZE SEED | fill NAME SEED | verify NAME SEED | read NAME |\n"
             "                hold NAME SECONDS | unlink NAME\n");
     return 2;
-}
-
-static int fail(const char *what, mpx_status st) {
-    fprintf(stderr, "tool_shm (C): %s: %s: %s\n", what, mpx_status_name(st), mpx_last_error());
-    return 100 - st;
-}
-
-/* Parses an unsigned number in [0, max]; 0 on success. */
-static int number(const char *s, unsigned long long max, unsigned long long *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v > max) {
-        fprintf(stderr, "tool_shm (C): '%s' is not a number in 0..%llu\n", s, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static void fill(uint8_t *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 31u + seed);
 }
 
 int main(int argc, char **argv) {

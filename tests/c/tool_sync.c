@@ -25,6 +25,9 @@
  */
 #include <mpx.h>
 
+#define TOOL_NAME "tool_sync (C)"
+#include "tool_util.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,24 +42,6 @@ static int usage(void) {
             "                 value-set NAME INDEX V | hold LOCK SECONDS | sem-release NAME N |\n"
             "                 sem-acquire NAME N MS | open-lock NAME\n");
     return 2;
-}
-
-static int fail(const char *what, mpx_status st) {
-    fprintf(stderr, "tool_sync (C): %s: %s: %s\n", what, mpx_status_name(st), mpx_last_error());
-    return 100 - st;
-}
-
-/* Parses an unsigned number in [0, max]; 0 on success. */
-static int number(const char *s, unsigned long long max, unsigned long long *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v > max) {
-        fprintf(stderr, "tool_sync (C): '%s' is not a number in 0..%llu\n", s, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 static void sleep_ms(unsigned long long ms) {

@@ -67,7 +67,7 @@ static_assert(std::is_same_v<decltype(std::declval<mpx::mutex&>().try_lock_for(1
 static_assert(std::is_same_v<decltype(std::declval<mpx::mutex&>().acquire(1ms)), mpx::acquire_result>, "acquire result");
 
 void test_mutex_basics() {
-    const char* n = ts_name("mutex");
+    const char* n = t_name("mutex");
     auto a = mpx::lock::create(n);
     auto b = mpx::lock::open(n);
     CHECK(a.valid() && a.name() == n && b.name() == n, "create + open by name");
@@ -206,7 +206,7 @@ void test_kill_loop() {
 }
 
 void test_recursive_mutex() {
-    const char* n = ts_name("rmutex");
+    const char* n = t_name("rmutex");
     auto r = mpx::rlock::create(n);
     {
         std::lock_guard<mpx::rlock> g1(r);
@@ -230,7 +230,7 @@ void test_recursive_mutex() {
 }
 
 void test_semaphore() {
-    const char* n = ts_name("sem");
+    const char* n = t_name("sem");
     auto s = mpx::semaphore::create_bounded(n, 2);
     auto o = mpx::semaphore::open(n);
     CHECK(o.value() == 2 && o.max_value() == 2 && !o.is_undo(), "bounded: value 2, max 2");
@@ -271,8 +271,8 @@ void test_semaphore() {
 }
 
 void test_condition() {
-    const char* ln = ts_name("clock");
-    const char* cn = ts_name("cond");
+    const char* ln = t_name("clock");
+    const char* cn = t_name("cond");
     auto l = mpx::lock::create(ln);
     auto c = mpx::condition::create(cn, l);
     auto flag = mpx::array<int>::anonymous(2);
@@ -314,7 +314,7 @@ void test_condition() {
 }
 
 void test_event() {
-    const char* n = ts_name("event");
+    const char* n = t_name("event");
     auto e = mpx::event::create(n);
     CHECK(!e.is_set() && !e.wait(10ms), "not set: wait(10ms) is false");
     auto p = fork_child([&] { return mpx::event::open(n).wait(WAIT) ? 0 : 1; });
@@ -367,7 +367,7 @@ void test_barrier() {
 }
 
 void test_values() {
-    const char* n = ts_name("value");
+    const char* n = t_name("value");
     auto v = mpx::value<double>::create(n, 2.5);
     CHECK(v.typecode() == 'd' && v.size() == 1 && v.load() == 2.5 && !v.has_lock(), "value<double>: 'd', 2.5, no lock");
     auto o = mpx::value<double>::open(n);
@@ -378,7 +378,7 @@ void test_values() {
     expect_error([&] { v.lock(); }, MPX_E_UNSUPPORTED, "lock", "lock() on a value created without flag::value_lock");
     mpx::value<double>::unlink(n);
 
-    const char* qn = ts_name("qvalue");
+    const char* qn = t_name("qvalue");
     auto q = mpx::value<long long>::create(qn, 40, mpx::flag::value_lock);
     auto ql = mpx::value<std::int64_t>::open(qn);  // int64_t is long: opens a 'q' too
     CHECK(q.typecode() == 'q' && ql.load() == 40 && ql.has_lock(), "value<int64_t> opens a 'q' value");
@@ -400,7 +400,7 @@ void test_values() {
     expect_error([&] { mpx::array<long long>::open(qn).get(1); }, MPX_E_INVALID, "out of range", "get past the end");
     mpx::value<long long>::unlink(qn);
 
-    const char* an = ts_name("array");
+    const char* an = t_name("array");
     std::vector<int> init{1, 2, 3, 4, 5};
     auto a = mpx::array<int>::create(an, mpx::span<const int>(init.data(), init.size()));
     CHECK(a.size() == 5 && a.to_vector() == init && a.typecode() == 'i', "array<int> from a span");
@@ -422,7 +422,7 @@ void test_values() {
 }  // namespace
 
 int main() {
-    ts_init("test_sync_cpp");
+    t_init("test_sync_cpp");
     try {
         test_mutex_basics();
         test_mutex_counter();
@@ -437,5 +437,5 @@ int main() {
     } catch (const std::exception& e) {
         CHECK(false, "uncaught exception: %s", e.what());
     }
-    return ts_finish();
+    return t_finish();
 }
