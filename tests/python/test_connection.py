@@ -1017,6 +1017,16 @@ def test_listener_and_client(kind, authkey, tmp_path, children):
 
 
 def test_listener_defaults_and_families():
+    # The standard library's default address is a str; mpx's (a fresh abstract name) too, and
+    # both libraries' clients reach it.
+    with mc.Listener() as l:
+        assert isinstance(l.address, str) and l.address.startswith("\0")
+        with mc.Client(l.address, timeout=TIMEOUT) as c, l.accept(TIMEOUT) as s:
+            c.send_bytes(b"mpx")
+            assert s.poll(TIMEOUT) and s.recv_bytes() == b"mpx"
+        with std_conn.Client(l.address) as c, l.accept(TIMEOUT) as s:
+            c.send_bytes(b"std")
+            assert s.poll(TIMEOUT) and s.recv_bytes() == b"std"
     with mc.Listener(family="AF_INET") as l:
         host, port = l.address
         assert host == "127.0.0.1" and port > 0

@@ -1024,6 +1024,10 @@ class Listener:
             check(lib.mpx_listener_fileno(h, byref(fd)))
             self._fd = fd.value
             self._address = _py_address(_read_string(lib.mpx_listener_address, h))
+            if address is None and isinstance(self._address, bytes):
+                # The standard library's default address is a str (a path); this fresh
+                # abstract name is given as a str too ("\0..."), which every Client accepts.
+                self._address = os.fsdecode(self._address)
         except BaseException:
             self.close()
             raise
