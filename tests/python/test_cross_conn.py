@@ -115,7 +115,9 @@ def c_address(py_address):
     if isinstance(py_address, tuple):
         return "tcp:%s:%d" % py_address
     if isinstance(py_address, bytes):
-        return "unix:@" + py_address[1:].decode()
+        py_address = py_address.decode()
+    if py_address.startswith("\0"):  # an abstract name (str for a default Listener())
+        return "unix:@" + py_address[1:]
     return "unix:" + py_address
 
 
