@@ -422,8 +422,11 @@ mpx_status mpx_proc_opts_unsetenv(mpx_proc_opts *opts, const char *key);
 // set with `mpx_proc_opts_setenv` are still added.
 mpx_status mpx_proc_opts_clearenv(mpx_proc_opts *opts);
 
-// Keeps descriptor `fd` open in the child at the same number (spawn only; every other
-// descriptor above 2 is closed at exec).
+// Keeps descriptor `fd` open in the child at the same number, without close-on-exec. With
+// `mpx_spawn` and MPX_START_SPAWN every other descriptor above 2 is closed at exec. With
+// MPX_START_FORKSERVER the descriptors travel with the request (at most 253 per start, more is
+// MPX_E_INVALID) and replace, in the child, whatever the server had open at those numbers.
+// Not for `mpx_fork` (a forked child inherits everything).
 mpx_status mpx_proc_opts_keep_fd(mpx_proc_opts *opts, int fd);
 
 // Redirects standard stream `which` (0 stdin, 1 stdout, 2 stderr): `mode` is
@@ -474,6 +477,8 @@ mpx_status mpx_init(int argc, const char *const *argv);
 // Starts registered entry `entry` with `len` argument bytes at `arg` by `method`
 // (MPX_START_FORK, MPX_START_SPAWN or MPX_START_FORKSERVER). An entry not registered in this
 // program is MPX_E_NOT_FOUND; spawn and forkserver need `mpx_init` first (MPX_E_STATE).
+// Options: fork refuses env and keep_fd; forkserver takes keep_fd and stdio (passed with the
+// request) but refuses env and cwd (MPX_E_INVALID): its child is a copy of the server.
 mpx_status mpx_start(uint32_t method,
                      const char *entry,
                      const uint8_t *arg,

@@ -352,7 +352,8 @@ public:
     process_options& unsetenv(std::string_view key) { return set(mpx_proc_opts_unsetenv(get(), detail::c_string(key, "key").c_str())); }
     /// Starts from an empty environment (spawn only).
     process_options& clearenv() { return set(mpx_proc_opts_clearenv(get())); }
-    /// Keeps descriptor `fd` open at the same number (spawn only; others above 2 are closed).
+    /// Keeps descriptor `fd` open at the same number (spawn: others above 2 are closed;
+    /// forkserver: passed with the request, at most 253; not for fork).
     process_options& keep_fd(int fd) { return set(mpx_proc_opts_keep_fd(get(), fd)); }
     /// Standard stream `which` (0, 1, 2) to /dev/null.
     process_options& stdio_null(int which) { return set(mpx_proc_opts_set_stdio(get(), which, MPX_STDIO_NULL, -1)); }

@@ -156,8 +156,11 @@ pub unsafe extern "C" fn mpx_proc_opts_clearenv(opts: *mut mpx_proc_opts) -> mpx
     })
 }
 
-/// Keeps descriptor `fd` open in the child at the same number (spawn only; every other
-/// descriptor above 2 is closed at exec).
+/// Keeps descriptor `fd` open in the child at the same number, without close-on-exec. With
+/// `mpx_spawn` and MPX_START_SPAWN every other descriptor above 2 is closed at exec. With
+/// MPX_START_FORKSERVER the descriptors travel with the request (at most 253 per start, more is
+/// MPX_E_INVALID) and replace, in the child, whatever the server had open at those numbers.
+/// Not for `mpx_fork` (a forked child inherits everything).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_proc_opts_keep_fd(opts: *mut mpx_proc_opts, fd: c_int) -> mpx_status {
     guard("mpx_proc_opts_keep_fd", || {
@@ -318,6 +321,8 @@ pub unsafe extern "C" fn mpx_init(argc: c_int, argv: *const *const c_char) -> mp
 /// Starts registered entry `entry` with `len` argument bytes at `arg` by `method`
 /// (MPX_START_FORK, MPX_START_SPAWN or MPX_START_FORKSERVER). An entry not registered in this
 /// program is MPX_E_NOT_FOUND; spawn and forkserver need `mpx_init` first (MPX_E_STATE).
+/// Options: fork refuses env and keep_fd; forkserver takes keep_fd and stdio (passed with the
+/// request) but refuses env and cwd (MPX_E_INVALID): its child is a copy of the server.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_start(method: u32, entry: *const c_char, arg: *const u8, len: usize, opts: *const mpx_proc_opts, out: *mut *mut mpx_process) -> mpx_status {
     guard("mpx_start", || {

@@ -109,7 +109,7 @@ pub(crate) fn run_child(name: &str, f: impl FnOnce() -> i32) -> ! {
 pub fn fork<F: FnOnce() -> i32>(opts: &Options, f: F) -> Result<Process> {
     opts.validate()?;
     if opts.env_clear || !opts.env_set.is_empty() || !opts.env_remove.is_empty() || !opts.keep_fds.is_empty() {
-        return Err(err!(Invalid, "fork: env and keep_fds options apply to spawn only (a forked child inherits all)"));
+        return Err(err!(Invalid, "fork: env and keep_fds options apply to spawn (and keep_fds to forkserver); a forked child inherits all"));
     }
     let name = super::next_name(opts);
     let parent = std::process::id() as i32;

@@ -5,11 +5,22 @@
 //! Wire protocol over a private Unix stream socket (little-endian):
 //! request  = u32 length, then: u32 entry_len, entry, u32 name_len, name, u8 daemon,
 //!            i32 client pid, u8 has_nice, i32 nice, u8 new_session, u8 has_pgroup, i32 pgroup,
-//!            u32 ncpus, ncpus x u32, u64 arg_len, arg
+//!            u32 ncpus, ncpus x u32, u32 nfds, nfds x i32 wanted, u64 arg_len, arg
+//!            with nfds descriptors attached to its first bytes (SCM_RIGHTS, one message, so
+//!            at most MAX_PASSED_FDS), in the order of the wanted numbers
 //! reply    = i32 pid (> 0) with the child's status socket attached (SCM_RIGHTS), or
 //!            i32 -errno, u32 len, message
 //! status   = the server writes the child's exit code (i32, Python convention) on the status
 //!            socket when it reaps the child.
+//!
+//! Passed descriptors (`keep_fds`, and the standard streams as descriptors): the server receives
+//! them close-on-exec and checks their count against the request (a mismatch is an error reply;
+//! whatever arrived is closed). Before forking it moves each above the highest wanted number
+//! (F_DUPFD), so no later step can clobber one; the child first closes the server's own
+//! descriptors (client socket, status sockets, pidfds), then dup2s each onto its wanted number
+//! (without close-on-exec) and closes the temporaries; the server closes its copies after the
+//! fork. A wanted number that the server's program itself had open (say a file opened before
+//! `mpx_init`, or by a Python server's preloaded modules) is replaced in the child.
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -24,6 +35,9 @@ use crate::{err, Error, Result};
 
 pub(crate) const ENV_SERVER_FD: &str = "MPX_FORKSERVER_FD";
 const MAX_FRAME: usize = 1 << 30;
+/// The most descriptors one request passes: what one SCM_RIGHTS message carries on Linux
+/// (SCM_MAX_FD).
+pub const MAX_PASSED_FDS: usize = 253;
 
 struct Client {
     sock: OwnedFd,
@@ -106,12 +120,19 @@ fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// Sends bytes with one descriptor attached.
-fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
+/// Sends all of `data`, with `fds` attached to its first bytes (one SCM_RIGHTS message).
+fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<()> {
+    if fds.is_empty() {
+        return write_all(sock, data);
+    }
+    if fds.len() > MAX_PASSED_FDS || data.is_empty() {
+        return Err(err!(Invalid, "fork server: {} descriptors with {} bytes", fds.len(), data.len()));
+    }
     // SAFETY: a standard SCM_RIGHTS message built in a properly aligned buffer.
-    unsafe {
+    let sent = unsafe {
         let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
-        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let bytes = std::mem::size_of_val(fds);
+        let space = libc::CMSG_SPACE(bytes as u32) as usize;
         let mut cbuf = vec![0u64; space.div_ceil(8)];
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -121,13 +142,75 @@ fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
-        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) != data.len() as isize {
-            return Err(Error::last_os("fork server: sendmsg"));
+        (*c).cmsg_len = libc::CMSG_LEN(bytes as u32) as usize;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes);
+        loop {
+            let n = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
+            if n < 0 && crate::error::errno() == libc::EINTR {
+                continue;
+            }
+            if n < 0 {
+                return Err(Error::last_os("fork server: sendmsg"));
+            }
+            break n as usize;
+        }
+    };
+    // The descriptors went with the first bytes; a stream socket may take the rest later.
+    write_all(sock, &data[sent..])
+}
+
+/// Sends bytes with one descriptor attached.
+fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
+    send_with_fds(sock, data, &[fd])
+}
+
+/// Reads exactly `buf.len()` bytes, adding every descriptor that arrives with them to `fds`
+/// (close-on-exec; an OwnedFd each, so nothing leaks on any path). Returns whether the kernel
+/// cut descriptors off (MSG_CTRUNC: more than MAX_PASSED_FDS in one message): those are lost.
+fn recv_exact_fds(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<bool> {
+    let fd_size = std::mem::size_of::<RawFd>();
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE((MAX_PASSED_FDS * fd_size) as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    let mut truncated = false;
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: recvmsg into the unfilled part of buf and a control buffer of `space` bytes;
+        // every control message is bounds-checked by CMSG_NXTHDR against msg_controllen.
+        unsafe {
+            let mut iov = libc::iovec { iov_base: buf[got..].as_mut_ptr().cast(), iov_len: buf.len() - got };
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_controllen = space;
+            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n < 0 {
+                if crate::error::errno() == libc::EINTR {
+                    continue;
+                }
+                return Err(Error::last_os("fork server: recvmsg"));
+            }
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / fd_size;
+                    let data = libc::CMSG_DATA(c);
+                    for i in 0..count {
+                        let fd = std::ptr::read_unaligned(data.add(i * fd_size).cast::<RawFd>());
+                        fds.push(OwnedFd::from_raw_fd(fd));
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+            truncated |= msg.msg_flags & libc::MSG_CTRUNC != 0;
+            if n == 0 {
+                return Err(err!(Closed, "fork server: connection closed"));
+            }
+            got += n as usize;
         }
     }
-    Ok(())
+    Ok(truncated)
 }
 
 /// Receives exactly `buf.len()` bytes (sent in one sendmsg) and the descriptor attached, if any.
@@ -167,7 +250,8 @@ fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> Result<Option<OwnedFd>> {
     }
 }
 
-/// A decoded request, as a child of the server sees it.
+/// A decoded request, as a child of the server sees it (`opts.keep_fds`: the numbers the
+/// passed descriptors have in the child).
 pub struct Request {
     pub entry: String,
     pub arg: Vec<u8>,
@@ -176,8 +260,8 @@ pub struct Request {
     pub client_pid: i32,
 }
 
-fn encode(entry: &str, arg: &[u8], name: &str, opts: &Options) -> Vec<u8> {
-    let mut b = Vec::with_capacity(64 + entry.len() + name.len() + arg.len());
+fn encode(entry: &str, arg: &[u8], name: &str, opts: &Options, wanted: &[RawFd]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(64 + entry.len() + name.len() + 4 * wanted.len() + arg.len());
     b.extend(0u32.to_le_bytes()); // length, filled below
     b.extend((entry.len() as u32).to_le_bytes());
     b.extend(entry.as_bytes());
@@ -194,6 +278,10 @@ fn encode(entry: &str, arg: &[u8], name: &str, opts: &Options) -> Vec<u8> {
     b.extend((cpus.len() as u32).to_le_bytes());
     for c in cpus {
         b.extend((c as u32).to_le_bytes());
+    }
+    b.extend((wanted.len() as u32).to_le_bytes());
+    for w in wanted {
+        b.extend(w.to_le_bytes());
     }
     b.extend((arg.len() as u64).to_le_bytes());
     b.extend(arg);
@@ -252,8 +340,22 @@ fn decode(body: &[u8]) -> Result<Request> {
     if ncpus > 0 {
         opts.affinity = Some((0..ncpus).map(|_| c.u32().map(|v| v as usize)).collect::<Result<_>>()?);
     }
+    let nfds = c.u32()? as usize;
+    if nfds > MAX_PASSED_FDS {
+        return Err(err!(Corrupt, "fork server: {nfds} descriptors in a request"));
+    }
+    for _ in 0..nfds {
+        let w = c.i32()?;
+        if w < 0 || opts.keep_fds.contains(&w) {
+            return Err(err!(Corrupt, "fork server: wanted descriptor number {w} is negative or repeated"));
+        }
+        opts.keep_fds.push(w);
+    }
     let n = c.u64()? as usize;
     let arg = c.take(n)?.to_vec();
+    if !c.0.is_empty() {
+        return Err(err!(Corrupt, "fork server: {} stray bytes after a request", c.0.len()));
+    }
     opts.name = Some(name.clone());
     Ok(Request { entry, arg, name, opts, client_pid })
 }
@@ -282,17 +384,73 @@ fn start_server() -> Result<Client> {
     Ok(Client { sock: mine, server: Some(server) })
 }
 
+/// The descriptors a request passes, as (descriptor here, number in the child): `keep_fds` at
+/// their own numbers, then the standard streams the options redirect (a file or /dev/null is
+/// opened here, so a bad path is an error at start). `opened` holds what was opened here until
+/// it has been sent.
+struct Passed {
+    fds: Vec<RawFd>,
+    wanted: Vec<RawFd>,
+    _opened: Vec<OwnedFd>,
+}
+
+fn passed_fds(opts: &Options) -> Result<Passed> {
+    use super::options::Stdio;
+    let mut p = Passed { fds: Vec::new(), wanted: Vec::new(), _opened: Vec::new() };
+    for &fd in &opts.keep_fds {
+        if !p.wanted.contains(&fd) {
+            p.fds.push(fd);
+            p.wanted.push(fd);
+        }
+    }
+    for (target, s) in [&opts.stdin, &opts.stdout, &opts.stderr].into_iter().enumerate() {
+        let target = target as RawFd;
+        let fd = match s {
+            Stdio::Inherit => continue,
+            Stdio::Fd(fd) => *fd,
+            Stdio::Null => {
+                let f = std::fs::OpenOptions::new().read(target == 0).write(target != 0).open("/dev/null")?;
+                p._opened.push(f.into());
+                p._opened.last().unwrap().as_raw_fd()
+            }
+            Stdio::File { path, append } => {
+                let f = if target == 0 {
+                    std::fs::File::open(path)
+                } else {
+                    std::fs::OpenOptions::new().write(true).create(true).append(*append).truncate(!*append).open(path)
+                };
+                let f = f.map_err(|e| Error::from(e).context(format!("forkserver: stdio file {}", path.display())))?;
+                p._opened.push(f.into());
+                p._opened.last().unwrap().as_raw_fd()
+            }
+        };
+        // A redirected stream wins over a kept descriptor of the same number.
+        if let Some(i) = p.wanted.iter().position(|w| *w == target) {
+            p.fds[i] = fd;
+        } else {
+            p.fds.push(fd);
+            p.wanted.push(target);
+        }
+    }
+    if p.fds.len() > MAX_PASSED_FDS {
+        return Err(err!(Invalid, "forkserver: {} descriptors to pass to the child; at most {MAX_PASSED_FDS} travel with a request", p.fds.len()));
+    }
+    Ok(p)
+}
+
 /// Asks the fork server (starting it on first use) for a child running `entry` with `arg`.
+/// Kept descriptors and redirected standard streams travel with the request (SCM_RIGHTS).
 pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process> {
     opts.validate()?;
-    if opts.env_clear || !opts.env_set.is_empty() || !opts.env_remove.is_empty() || !opts.keep_fds.is_empty() || opts.cwd.is_some() {
-        return Err(err!(Invalid, "forkserver: env, keep_fds and cwd options apply to spawn only"));
+    if opts.env_clear || !opts.env_set.is_empty() || !opts.env_remove.is_empty() || opts.cwd.is_some() {
+        return Err(err!(Invalid, "forkserver: env and cwd options apply to spawn only (the child is a copy of the server)"));
     }
     if arg.len() > MAX_FRAME - 4096 {
         return Err(err!(TooBig, "forkserver: argument of {} bytes is too large", arg.len()));
     }
+    let passed = passed_fds(opts)?;
     let name = super::next_name(opts);
-    let frame = encode(entry, arg, &name, opts);
+    let frame = encode(entry, arg, &name, opts, &passed.wanted);
     if frame.len() > MAX_FRAME {
         return Err(err!(TooBig, "forkserver: request of {} bytes is too large", frame.len()));
     }
@@ -303,7 +461,7 @@ pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process
         }
         let c = g.as_ref().unwrap();
         let sock = c.sock.as_raw_fd();
-        let sent = write_all(sock, &frame);
+        let sent = send_with_fds(sock, &frame, &passed.fds);
         let reply = sent.and_then(|_| {
             let mut pid = [0u8; 4];
             let fd = recv_with_fd(sock, &mut pid)?;
@@ -383,21 +541,29 @@ pub fn serve(fd: RawFd) -> Result<Request> {
             continue;
         }
         let mut len = [0u8; 4];
-        if let Err(e) = read_exact(fd, &mut len) {
-            for c in &children {
-                if c.daemon {
-                    unsafe { libc::kill(c.pid, libc::SIGTERM) };
+        let mut received = Vec::new();
+        let truncated = match recv_exact_fds(fd, &mut len, &mut received) {
+            Ok(t) => t,
+            Err(e) => {
+                for c in &children {
+                    if c.daemon {
+                        unsafe { libc::kill(c.pid, libc::SIGTERM) };
+                    }
                 }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         let n = u32::from_le_bytes(len) as usize;
         if n > MAX_FRAME {
             return Err(err!(Corrupt, "fork server: request of {n} bytes"));
         }
         let mut body = vec![0u8; n];
-        read_exact(fd, &mut body)?;
-        let req = match decode(&body) {
+        let truncated = recv_exact_fds(fd, &mut body, &mut received)? | truncated;
+        let placed = decode(&body).and_then(|req| {
+            let placed = place_above(&req.opts.keep_fds, received, truncated)?;
+            Ok((req, placed))
+        });
+        let (req, placed) = match placed {
             Ok(r) => r,
             Err(e) => {
                 reply_error(fd, &e)?;
@@ -413,13 +579,23 @@ pub fn serve(fd: RawFd) -> Result<Request> {
             continue;
         }
         if pid == 0 {
+            // The server's descriptors go first, so that none is open at a wanted number.
             drop(client);
             drop(status_client);
             drop(status_server);
             for c in children {
-                std::mem::forget(c.pidfd); // closed by the drops below would be fine too
+                drop(c.pidfd);
                 drop(c.status);
             }
+            for (tmp, want) in placed.iter().zip(&req.opts.keep_fds) {
+                // SAFETY: dup2 onto a number this child means to replace; the copy is not
+                // close-on-exec, as a kept descriptor of spawn is not.
+                if unsafe { libc::dup2(tmp.as_raw_fd(), *want) } < 0 {
+                    eprintln!("mpx: process '{}': {}", req.name, Error::last_os(format!("dup2 onto descriptor {want}")));
+                    unsafe { libc::_exit(127) };
+                }
+            }
+            drop(placed);
             super::after_fork_child();
             super::current::become_child(&req.name, req.client_pid);
             let server_pid = unsafe { libc::getppid() };
@@ -429,6 +605,8 @@ pub fn serve(fd: RawFd) -> Result<Request> {
             }
             return Ok(req);
         }
+        // The child has its copies: the server keeps none.
+        drop(placed);
         let mut reply = pid.to_le_bytes().to_vec();
         reply.truncate(4);
         if send_with_fd(fd, &reply, status_client.as_raw_fd()).is_err() {
@@ -439,9 +617,88 @@ pub fn serve(fd: RawFd) -> Result<Request> {
     }
 }
 
+/// Checks the descriptors that arrived against the numbers the request wants, and moves each
+/// above the highest wanted number (close-on-exec still), so that in the child dup2 onto one
+/// wanted number never clobbers a descriptor still to be placed. The received ones are closed.
+fn place_above(wanted: &[RawFd], received: Vec<OwnedFd>, truncated: bool) -> Result<Vec<OwnedFd>> {
+    if truncated {
+        return Err(err!(Invalid, "more than {MAX_PASSED_FDS} descriptors came with a request: the kernel dropped some"));
+    }
+    if received.len() != wanted.len() {
+        return Err(err!(Invalid, "the request passes {} descriptors but {} arrived", wanted.len(), received.len()));
+    }
+    let floor = wanted.iter().max().map_or(0, |m| m + 1);
+    received
+        .iter()
+        .zip(wanted)
+        .map(|(fd, want)| {
+            // SAFETY: duplicates a descriptor we own; the result is ours.
+            let t = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+            if t < 0 {
+                return Err(Error::last_os(format!("cannot place descriptor {want} in the child (the server's descriptor limit?)")));
+            }
+            Ok(unsafe { OwnedFd::from_raw_fd(t) })
+        })
+        .collect()
+}
+
 fn reply_error(fd: RawFd, e: &Error) -> Result<()> {
     let mut b = e.kind().code().to_le_bytes().to_vec();
     b.extend((e.message().len() as u32).to_le_bytes());
     b.extend(e.message().as_bytes());
     write_all(fd, &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inode open at `fd`, if any (other tests run in parallel: compare identities, not counts).
+    fn inode(fd: RawFd) -> Option<u64> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_ino)
+    }
+
+    #[test]
+    fn descriptors_travel_with_a_frame_and_mismatches_are_refused() {
+        let (a, b) = socketpair().unwrap();
+        let (p, q) = socketpair().unwrap();
+        let opts = Options::default();
+        let frame = encode("e", b"xyz", "n", &opts, &[7, 3]);
+        send_with_fds(a.as_raw_fd(), &frame, &[p.as_raw_fd(), q.as_raw_fd()]).unwrap();
+        let mut got = Vec::new();
+        let mut len = [0u8; 4];
+        assert!(!recv_exact_fds(b.as_raw_fd(), &mut len, &mut got).unwrap());
+        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+        assert!(!recv_exact_fds(b.as_raw_fd(), &mut body, &mut got).unwrap());
+        assert_eq!(got.len(), 2);
+        let req = decode(&body).unwrap();
+        assert_eq!(req.opts.keep_fds, vec![7, 3]);
+        assert_eq!(req.arg, b"xyz");
+        // One descriptor too few: refused, and what arrived is closed with the vector.
+        let one: Vec<OwnedFd> = vec![got.pop().unwrap()];
+        let (n, ino) = (one[0].as_raw_fd(), inode(one[0].as_raw_fd()));
+        let e = place_above(&req.opts.keep_fds, one, false).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Invalid);
+        assert_ne!(inode(n), ino, "the received descriptor was closed");
+        assert!(place_above(&[3], got, true).is_err(), "cut off by the kernel");
+        // Placed above the highest wanted number, still close-on-exec.
+        let placed = place_above(&[40, 2], vec![p.try_clone().unwrap(), q.try_clone().unwrap()], false).unwrap();
+        for fd in &placed {
+            assert!(fd.as_raw_fd() > 40);
+            assert_eq!(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) } & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        }
+    }
+
+    #[test]
+    fn decode_refuses_bad_descriptor_lists() {
+        let opts = Options::default();
+        for wanted in [&[3, 3][..], &[-1][..]] {
+            let frame = encode("e", b"", "n", &opts, wanted);
+            assert_eq!(decode(&frame[4..]).err().unwrap().kind(), crate::ErrorKind::Corrupt, "{wanted:?}");
+        }
+        let mut frame = encode("e", b"", "n", &opts, &[]);
+        frame.push(0);
+        assert!(decode(&frame[4..]).is_err(), "a stray byte");
+    }
 }

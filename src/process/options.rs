@@ -20,8 +20,9 @@ pub enum Stdio {
 }
 
 /// Options for any start method. Fields that a method cannot honour are documented there:
-/// `env`, `keep_fds` and `cwd` apply to exec-based starts (spawn, entry by spawn); a forked
-/// child inherits the parent's environment and every descriptor, as with `fork()`.
+/// `env` and `cwd` apply to exec-based starts (spawn, entry by spawn); `keep_fds` to spawn and
+/// the fork server (which receives them with the request); a forked child inherits the
+/// parent's environment and every descriptor, as with `fork()`.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// The child's name (what `current::name()` returns in it). Default "Process-<n>".
@@ -36,8 +37,9 @@ pub struct Options {
     pub env_set: Vec<(OsString, OsString)>,
     /// Variables to remove from the inherited environment.
     pub env_remove: Vec<OsString>,
-    /// Descriptors the child keeps at the same numbers; every other descriptor above 2 is
-    /// closed at exec.
+    /// Descriptors the child keeps at the same numbers. Spawn: every other descriptor above 2
+    /// is closed at exec. Fork server: they travel with the request (at most 253) and are put
+    /// at these numbers in the child, replacing whatever the server had open there.
     pub keep_fds: Vec<RawFd>,
     pub stdin: Stdio,
     pub stdout: Stdio,

@@ -1,6 +1,7 @@
 /* Processes from C: spawn, fork with a callback, entry points by fork/spawn/forkserver, exit
  * codes, join timeouts, signals, sentinels, daemons, identity and bad input. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,6 +53,24 @@ static int entry_sleep(const uint8_t *arg, size_t len, void *user) {
     (void)user;
     sleep(30);
     return 0;
+}
+
+/* arg "IN OUT": reads one byte from descriptor IN, writes it plus one to OUT. Both must be kept
+ * at those numbers and not close-on-exec. */
+static int entry_relay(const uint8_t *arg, size_t len, void *user) {
+    (void)user;
+    char text[32];
+    int in = -1, out = -1;
+    if (len >= sizeof text) return 2;
+    memcpy(text, arg, len);
+    text[len] = 0;
+    if (sscanf(text, "%d %d", &in, &out) != 2) return 2;
+    if (fcntl(in, F_GETFD) != 0 || fcntl(out, F_GETFD) != 0) return 3;
+    struct pollfd pf = {.fd = in, .events = POLLIN};
+    unsigned char c = 0;
+    if (poll(&pf, 1, 20000) != 1 || read(in, &c, 1) != 1) return 4;
+    c++;
+    return write(out, &c, 1) == 1 ? 0 : 5;
 }
 
 static int child_fn(void *user) { return *(int *)user + 1; }
@@ -168,6 +187,51 @@ static void test_entries(void) {
     }
 }
 
+static void test_forkserver_keep_fd(void) {
+    /* Two pipe ends at high numbers travel to a fork-server child and work there. */
+    int to_child[2], from_child[2];
+    CHECK(pipe2(to_child, O_CLOEXEC) == 0 && pipe2(from_child, O_CLOEXEC) == 0);
+    int in = fcntl(to_child[0], F_DUPFD_CLOEXEC, 200), out = fcntl(from_child[1], F_DUPFD_CLOEXEC, 300);
+    CHECK(in >= 200 && out >= 300);
+    mpx_proc_opts *o = NULL;
+    mpx_proc_opts_new(&o);
+    CHECK(mpx_proc_opts_keep_fd(o, in) == MPX_OK && mpx_proc_opts_keep_fd(o, out) == MPX_OK);
+    char arg[32];
+    int n = snprintf(arg, sizeof arg, "%d %d", in, out);
+    mpx_process *p = NULL;
+    int code = -1;
+    CHECK(mpx_start(MPX_START_FORKSERVER, "relay", (const uint8_t *)arg, (size_t)n, o, &p) == MPX_OK);
+    unsigned char c = 41;
+    CHECK(write(to_child[1], &c, 1) == 1);
+    struct pollfd pf = {.fd = from_child[0], .events = POLLIN};
+    CHECK(poll(&pf, 1, 20000) == 1 && read(from_child[0], &c, 1) == 1 && c == 42);
+    CHECK(p && mpx_process_join(p, 20 * SECOND, &code) == MPX_OK && code == 0);
+    mpx_process_close(p);
+    mpx_proc_opts_free(o);
+    /* More than one request carries: a clear MPX_E_INVALID, and the server serves on. */
+    mpx_proc_opts_new(&o);
+    int dups[254];
+    for (int i = 0; i < 254; i++) {
+        dups[i] = fcntl(in, F_DUPFD_CLOEXEC, 3);
+        mpx_proc_opts_keep_fd(o, dups[i]);
+    }
+    p = NULL;
+    CHECK(mpx_start(MPX_START_FORKSERVER, "relay", (const uint8_t *)arg, (size_t)n, o, &p) == MPX_E_INVALID);
+    CHECK(strstr(mpx_last_error(), "at most 253") != NULL);
+    CHECK(p == NULL);
+    for (int i = 0; i < 254; i++) close(dups[i]);
+    mpx_proc_opts_free(o);
+    CHECK(mpx_start(MPX_START_FORKSERVER, "len", (const uint8_t *)"ab", 2, NULL, &p) == MPX_OK);
+    CHECK(mpx_process_join(p, 20 * SECOND, &code) == MPX_OK && code == 2);
+    mpx_process_close(p);
+    close(in);
+    close(out);
+    close(to_child[0]);
+    close(to_child[1]);
+    close(from_child[0]);
+    close(from_child[1]);
+}
+
 static void test_daemon(void) {
     /* A middle process starts a daemon child and a normal child, then is SIGKILLed: the daemon
      * must die, checked from here; the normal child survives. */
@@ -246,6 +310,7 @@ int main(int argc, char **argv) {
     mpx_entry_register("sum", entry_sum, &hundred);
     mpx_entry_register("name", entry_name, NULL);
     mpx_entry_register("sleep", entry_sleep, NULL);
+    mpx_entry_register("relay", entry_relay, NULL);
     if (mpx_init(argc, (const char *const *)argv) != MPX_OK) {
         fprintf(stderr, "mpx_init: %s\n", mpx_last_error());
         return 1;
@@ -258,6 +323,7 @@ int main(int argc, char **argv) {
     test_spawn();
     test_fork();
     test_entries();
+    test_forkserver_keep_fd();
     test_daemon();
     test_bad_input();
     printf("test_process: %d passed, %d failed\n", passed, failed);

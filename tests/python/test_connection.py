@@ -879,7 +879,7 @@ def test_the_standard_library_receives_our_descriptors():
         os.close(w_fd)
 
 
-@pytest.mark.parametrize("kind", ["mpx-spawn", "mp-spawn", "mp-forkserver"])
+@pytest.mark.parametrize("kind", ["mpx-spawn", "mpx-forkserver", "mp-spawn", "mp-forkserver"])
 def test_connection_passed_to_a_child_at_start(kind, children):
     # child_respond gets the Connection pickled: its descriptor is handed over at start.
     a, b = mpx.Pipe()
@@ -892,12 +892,37 @@ def test_connection_passed_to_a_child_at_start(kind, children):
         finish(p)
 
 
-def test_mpx_forkserver_refuses_connections_clearly():
+def child_conn_and_socket(conn, sock):
+    """Echoes one message from each, changed: the Connection's doubled, the socket's upper-cased."""
+    sock.settimeout(TIMEOUT)
+    if not conn.poll(TIMEOUT):
+        sys.exit(9)
+    conn.send(conn.recv() * 2)
+    data = sock.recv(100)
+    sock.sendall(data.upper())
+    conn.close()
+    sock.close()
+
+
+def test_mpx_forkserver_passes_connections_and_sockets(children):
+    # The descriptors travel with the fork-server request and keep their numbers in the child.
     a, b = mpx.Pipe()
-    with a, b:
-        p = mpx.get_context("forkserver").Process(target=child_respond, args=(b, 1))
-        with pytest.raises(ValueError, match="cannot pass descriptors"):
-            p.start()
+    s1, s2 = socket.socketpair()
+    with a, s1:
+        p = children("mpx-forkserver", child_conn_and_socket, b, s2)
+        b.close()
+        s2.close()
+        a.send(["hi", 1])
+        assert a.poll(TIMEOUT) and a.recv() == ["hi", 1, "hi", 1]
+        s1.settimeout(TIMEOUT)
+        s1.sendall(b"through a socket")
+        assert s1.recv(100) == b"THROUGH A SOCKET"
+        finish(p)
+        # Only the child held the other ends: they closed with it.
+        assert a.poll(TIMEOUT)
+        with pytest.raises(EOFError):
+            a.recv()
+        assert s1.recv(100) == b""
 
 
 def test_connection_sent_through_a_connection(children):

@@ -9,7 +9,10 @@ Client (the parent): the first start sets the server's program once per process 
 then every start is ``mpx_start(MPX_START_FORKSERVER, "python", payload, opts)``: the library
 starts the server on first use (one per client process; it exits when the client goes away),
 sends it the request, and returns a handle whose sentinel is the child's status socket. The
-payload is the one spawn uses (mpx._spawn.pickle_process); descriptors cannot travel with it.
+payload is the one spawn uses (mpx._spawn.pickle_process); the descriptors that pickled objects
+hand over (multiprocessing.reduction.DupFd: Connections, sockets, the standard library's
+Queue) are kept with mpx_proc_opts_keep_fd, travel with the request (SCM_RIGHTS) and appear in
+the child at the same numbers, as with spawn.
 
 Server: :func:`main` preloads what the standard library's fork server preloads (the parent's
 ``__main__`` by path, with its sys.path, plus the modules named by set_forkserver_preload) and
@@ -79,11 +82,13 @@ def launch(process_obj):
     from ._spawn import pickle_process
     from .process import MPX_START_FORKSERVER, _Handle, _Options, _c_name
 
-    payload, _ = pickle_process(process_obj, pass_fds=False)
+    payload, fds = pickle_process(process_obj)
     _ensure_program()
     with _Options() as o:
         check(lib.mpx_proc_opts_set_name(o.ptr, _c_name(process_obj._name)))
         check(lib.mpx_proc_opts_set_daemon(o.ptr, bool(process_obj.daemon)))
+        for fd in fds:
+            check(lib.mpx_proc_opts_keep_fd(o.ptr, fd))
         ptr = process_p()
         check(lib.mpx_start(MPX_START_FORKSERVER, b"python", payload, len(payload), o.ptr, byref(ptr)))
     return _Handle(ptr, own_child=False)

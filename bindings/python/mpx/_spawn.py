@@ -14,7 +14,8 @@ so the ``if __name__ == "__main__"`` guard rules are exactly Python's; done here
 importing multiprocessing.spawn for a main script file, by ``prepare()`` itself otherwise),
 unpickles the process object, runs it and exits with its exit code.
 
-The fork server (mpx._forkserver) sends the same payload as the argument bytes of its request.
+The fork server (mpx._forkserver) sends the same payload as the argument bytes of its request,
+and the same descriptors with it.
 """
 
 import io
@@ -31,7 +32,7 @@ _PREWRITE_MAX = 1 << 20
 
 
 class _DupFd:
-    """A descriptor passed to a spawned child at the same number (see _SpawningPopen)."""
+    """A descriptor passed to a child at the same number (see _SpawningPopen)."""
 
     def __init__(self, fd):
         self.fd = fd
@@ -43,21 +44,19 @@ class _DupFd:
 class _SpawningPopen:
     """Stands in for the standard library's Popen while a process object is pickled
     (multiprocessing.context.set_spawning_popen), which is what its AuthenticationString,
-    Connection, Queue and Lock need to allow pickling for a child."""
+    Connection, Queue and Lock need to allow pickling for a child. Descriptors that pickled
+    objects hand over (``multiprocessing.reduction.DupFd``) are collected in ``fds``; the
+    start keeps each at the same number in the child (mpx_proc_opts_keep_fd: spawn keeps them
+    across exec, the fork server receives them with the request)."""
 
     DupFd = _DupFd
 
-    def __init__(self, pass_fds):
-        self.pass_fds = pass_fds
+    def __init__(self):
         self.fds = []
 
     def duplicate_for_child(self, fd):
-        if not self.pass_fds:
-            raise ValueError(
-                "the mpx forkserver start method cannot pass descriptors to a child; "
-                "use 'spawn' or 'fork' for objects that hold descriptors"
-            )
-        self.fds.append(fd)
+        if fd not in self.fds:
+            self.fds.append(fd)
         return fd
 
 
@@ -75,7 +74,7 @@ def _preparation_data(name):
     return data
 
 
-def pickle_process(process_obj, pass_fds):
+def pickle_process(process_obj):
     """The payload for a child: preparation data, then the process object. Returns
     ``(bytes, fds)``; ``fds`` are descriptors that pickled objects need kept in the child.
     Raises what pickling raises (an unpicklable target fails here, in the parent)."""
@@ -85,7 +84,7 @@ def pickle_process(process_obj, pass_fds):
     from . import context
 
     extra = {"start_method": context._default_context.get_start_method(allow_none=True)}
-    popen = _SpawningPopen(pass_fds)
+    popen = _SpawningPopen()
     buf = io.BytesIO()
     std_context.set_spawning_popen(popen)
     try:
@@ -109,7 +108,7 @@ def launch(process_obj):
     """Starts ``process_obj`` in a new interpreter; returns its handle."""
     from .process import _Handle, _Options, _c_name
 
-    payload, fds = pickle_process(process_obj, pass_fds=True)
+    payload, fds = pickle_process(process_obj)
     rest = memoryview(payload)
     r, w = os.pipe()
     try:

@@ -26,12 +26,11 @@ mpx's additions:
   with ``mpx.spawn_executable(..., pass_fds=[fd])`` in any language.
 
 Passing connections to other processes: a forked child (mpx or multiprocessing 'fork')
-inherits them. For 'spawn' children (mpx's and the standard library's) and the standard
-library's 'forkserver', a Connection pickles as the standard library's does: its descriptor
+inherits them. For 'spawn' and 'forkserver' children (mpx's and the standard library's),
+a Connection pickles as the standard library's does: its descriptor
 is handed to the child at start (``multiprocessing.reduction.DupFd``), and sent through a
 queue or pipe outside a start it travels through the standard library's resource sharer.
-mpx's own 'forkserver' cannot pass descriptors and says so (ValueError) at start. Pickle a
-connection before receiving on it: bytes it has already read ahead stay in this process.
+Pickle a connection before receiving on it: bytes it has already read ahead stay in this process.
 
 Blocking calls release the GIL. Receiving, polling and accepting without a timeout wait in
 slices of 0.1 s, so Ctrl-C (KeyboardInterrupt) and other signal handlers run while they wait.
