@@ -140,6 +140,7 @@ fn unlink_on_last_close_creator_closes_first() {
         drop(s);
         child_end.try_send(2)
     });
+    let _quiet = no_fork(); // no other test's fork may share our objects from here on
     parent.expect(1);
     drop(shm);
     assert!(exists(&name), "the name must stay while the child still has the object open");
@@ -162,6 +163,7 @@ fn unlink_on_last_close_child_closes_first() {
         drop(s);
         Ok(())
     });
+    let _quiet = no_fork(); // no other test's fork may share our objects from here on
     child.join_ok();
     assert!(exists(&name), "the creator still has it open");
     drop(shm);
@@ -182,6 +184,7 @@ fn unlink_on_last_close_given_at_open_applies_from_that_handle() {
         drop(s);
         child_end.try_send(2)
     });
+    let _quiet = no_fork(); // no other test's fork may share our objects from here on
     parent.expect(1);
     drop(shm); // the creator's handle has no flag: nothing happens
     assert!(exists(&name));
@@ -247,6 +250,7 @@ fn unlink_on_last_close_is_race_free() {
     }
     let n = name.clone();
     let mut child = fork(&[], move || round(&n, 300));
+    let _quiet = no_fork(); // no other test's fork may share our objects from here on
     round(&name, 300).unwrap();
     child.join_ok();
     assert!(!exists(&name), "after the last close the name must be gone");

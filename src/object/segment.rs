@@ -520,7 +520,11 @@ impl Drop for Segment {
             if let Ok(probe) = open_path(&path, libc::O_RDONLY, 0) {
                 let fd = probe.as_raw_fd();
                 let same = fstat(fd).ok().map(|st| (st.st_dev, st.st_ino)) == ino && ino.is_some();
-                if same && unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                // Check the name again once the lock is ours: another last user may have removed
+                // this file and a creator made a new one under the name since the probe opened
+                // it (unlocked, the old file would pass), and that one must stay. While we hold
+                // the lock, no other last-close can remove the file we checked.
+                if same && unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 && path_is_fd(&path, fd) {
                     let _ = std::fs::remove_file(&path);
                 }
             }

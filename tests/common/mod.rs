@@ -212,15 +212,37 @@ pub fn fork_keeping_mappings(keep: &[RawFd], names: &[&str], f: impl FnOnce() ->
     fork_impl(keep, names, f)
 }
 
+/// Held while a forked child still has the parent's descriptors and mappings (from fork() until
+/// it has dropped them), and by [`no_fork`]. In that window the child shares every open object
+/// of every test thread, so a last close elsewhere would find the object still in use.
+static FORK_WINDOW: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// For tests whose outcome depends on who holds an object (unlink on last close): while the
+/// guard lives, no other test thread of this binary is inside a fork's inheritance window.
+/// Take it after this test's own forks (fork() takes it too).
+pub fn no_fork() -> std::sync::MutexGuard<'static, ()> {
+    FORK_WINDOW.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn fork_impl(keep: &[RawFd], keep_mapped: &[&str], f: impl FnOnce() -> Result<(), String>) -> Child {
+    let _window = no_fork();
+    let mut ends = [0 as RawFd; 2];
+    assert_eq!(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) }, 0, "pipe2");
+    // SAFETY: both ends were just made and are owned here.
+    let (clean_r, clean_w) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
     // SAFETY: the child only runs `f` and _exits; glibc keeps malloc usable after fork.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
     if pid == 0 {
         // Behave like an independent process: no inherited handles or mappings, but for those
-        // the test asks to keep.
-        close_all_except(keep);
+        // the test asks to keep. Then tell the parent the inheritance window is over.
+        let mut keep_all = keep.to_vec();
+        keep_all.push(clean_w.as_raw_fd());
+        close_all_except(&keep_all);
         unmap_inherited_segments(keep_mapped);
+        unsafe { libc::write(clean_w.as_raw_fd(), b"c".as_ptr().cast(), 1) };
+        drop(clean_w);
+        std::mem::forget(clean_r); // already closed by close_all_except
         let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
             Ok(Ok(())) => 0,
             Ok(Err(msg)) => {
@@ -232,6 +254,10 @@ fn fork_impl(keep: &[RawFd], keep_mapped: &[&str], f: impl FnOnce() -> Result<()
         };
         unsafe { libc::_exit(code) };
     }
+    drop(clean_w);
+    // Bounded: a child that dies before writing closes the pipe (read returns 0).
+    let mut pfd = libc::pollfd { fd: clean_r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as libc::c_int) };
     Child { pid, done: false }
 }
 
