@@ -933,3 +933,163 @@ def test_use_after_exit_cleanup_is_an_error_not_a_crash(run_py):
     lines = r.stdout.splitlines()
     assert lines[0].startswith("error:") and "closed" in lines[0]
     assert lines[1] == "exists: False"
+
+
+#
+# The hot methods (acquire, release, __enter__, __exit__): C methods with the accelerator,
+# Python ones without (the suite runs both ways: MPX_NO_SPEEDUPS=1). Both must behave alike.
+#
+
+
+def _lock_kinds():
+    """(name, make, hold, free): objects with acquire/release/context manager; ``hold(obj)``
+    makes the object unavailable to this thread for a while, ``free()`` undoes it."""
+
+    def held_by_thread(obj):
+        got, stop = threading.Event(), threading.Event()
+
+        def body():
+            with obj:
+                got.set()
+                stop.wait(TIMEOUT)
+
+        th = threading.Thread(target=body)
+        th.start()
+        assert got.wait(TIMEOUT)
+
+        def free():
+            stop.set()
+            th.join(TIMEOUT)
+
+        return free
+
+    def lock_held(obj):
+        assert obj.acquire(False)
+        return obj.release
+
+    def sem_empty(obj):
+        assert obj.acquire(False)
+        return obj.release
+
+    return [
+        ("Lock", mpx.Lock, lock_held),
+        ("RLock", mpx.RLock, held_by_thread),
+        ("Semaphore", lambda: mpx.Semaphore(1), sem_empty),
+        ("undo Semaphore", lambda: mpx.Semaphore(1, undo=True), sem_empty),
+        ("BoundedSemaphore", lambda: mpx.BoundedSemaphore(1), sem_empty),
+        ("Value lock", lambda: mpx.Value("i", 0).get_lock(), held_by_thread),
+    ]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", _lock_kinds(), ids=lambda k: k[0])
+def test_waits_without_limit_let_signal_handlers_run(kind):
+    """A wait without limit runs in slices: a signal handler runs during it, and an exception it
+    raises ends the wait (Ctrl-C), for acquire(), acquire(True) and `with`."""
+    _, make, hold = kind
+    obj = make()
+    free = hold(obj)
+    old = signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(_Interrupted()))
+    try:
+        for use in (lambda o: o.acquire(), lambda o: o.acquire(True), lambda o: o.__enter__()):
+            t = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            with pytest.raises(_Interrupted):
+                use(obj)
+            assert time.monotonic() - t < 5, "the handler ran within a slice or two"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        free()
+    # Nothing was taken by the interrupted waits: one acquisition, one release, then free again.
+    assert obj.acquire(timeout=TIMEOUT) is True
+    obj.release()
+    assert obj.acquire(False) is True
+    obj.release()
+
+
+@pytest.mark.parametrize("kind", _lock_kinds(), ids=lambda k: k[0])
+def test_hot_methods_semantics(kind):
+    name, make, hold = kind
+    obj = make()
+    assert obj.acquire() is True
+    obj.release()
+    assert obj.acquire(True) is True
+    obj.__exit__(None, None, None)
+    with obj as got:
+        assert got is True
+    assert obj.acquire(False) is True and obj.release() is None
+    assert obj.acquire(block=False) is True
+    obj.release()
+    assert obj.acquire(True, None) is True  # positional timeout: the general path
+    obj.release()
+    free = hold(obj)
+    try:
+        assert obj.acquire(False) is False
+        assert obj.acquire(block=False) is False
+        t = time.monotonic()
+        assert obj.acquire(timeout=0.05) is False
+        assert time.monotonic() - t >= 0.045
+        assert obj.acquire(True, 0.01) is False
+    finally:
+        free()
+    # __exit__ never swallows the exception of the block.
+    with pytest.raises(KeyError):
+        with obj:
+            raise KeyError("x")
+    assert obj.acquire(False) is True
+    obj.release()
+    with pytest.raises(TypeError):
+        obj.acquire(True, None, 3)
+    with pytest.raises(TypeError):
+        obj.acquire(bogus=1)
+
+
+def test_release_errors_from_every_path():
+    lock, r, b = mpx.Lock(), mpx.RLock(), mpx.BoundedSemaphore(1)
+    for use in (lambda o: o.release(), lambda o: o.__exit__(None, None, None)):
+        with pytest.raises(ValueError, match="released too many times"):
+            use(lock)
+        with pytest.raises(ValueError, match="released too many times"):
+            use(b)
+        with pytest.raises(mpx.NotOwnedError):
+            use(r)
+        with pytest.raises(mpx.NotOwnedError):
+            use(mpx.Value("i", 0).get_lock())
+
+
+def test_owner_died_warning_points_at_the_caller():
+    """The warning's location is the line that acquired, whichever path (C or Python) took it,
+    so Python's once-per-location filter works as for any warning."""
+    lock = mpx.Lock()
+    v = mpx.Value("i", 0)
+    uses = [
+        (lock, lambda: lock.acquire()),
+        (lock, lambda: lock.acquire(True)),
+        (lock, lambda: lock.acquire(timeout=TIMEOUT)),
+        (lock, lambda: lock.acquire(False)),
+        (lock, lambda: lock.__enter__()),
+        (v.get_lock(), lambda: v.get_lock().acquire()),
+        (v.get_lock(), lambda: v.get_lock().acquire(timeout=TIMEOUT)),
+    ]
+    for obj, use in uses:
+        assert join_all(start("fork", child_hold_and_exit, obj)) == [0]
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            assert use() is True
+        assert [w.category for w in rec] == [mpx.OwnerDiedWarning]
+        # The lambda's line: the acquiring call itself, not one of its callers.
+        assert (rec[0].filename, rec[0].lineno) == (__file__, use.__code__.co_firstlineno)
+        obj.release()
+
+
+def test_hot_methods_come_from_the_accelerator_when_it_is_on():
+    on = synchronize._LockCore is not None
+    assert on == (synchronize._SPEEDUPS and not os.environ.get("MPX_NO_SPEEDUPS"))
+    for obj in (mpx.Lock(), mpx.RLock(), mpx.Semaphore(), mpx.BoundedSemaphore(), mpx.Value("i").get_lock()):
+        for meth in ("acquire", "release", "__enter__", "__exit__"):
+            is_c = type(getattr(type(obj), meth)).__name__ == "method_descriptor"
+            assert is_c == on, (type(obj).__name__, meth)

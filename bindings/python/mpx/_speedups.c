@@ -11,7 +11,10 @@
  * int .value such as ctypes.c_void_p), q int64 (int, or .value), b read-only buffer passed as
  * (pointer, length), w writable buffer passed as (pointer, capacity), o writable buffer whose
  * address alone is passed (an out-parameter such as a ctypes.c_size_t). Every function returns
- * int32 (an mpx_status). A call whose q argument (a timeout) is non-zero releases the GIL. */
+ * int32 (an mpx_status). A call whose q argument (a timeout) is non-zero releases the GIL.
+ *
+ * LockCore (below) is the C base class of the lock-like Python classes: their acquire, release,
+ * __enter__ and __exit__ as C methods over two such functions. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
@@ -173,6 +176,217 @@ static PyTypeObject FastCallType = {
     .tp_doc = "A libmpx function bound to a fixed signature (see the module's documentation).",
 };
 
+/* LockCore: the hot methods of a lock-like object (mpx.Lock, RLock, Semaphore, a Value's lock)
+ * at C level, as multiprocessing's SemLock has them. A Python call of a C method costs a fraction
+ * of a Python method's frame, and in `with lock:` the frames run while the lock is held, so they
+ * lengthen every critical section. The base class of the Python types when the accelerator is
+ * present; it holds the handle's address (the `_a` attribute, None once closed) and the two C
+ * functions bound by `_bind`. Only the outcomes that need nothing else are handled here (acquired,
+ * released, a failed try); any other status goes to the Python class's methods, which hold the
+ * logic (waiting on in slices, owner-died warnings, errors):
+ *   self._acquired_slow(status)  after a first wait that did not return MPX_OK (a timeout means
+ *                                "go on waiting without limit"); returns True or raises
+ *   self._release_failed(status) after a release that did not return MPX_OK; raises
+ *   self._acquire_py(*args, **kw) acquire() with a timeout (the whole call, in Python). */
+
+#define STATUS_OK 0
+#define STATUS_TIMEOUT (-4) /* MPX_E_TIMEOUT (mpx.h); the tests check it against the library's */
+
+typedef struct {
+    PyObject_HEAD
+    void *h;
+    f_pq acquire;
+    f_p release;
+    int64_t slice_ns;
+    int64_t first_ns;
+    int release_blocking;
+} LockCore;
+
+static PyObject *s_acquired_slow, *s_release_failed, *s_acquire_py;
+
+static int core_bound(LockCore *self) {
+    if (self->acquire == NULL || self->release == NULL) {
+        PyErr_SetString(PyExc_TypeError, "lock object is not initialised (_bind was not called)");
+        return 0;
+    }
+    return 1;
+}
+
+/* Acquires in two calls at most: a first one with the spin timeout keeping the GIL, then, if it
+ * timed out, one of a slice without the GIL. Any other outcome is the Python class's. */
+static PyObject *core_wait(LockCore *self) {
+    int32_t st = STATUS_TIMEOUT;
+    void *h = self->h;
+    f_pq fn = self->acquire;
+    if (self->first_ns >= 0) {
+        /* Keeps the GIL: a free lock is one CAS, and a held one is tried (0) or spun on briefly
+         * (the library spins before it sleeps whatever the timeout) without sleeping, so a
+         * handoff between processes pays no GIL release and re-acquisition inside the critical
+         * section. */
+        st = fn(h, self->first_ns);
+    }
+    if (st == STATUS_TIMEOUT) {
+        int64_t t = self->slice_ns;
+        Py_BEGIN_ALLOW_THREADS st = fn(h, t);
+        Py_END_ALLOW_THREADS
+    }
+    if (st == STATUS_OK) Py_RETURN_TRUE;
+    PyObject *code = PyLong_FromLong(st);
+    if (code == NULL) return NULL;
+    PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, s_acquired_slow, code);
+    Py_DECREF(code);
+    return r;
+}
+
+static PyObject *core_enter(PyObject *self_, PyObject *unused) {
+    (void)unused;
+    LockCore *self = (LockCore *)self_;
+    if (!core_bound(self)) return NULL;
+    return core_wait(self);
+}
+
+static PyObject *core_release_impl(LockCore *self) {
+    if (!core_bound(self)) return NULL;
+    int32_t st;
+    if (self->release_blocking) {
+        void *h = self->h;
+        f_p fn = self->release;
+        Py_BEGIN_ALLOW_THREADS st = fn(h);
+        Py_END_ALLOW_THREADS
+    } else {
+        st = self->release(self->h);
+    }
+    if (st == STATUS_OK) Py_RETURN_NONE;
+    PyObject *code = PyLong_FromLong(st);
+    if (code == NULL) return NULL;
+    PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, s_release_failed, code);
+    Py_DECREF(code);
+    if (r == NULL) return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE; /* never a true value: __exit__ must not swallow the exception */
+}
+
+static PyObject *core_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)args;
+    (void)nargs;
+    return core_release_impl((LockCore *)self);
+}
+
+static PyObject *core_release(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return core_release_impl((LockCore *)self);
+}
+
+/* acquire(block=True, timeout=None): acquire() and acquire(True) wait in C like __enter__;
+ * acquire(False) tries once; any other call (a timeout, keywords) is the Python method's. */
+static PyObject *core_acquire(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    LockCore *self = (LockCore *)self_;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (!core_bound(self)) return NULL;
+    if (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0) {
+        if (n == 0 || (n == 1 && args[0] == Py_True)) return core_wait(self);
+        if (n == 1 && args[0] == Py_False) {
+            int32_t st = self->acquire(self->h, 0); /* never blocks: keep the GIL */
+            if (st == STATUS_OK) Py_RETURN_TRUE;
+            if (st == STATUS_TIMEOUT) Py_RETURN_FALSE;
+            PyObject *code = PyLong_FromLong(st);
+            if (code == NULL) return NULL;
+            PyObject *r = PyObject_CallMethodOneArg(self_, s_acquired_slow, code);
+            Py_DECREF(code);
+            return r;
+        }
+    }
+    PyObject *meth = PyObject_GetAttr(self_, s_acquire_py);
+    if (meth == NULL) return NULL;
+    PyObject *r = PyObject_Vectorcall(meth, args, nargsf, kwnames);
+    Py_DECREF(meth);
+    return r;
+}
+
+static int fastcall_check(PyObject *o, enum sig sig, const char *what);
+
+/* _bind(acquire, release, slice_ns, first_ns, release_blocking): acquire is a FastCall of
+ * signature "pq", release one of signature "p" (from mpx._lib.fast); slice_ns the wait without
+ * the GIL; first_ns >= 0 the timeout of a first call that keeps it (-1: none; it must be short:
+ * the library spins, never sleeps, for a timeout of a few ns); release_blocking whether a release
+ * may wait (then it runs without the GIL). */
+static PyObject *core_bind(PyObject *self_, PyObject *args) {
+    LockCore *self = (LockCore *)self_;
+    PyObject *acq, *rel;
+    long long slice, first;
+    int blocking;
+    if (!PyArg_ParseTuple(args, "OOLLp", &acq, &rel, &slice, &first, &blocking)) return NULL;
+    if (fastcall_check(acq, SIG_PQ, "acquire") < 0 || fastcall_check(rel, SIG_P, "release") < 0) return NULL;
+    if (slice <= 0 || first < -1 || first > 1000) {
+        PyErr_SetString(PyExc_ValueError, "_bind: the slice must be > 0 ns and the first wait -1..1000 ns");
+        return NULL;
+    }
+    self->first_ns = first;
+    self->acquire = (f_pq)((FastCall *)acq)->fn;
+    self->release = (f_p)((FastCall *)rel)->fn;
+    self->slice_ns = slice;
+    self->release_blocking = blocking;
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_get_a(PyObject *self, void *closure) {
+    (void)closure;
+    void *h = ((LockCore *)self)->h;
+    if (h == NULL) Py_RETURN_NONE;
+    return PyLong_FromVoidPtr(h);
+}
+
+static int core_set_a(PyObject *self, PyObject *value, void *closure) {
+    (void)closure;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete _a");
+        return -1;
+    }
+    if (value != Py_None && !PyLong_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "_a must be an int address or None");
+        return -1;
+    }
+    void *h;
+    if (as_pointer(value, &h) < 0) return -1;
+    ((LockCore *)self)->h = h;
+    return 0;
+}
+
+static PyGetSetDef CORE_GETSET[] = {
+    {"_a", core_get_a, core_set_a, "The handle's address (None once closed).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef CORE_METHODS[] = {
+    {"acquire", (PyCFunction)(void (*)(void))core_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "acquire($self, /, block=True, timeout=None)\n--\n\n"
+     "True, or False if timeout seconds ran out (block=False: try once)."},
+    {"release", core_release, METH_NOARGS,
+     "release($self, /)\n--\n\nReleases (see the class's documentation for the errors)."},
+    {"__enter__", core_enter, METH_NOARGS, "__enter__($self, /)\n--\n\nAcquires, waiting without limit; returns True."},
+    {"__exit__", (PyCFunction)(void (*)(void))core_exit, METH_FASTCALL, "__exit__($self, /, *exc)\n--\n\nReleases."},
+    {"_bind", core_bind, METH_VARARGS, "_bind(acquire, release, slice_ns, first_ns, release_blocking)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LockCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mpx._speedups.LockCore",
+    .tp_basicsize = sizeof(LockCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_methods = CORE_METHODS,
+    .tp_getset = CORE_GETSET,
+    .tp_doc = "C-level acquire/release/__enter__/__exit__ for mpx's lock-like classes (see _speedups.c).",
+};
+
+static int fastcall_check(PyObject *o, enum sig sig, const char *what) {
+    if (!PyObject_TypeCheck(o, &FastCallType) || ((FastCall *)o)->sig != sig) {
+        PyErr_Format(PyExc_TypeError, "_bind: %s must be a fast call of signature %s", what, sig == SIG_P ? "p" : "pq");
+        return -1;
+    }
+    return 0;
+}
+
 /* bind(name, address, signature) -> callable */
 static PyObject *bind(PyObject *mod, PyObject *args) {
     (void)mod;
@@ -210,6 +424,17 @@ static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "mpx._speedups", "Fas
                                     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__speedups(void) {
-    if (PyType_Ready(&FastCallType) < 0) return NULL;
-    return PyModule_Create(&MODULE);
+    if (PyType_Ready(&FastCallType) < 0 || PyType_Ready(&LockCoreType) < 0) return NULL;
+    s_acquired_slow = PyUnicode_InternFromString("_acquired_slow");
+    s_release_failed = PyUnicode_InternFromString("_release_failed");
+    s_acquire_py = PyUnicode_InternFromString("_acquire_py");
+    if (s_acquired_slow == NULL || s_release_failed == NULL || s_acquire_py == NULL) return NULL;
+    PyObject *m = PyModule_Create(&MODULE);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "LockCore", (PyObject *)&LockCoreType) < 0 ||
+        PyModule_AddIntConstant(m, "MPX_E_TIMEOUT", STATUS_TIMEOUT) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

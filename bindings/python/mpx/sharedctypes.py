@@ -52,7 +52,16 @@ from ctypes import byref
 
 from . import errors
 from ._lib import MPX_F_UNLINK_ON_LAST_CLOSE, MPX_VALUE_LOCK, check, error, lib, name_arg, value_p
-from .synchronize import _T0, _TSLICE, NotOwnedError, _address, _fast, _sliced, _timeout_ns, _track, _warn_owner_died
+from .synchronize import (
+    NotOwnedError,
+    _Acquirable,
+    _address,
+    _core_bases,
+    _fast,
+    _HotMethods,
+    _LockCore,
+    _track,
+)
 
 __all__ = [
     "Array",
@@ -93,8 +102,6 @@ for _code, _t in typecode_to_type.items():
 del _code, _t
 
 _OK = errors.MPX_OK
-_TIMEOUT = errors.MPX_E_TIMEOUT
-_OWNER_DIED = errors.MPX_E_OWNER_DIED
 _STATE = errors.MPX_E_STATE
 
 
@@ -387,57 +394,31 @@ def _rebuild_value_lock(shared):
     return _ValueLock(shared)
 
 
-class _ValueLock:
+class _ValueLock(*_core_bases(_HotMethods, _Acquirable)):
     """The recursive lock embedded in a Value/Array segment, with RLock's API: what
-    ``get_lock()`` returns for ``lock=True``."""
+    ``get_lock()`` returns for ``lock=True``. acquire/release/__enter__/__exit__ come from the
+    accelerator's C base class (or, without it, from _HotMethods); the logic is _Acquirable's."""
 
-    __slots__ = ("_shared", "_a")
+    # With the accelerator the handle's address (_a) lives in the C base.
+    __slots__ = ("_shared",) if _LockCore is not None else ("_shared", "_a")
+
+    _acq = staticmethod(_value_acquire)
+    _try = staticmethod(_value_try)
+    _rel = staticmethod(_value_release)
 
     def __init__(self, shared):
         self._shared = shared
         self._a = shared._a
+        self._bind_hot()
 
-    def acquire(self, block=True, timeout=None):
-        if block and timeout is None:
-            st = _value_acquire(self._a, _TSLICE)
-            if st == _TIMEOUT:
-                st = _sliced(_value_acquire, self._a, -1)
-        else:
-            ns = _timeout_ns(block, timeout)
-            st = _value_try(self._a, _T0) if ns == 0 else _sliced(_value_acquire, self._a, ns)
-        if st == _OK:
-            return True
-        if st == _TIMEOUT:
-            return False
-        if st == _OWNER_DIED:
-            _warn_owner_died()
-            return True
+    def _check(self, st):
+        if st != _OK:
+            raise error(st)
+
+    def _release_failed(self, st):
+        if st == _STATE:
+            raise NotOwnedError("attempt to release recursive lock not owned by thread")
         raise error(st)
-
-    def release(self):
-        st = _value_release(self._a)
-        if st != _OK:
-            if st == _STATE:
-                raise NotOwnedError("attempt to release recursive lock not owned by thread")
-            raise error(st)
-
-    def __enter__(self):
-        st = _value_acquire(self._a, _TSLICE)
-        if st == _TIMEOUT:
-            st = _sliced(_value_acquire, self._a, -1)
-        if st != _OK:
-            if st == _OWNER_DIED:
-                _warn_owner_died()
-            else:
-                raise error(st)
-        return True
-
-    def __exit__(self, *exc):
-        st = _value_release(self._a)
-        if st != _OK:
-            if st == _STATE:
-                raise NotOwnedError("attempt to release recursive lock not owned by thread")
-            raise error(st)
 
     def __reduce__(self):
         return (_rebuild_value_lock, (self._shared,))
