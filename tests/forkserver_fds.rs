@@ -225,6 +225,14 @@ fn main() {
     close(ro);
     assert_eq!(got, b"to the pipe");
     assert_eq!(std::fs::read_to_string(&err_path).unwrap(), "err:to the pipe");
+    // "2>&1" after a redirection: stderr follows the redirected stdout, as spawn and fork do.
+    let both = dir.join("both.txt");
+    let opts = Options::new().stdout(Stdio::File { path: both.clone(), append: false }).stderr(Stdio::Fd(1));
+    let p = process::start(StartMethod::ForkServer, "print", b"x", &opts).unwrap();
+    assert_eq!(p.join(T).unwrap(), 0);
+    // (stdout is flushed at exit, stderr at once: the order is not fixed)
+    let text = std::fs::read_to_string(&both).unwrap();
+    assert!(text.contains("err:x") && text.replacen("err:x", "", 1) == "x", "stderr must follow stdout into the file: {text:?}");
     let e = process::start(StartMethod::ForkServer, "print", b"", &Options::new().stdout(Stdio::File { path: dir.join("no/such/dir"), append: false })).unwrap_err();
     assert!(e.message().contains("no/such/dir"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -150,6 +150,10 @@ fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<()> {
                 continue;
             }
             if n < 0 {
+                if crate::error::errno() == libc::EBADF && libc::fcntl(sock, libc::F_GETFD) >= 0 {
+                    // The socket is fine: a descriptor to pass was closed meanwhile.
+                    return Err(err!(Invalid, "forkserver: a descriptor to pass to the child is not open (closed during the start?)"));
+                }
                 return Err(Error::last_os("fork server: sendmsg"));
             }
             break n as usize;
@@ -407,6 +411,12 @@ fn passed_fds(opts: &Options) -> Result<Passed> {
         let target = target as RawFd;
         let fd = match s {
             Stdio::Inherit => continue,
+            // "2>&1": a stream redirected above is what a lower number refers to in the child
+            // (spawn and fork apply the redirections in order, in the child).
+            Stdio::Fd(fd) if (0..target).contains(fd) => match p.wanted.iter().position(|w| w == fd) {
+                Some(i) => p.fds[i],
+                None => *fd,
+            },
             Stdio::Fd(fd) => *fd,
             Stdio::Null => {
                 let f = std::fs::OpenOptions::new().read(target == 0).write(target != 0).open("/dev/null")?;
@@ -417,7 +427,11 @@ fn passed_fds(opts: &Options) -> Result<Passed> {
                 let f = if target == 0 {
                     std::fs::File::open(path)
                 } else {
-                    std::fs::OpenOptions::new().write(true).create(true).append(*append).truncate(!*append).open(path)
+                    {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    // The mode spawn creates files with.
+                    std::fs::OpenOptions::new().write(true).create(true).append(*append).truncate(!*append).mode(0o644).open(path)
+                }
                 };
                 let f = f.map_err(|e| Error::from(e).context(format!("forkserver: stdio file {}", path.display())))?;
                 p._opened.push(f.into());
@@ -471,6 +485,11 @@ pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process
             Ok((pid, Some(status))) if pid > 0 => {
                 return Ok(Process::new(pid, name, opts.daemon, Link::Served(status)));
             }
+            Ok((pid, None)) if pid > 0 => {
+                // The kernel dropped the status socket (this process is at its descriptor
+                // limit): the child runs, but cannot be joined from here.
+                return Err(err!(Os, "forkserver: child {pid} started, but its status socket could not be received (descriptor limit?)"));
+            }
             Ok((code, _)) => {
                 let mut len = [0u8; 4];
                 read_exact(sock, &mut len)?;
@@ -480,8 +499,10 @@ pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process
                 let kind = crate::ErrorKind::from_code(code).unwrap_or(crate::ErrorKind::Os);
                 return Err(Error::new(kind, format!("forkserver: {}", String::from_utf8_lossy(&msg))));
             }
-            // The server died: start a new one once.
-            Err(e) if attempt == 0 && matches!(e.kind(), crate::ErrorKind::Closed | crate::ErrorKind::Os) => {
+            // The server died: start a new one once. (Only a broken connection says so: any other
+            // error, e.g. from the descriptors being passed, must not drop a working server,
+            // which would take its running children's exit codes with it.)
+            Err(e) if attempt == 0 && server_gone(&e) => {
                 if let Some(old) = g.take() {
                     CLIENT_FD.store(-1, Ordering::Relaxed);
                     drop(old.sock);
@@ -494,6 +515,11 @@ pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process
         }
     }
     Err(err!(Os, "forkserver: the server keeps failing"))
+}
+
+/// Whether a failed exchange with the server means the server is gone (so a new one may start).
+fn server_gone(e: &Error) -> bool {
+    e.kind() == crate::ErrorKind::Closed || matches!(e.errno(), Some(libc::EPIPE | libc::ECONNRESET))
 }
 
 struct Served {
@@ -570,7 +596,14 @@ pub fn serve(fd: RawFd) -> Result<Request> {
                 continue;
             }
         };
-        let (status_client, status_server) = socketpair()?;
+        let (status_client, status_server) = match socketpair() {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of descriptors, say: refuse this request, keep serving the others.
+                reply_error(fd, &e)?;
+                continue;
+            }
+        };
         super::fork::flush_all();
         // SAFETY: the server is single-threaded; the child returns to run the request.
         let pid = unsafe { libc::fork() };
@@ -627,7 +660,10 @@ fn place_above(wanted: &[RawFd], received: Vec<OwnedFd>, truncated: bool) -> Res
     if received.len() != wanted.len() {
         return Err(err!(Invalid, "the request passes {} descriptors but {} arrived", wanted.len(), received.len()));
     }
-    let floor = wanted.iter().max().map_or(0, |m| m + 1);
+    let floor = match wanted.iter().max() {
+        None => 0,
+        Some(m) => m.checked_add(1).ok_or_else(|| err!(Invalid, "descriptor number {m} is out of range"))?,
+    };
     received
         .iter()
         .zip(wanted)

@@ -895,6 +895,10 @@ def test_connection_passed_to_a_child_at_start(kind, children):
 def child_conn_and_socket(conn, sock):
     """Echoes one message from each, changed: the Connection's doubled, the socket's upper-cased."""
     sock.settimeout(TIMEOUT)
+    # stdin is still /dev/null: a passed descriptor never lands on the server's stdin file.
+    dn, st = os.stat(os.devnull), os.fstat(sys.stdin.fileno())
+    if (st.st_dev, st.st_ino) != (dn.st_dev, dn.st_ino) or sys.stdin.read() != "":
+        sys.exit(8)
     if not conn.poll(TIMEOUT):
         sys.exit(9)
     conn.send(conn.recv() * 2)

@@ -142,8 +142,9 @@ def main():
     # A Ctrl-C in the terminal is for the client and the children, not the server.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _preload_modules(config)
-    # Children find /dev/null already in place as stdin (and skip opening their own).
-    process._open_devnull_stdin()
+    # Children find /dev/null already in place as stdin (and skip opening their own); at a high
+    # number, clear of the descriptors that requests place in the children.
+    process._open_devnull_stdin(high=True)
     process._close_stdin()
     process._flush_std_streams()
 

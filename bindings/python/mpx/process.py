@@ -548,10 +548,25 @@ def _std_after_fork(proc, util):
 _devnull_stdin = None
 
 
-def _open_devnull_stdin():
+def _open_devnull_stdin(high=False):
+    """``high``: at a high descriptor number (the fork server: a descriptor passed to a child
+    lands at its client-side number, which must not be the one this file has)."""
     global _devnull_stdin
     if _devnull_stdin is None:
         fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        if high:
+            import fcntl
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            floor = 1000 if soft == resource.RLIM_INFINITY else max(3, min(1000, soft - 16))
+            try:
+                moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+            except OSError:
+                moved = fd  # at the limit: keep the low number
+            if moved != fd:
+                os.close(fd)
+                fd = moved
         try:
             _devnull_stdin = open(fd, encoding="utf-8", closefd=True)
         except BaseException:
