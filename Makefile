@@ -67,7 +67,9 @@ venv: $(VENV)/.ready
 
 # The optional C accelerator for the Python binding's hot paths (mpx/_speedups.c). It calls
 # libmpx through function pointers that ctypes looked up, so it does not link libmpx itself.
-PYEXT := $(ROOT)/bindings/python/mpx/_speedups.so
+# Named with the interpreter's extension suffix (_speedups.cpython-311-...so), so that another
+# Python version running the same tree skips it (and uses ctypes) instead of loading it.
+PYEXT := $(ROOT)/bindings/python/mpx/_speedups$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null || echo .so)
 $(PYEXT): bindings/python/mpx/_speedups.c $(VENV)/.ready
 	$(CC) -O2 -g $(WARN) -fPIC -shared -fno-strict-aliasing \
 	  -I"$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" $< -o $@

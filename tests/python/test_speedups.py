@@ -25,7 +25,7 @@ def _accelerator_on(monkeypatch):
 
 def test_built_and_in_use():
     # make test builds it (make pyext); a missing build would silently test only ctypes.
-    assert _lib._speedups is not None, "mpx/_speedups.so was not built (make pyext)"
+    assert _lib._speedups is not None, "mpx/_speedups*.so was not built (make pyext)"
     assert _lib.fast("mpx_lock_release", "p") is not None
     # The package uses it unless told not to.
     assert (synchronize._LockCore is None) == DISABLED

@@ -18,6 +18,26 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+
+/* Older CPythons (the package supports 3.8+): the calls used below under their old names. */
+#if PY_VERSION_HEX < 0x03090000
+#define PyObject_CallMethodOneArg(obj, name, arg) PyObject_CallMethodObjArgs((obj), (name), (arg), NULL)
+#define PyObject_Vectorcall _PyObject_Vectorcall
+#ifndef Py_TPFLAGS_HAVE_VECTORCALL
+#define Py_TPFLAGS_HAVE_VECTORCALL _Py_TPFLAGS_HAVE_VECTORCALL
+#endif
+#endif
+#if PY_VERSION_HEX < 0x030A0000
+static int add_object_ref(PyObject *m, const char *name, PyObject *v) {
+    Py_INCREF(v);
+    if (PyModule_AddObject(m, name, v) < 0) {
+        Py_DECREF(v);
+        return -1;
+    }
+    return 0;
+}
+#define PyModule_AddObjectRef add_object_ref
+#endif
 #include <stdint.h>
 #include <string.h>
 

@@ -218,17 +218,19 @@ def _wait_timeout_ns(timeout):
     return _timeout_ns(True, timeout)
 
 
-def _sliced(fn, a, ns):
-    """Calls the blocking ``fn(a, slice)`` until it stops timing out or ``ns`` ran out, in slices
-    that let Python run signal handlers between them. Returns the last status."""
+def _sliced(fn, owner, ns):
+    """Calls the blocking ``fn(owner._a, slice)`` until it stops timing out or ``ns`` ran out, in
+    slices that let Python run signal handlers between them. Returns the last status. The handle
+    is read again for every slice: after a close() from another thread it is None, which the
+    library refuses, so the wait ends instead of going on with a freed handle."""
     if 0 <= ns <= _SLICE_NS:
-        return fn(a, c_int64(ns))
+        return fn(owner._a, c_int64(ns))
     deadline = None if ns < 0 else time.monotonic_ns() + ns
     while True:
         step = _SLICE_NS if deadline is None else min(_SLICE_NS, deadline - time.monotonic_ns())
         if step <= 0:
             return _TIMEOUT
-        st = fn(a, c_int64(step))
+        st = fn(owner._a, c_int64(step))
         if st != _TIMEOUT:
             return st
 
@@ -481,7 +483,8 @@ _lock_release = _fast("mpx_lock_release", blocking=False)
 # _HotMethods, which serve without the accelerator; both hand every outcome except "acquired",
 # "released" and "a try failed" to the Python methods below (_acquired_slow, _release_failed,
 # _acquire_py), which hold the logic.
-_LockCore = _speedups_module.LockCore if _SPEEDUPS else None
+# getattr: a stale accelerator built before LockCore (no `make pyext` since) is ignored here.
+_LockCore = getattr(_speedups_module, "LockCore", None) if _SPEEDUPS else None
 
 
 def _core_bases(*bases):
@@ -547,14 +550,14 @@ class _Acquirable:
             st = self._acq(self._a, _TSLICE)
             return True if st == _OK else self._acquired_slow(st, _frames + 1)
         ns = _timeout_ns(block, timeout)
-        st = self._try(self._a, _T0) if ns == 0 else _sliced(self._acq, self._a, ns)
+        st = self._try(self._a, _T0) if ns == 0 else _sliced(self._acq, self, ns)
         return self._outcome(st, _frames + 1)
 
     def _acquired_slow(self, st, _frames=0):
         """After a first wait (one slice) or a try that did not return MPX_OK: a timeout of a
         wait goes on waiting without limit, in slices. True, or raises."""
         if st == _TIMEOUT:
-            st = _sliced(self._acq, self._a, -1)
+            st = _sliced(self._acq, self, -1)
         return self._outcome(st, _frames + 1)
 
     def _outcome(self, st, frames):
@@ -934,10 +937,10 @@ class Condition(_SyncObject):
         if block and timeout is None:
             st = _cond_acquire(self._a, _TSLICE)
             if st == _TIMEOUT:
-                st = _sliced(_cond_acquire, self._a, -1)
+                st = _sliced(_cond_acquire, self, -1)
         else:
             ns = _timeout_ns(block, timeout)
-            st = _cond_try(self._a, _T0) if ns == 0 else _sliced(_cond_acquire, self._a, ns)
+            st = _cond_try(self._a, _T0) if ns == 0 else _sliced(_cond_acquire, self, ns)
         if st == _OK:
             return True
         if st == _TIMEOUT:
@@ -1058,7 +1061,7 @@ class Event(_SyncObject):
         """Waits until the flag is set, at most ``timeout`` seconds; returns the flag. A set
         followed at once by a clear still wakes the waiters present at the set (True)."""
         ns = _wait_timeout_ns(timeout)
-        st = _sliced(_event_wait, self._a, ns)
+        st = _sliced(_event_wait, self, ns)
         if st == _OK:
             return True
         if st == _TIMEOUT:
