@@ -1,6 +1,7 @@
 """mpx.shared_memory.SharedMemory: the standard library's behaviour, with real processes, numpy
 zero copy, the buffer-safety rules, and what mpx adds (no tracker, read-only, anonymous)."""
 
+import ctypes
 import fcntl
 import gc
 import multiprocessing
@@ -838,3 +839,120 @@ def test_package_surface():
     assert mpx.shared_memory.SharedMemory is SharedMemory
     assert issubclass(mpx.errors.KindError, mpx.errors.MpxError)
     assert "ShareableList" in shared_memory.__doc__  # documented as out of scope
+
+
+# --------------------------------------------------------------------------------------------
+# The two buffer objects behind buf: the accelerator's Mapping over the library's own mapping
+# (mpx/_speedups.c), or Python's mmap of the segment (without the accelerator). Same rules.
+
+
+@pytest.fixture(params=["mapping", "mmap"])
+def path(request, monkeypatch):
+    if request.param == "mapping":
+        if shared_memory._Mapping is None:
+            pytest.skip("the accelerator (make pyext) is not built or MPX_NO_SPEEDUPS is set")
+    else:
+        monkeypatch.setattr(shared_memory, "_Mapping", None)
+    return request.param
+
+
+def test_buffer_object_of_each_path(path, unique_name):
+    import mmap
+
+    fds = open_fds()
+    a = SharedMemory(unique_name, create=True, size=100)
+    b = SharedMemory(unique_name)
+    try:
+        want = mmap.mmap if path == "mmap" else shared_memory._Mapping
+        assert type(a.buf.obj) is want and type(b.buf.obj) is want
+        assert a.buf.format == "B" and a.buf.nbytes == 100 and not a.buf.readonly
+        a.buf[99] = 42
+        assert b.buf[99] == 42 and bytes(b.buf[:2]) == b"\0\0"
+        view = b.buf[90:]
+        with pytest.raises(BufferError):
+            b.close()
+        assert b.buf[99] == 42  # still usable after the refused close
+        view.release()
+        b.close()
+        b.close()  # again: nothing to do
+        assert b.buf is None
+        with pytest.raises(ValueError):
+            b.fd
+    finally:
+        cleanup(b, a)
+    assert open_fds() == fds
+
+
+def test_direct_export_of_the_buffer_object_blocks_close(path, shm):
+    raw = memoryview(shm.buf.obj)  # not through buf: a second export of the object itself
+    with pytest.raises(BufferError):
+        shm.close()
+    raw[5] = 5
+    assert shm.buf[5] == 5
+    raw.release()
+    shm.close()
+    assert shm.buf is None
+
+
+def test_readonly_buffer_object_refuses_writes(path, shm):
+    ro = SharedMemory(shm.name, readonly=True)
+    try:
+        assert ro.buf.readonly
+        with pytest.raises(TypeError):
+            ro.buf[0] = 1
+        # The object behind buf refuses a writable export too (the pages are read-only: a
+        # write would crash the interpreter).
+        with pytest.raises(TypeError):
+            memoryview(ro.buf.obj)[0] = 1
+        with pytest.raises((BufferError, TypeError)):
+            ctypes.c_char.from_buffer(ro.buf.obj)  # asks for a writable buffer
+        shm.buf[0] = 9
+        assert ro.buf[0] == 9
+    finally:
+        ro.close()
+
+
+def test_collected_object_keeps_handle_until_last_user(path, shm):
+    fds = open_fds()
+    s = SharedMemory(shm.name)
+    arr = np.frombuffer(s.buf, dtype=np.uint8)
+    del s
+    gc.collect()
+    arr_w = arr.copy()
+    shm.buf[1] = 3
+    assert arr[1] == 3 and arr_w[1] == 0  # still the shared memory
+    assert open_fds() > fds  # the memory (and its descriptor) lives with the array
+    del arr
+    gc.collect()
+    assert open_fds() == fds
+
+
+def test_failed_setup_closes_the_handle_and_removes_the_new_name(path, unique_name, monkeypatch):
+    def fail(*args, **kw):
+        raise MemoryError("injected")
+
+    if path == "mapping":
+        monkeypatch.setattr(shared_memory, "_Mapping", fail)
+    else:
+        monkeypatch.setattr(SharedMemory, "_map", staticmethod(fail))
+    fds = open_fds()
+    with pytest.raises(MemoryError):
+        SharedMemory(unique_name, create=True, size=64)
+    assert open_fds() == fds
+    assert not os.path.exists(path_of(unique_name))
+
+
+def test_mapping_refuses_a_null_or_foreign_handle():
+    if shared_memory._Mapping is None:
+        pytest.skip("the accelerator (make pyext) is not built or MPX_NO_SPEEDUPS is set")
+    from mpx._lib import shm_p
+
+    fns = shared_memory._MAPPING_FNS
+    with pytest.raises(ValueError):
+        shared_memory._Mapping(fns, shm_p(), False)  # NULL: refused, not dereferenced
+    with pytest.raises(ValueError):
+        shared_memory._Mapping(fns, ctypes.c_int(1), False)  # not pointer-sized
+    with pytest.raises(TypeError):
+        shared_memory._Mapping(fns, 12345, False)  # not a ctypes pointer at all
+    with pytest.raises(ValueError):
+        shared_memory._Mapping((0, 0, 0), shm_p(), False)

@@ -13,6 +13,8 @@
  * address alone is passed (an out-parameter such as a ctypes.c_size_t). Every function returns
  * int32 (an mpx_status). A call whose q argument (a timeout) is non-zero releases the GIL.
  *
+ * Mapping (below) is the buffer object of a SharedMemory, over the library's own mapping.
+ *
  * LockCore (below) is the C base class of the lock-like Python classes: their acquire, release,
  * __enter__ and __exit__ as C methods over two such functions. */
 #define PY_SSIZE_T_CLEAN
@@ -435,6 +437,149 @@ static PyObject *bind(PyObject *mod, PyObject *args) {
     return NULL;
 }
 
+/* Mapping: the memory of an mpx SharedMemory as a buffer object, over the mapping the library
+ * already made (Python's mmap would map the segment a second time: fstat, dup and mmap on every
+ * create and attach, munmap and close on every close). It keeps mmap's safety rule: close()
+ * raises BufferError while a buffer export is alive, and the memory stays valid until it
+ * succeeds. It owns the mpx_shm handle: close() (or the object's deallocation, which no export
+ * can outlive) calls mpx_shm_close on it, which unmaps the memory. */
+typedef void (*f_close)(void *);
+
+typedef struct {
+    PyObject_HEAD
+    void *h; /* the handle; NULL once closed */
+    f_close close;
+    char *data;
+    Py_ssize_t size;
+    int readonly;
+    Py_ssize_t exports;
+} Mapping;
+
+typedef void *(*f_ptr)(void *);
+typedef size_t (*f_size)(void *);
+
+/* Mapping((close, ptr, size), handle, readonly): close/ptr/size are the addresses of
+ * mpx_shm_close, mpx_shm_ptr and mpx_shm_size; handle is the ctypes pointer holding the
+ * mpx_shm handle (read through its buffer: one call instead of three ctypes calls). On failure
+ * the handle is not taken (the caller still closes it). */
+static PyObject *mapping_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    unsigned long long close_addr, ptr_addr, size_addr;
+    PyObject *handle;
+    int readonly;
+    static char *kwlist[] = {"functions", "handle", "readonly", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "(KKK)Op", kwlist, &close_addr, &ptr_addr, &size_addr, &handle,
+                                     &readonly))
+        return NULL;
+    if (close_addr == 0 || ptr_addr == 0 || size_addr == 0) {
+        PyErr_SetString(PyExc_ValueError, "Mapping: NULL function address");
+        return NULL;
+    }
+    Py_buffer hb;
+    if (PyObject_GetBuffer(handle, &hb, PyBUF_SIMPLE) < 0) return NULL;
+    void *h = NULL;
+    int ok = hb.len == (Py_ssize_t)sizeof h;
+    if (ok) memcpy(&h, hb.buf, sizeof h);
+    PyBuffer_Release(&hb);
+    if (!ok || h == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Mapping: the handle must be a non-NULL ctypes pointer");
+        return NULL;
+    }
+    char *data = ((f_ptr)(uintptr_t)ptr_addr)(h);
+    size_t size = ((f_size)(uintptr_t)size_addr)(h);
+    if (data == NULL || size > (size_t)PY_SSIZE_T_MAX) {
+        PyErr_SetString(PyExc_ValueError, "Mapping: the handle has no data");
+        return NULL;
+    }
+    Mapping *self = (Mapping *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->close = (f_close)(uintptr_t)close_addr;
+    self->h = h;
+    self->data = data;
+    self->size = (Py_ssize_t)size;
+    self->readonly = readonly;
+    self->exports = 0;
+    return (PyObject *)self;
+}
+
+static void mapping_close_handle(Mapping *self) {
+    void *h = self->h;
+    self->h = NULL;
+    self->data = NULL;
+    self->size = 0;
+    if (h != NULL) self->close(h);
+}
+
+static void mapping_dealloc(PyObject *self) {
+    mapping_close_handle((Mapping *)self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static int mapping_getbuffer(PyObject *self_, Py_buffer *view, int flags) {
+    Mapping *self = (Mapping *)self_;
+    if (self->h == NULL) {
+        PyErr_SetString(PyExc_ValueError, "shared memory is closed");
+        view->obj = NULL;
+        return -1;
+    }
+    /* Refuses a writable request on a read-only mapping (BufferError). */
+    if (PyBuffer_FillInfo(view, self_, self->data, self->size, self->readonly, flags) < 0) return -1;
+    self->exports++;
+    return 0;
+}
+
+static void mapping_releasebuffer(PyObject *self, Py_buffer *view) {
+    (void)view;
+    ((Mapping *)self)->exports--;
+}
+
+static PyObject *mapping_close(PyObject *self_, PyObject *unused) {
+    (void)unused;
+    Mapping *self = (Mapping *)self_;
+    if (self->exports > 0) {
+        PyErr_SetString(PyExc_BufferError, "cannot close exported pointers exist");
+        return NULL;
+    }
+    mapping_close_handle(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mapping_get_closed(PyObject *self, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(((Mapping *)self)->h == NULL);
+}
+
+static PyMethodDef MAPPING_METHODS[] = {
+    {"close", mapping_close, METH_NOARGS,
+     "close($self, /)\n--\n\nCloses the handle (unmapping the memory); BufferError while exports exist."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *mapping_get_size(PyObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSsize_t(((Mapping *)self)->size);
+}
+
+static PyGetSetDef MAPPING_GETSET[] = {
+    {"closed", mapping_get_closed, NULL, "Whether close() was called.", NULL},
+    {"size", mapping_get_size, NULL, "The size in bytes (0 once closed).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyBufferProcs MAPPING_BUFFER = {mapping_getbuffer, mapping_releasebuffer};
+
+static PyTypeObject MappingType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mpx._speedups.Mapping",
+    .tp_basicsize = sizeof(Mapping),
+    .tp_dealloc = mapping_dealloc,
+    .tp_as_buffer = &MAPPING_BUFFER,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = mapping_new,
+    .tp_methods = MAPPING_METHODS,
+    .tp_getset = MAPPING_GETSET,
+    .tp_doc = "Mapping((close, ptr, size), handle, readonly): an mpx_shm handle's memory as a buffer "
+              "(see _speedups.c).",
+};
+
 static PyMethodDef METHODS[] = {
     {"bind", bind, METH_VARARGS, "bind(name, address, signature): a fast callable for a libmpx function."},
     {NULL, NULL, 0, NULL},
@@ -444,7 +589,8 @@ static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "mpx._speedups", "Fas
                                     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__speedups(void) {
-    if (PyType_Ready(&FastCallType) < 0 || PyType_Ready(&LockCoreType) < 0) return NULL;
+    if (PyType_Ready(&FastCallType) < 0 || PyType_Ready(&LockCoreType) < 0 || PyType_Ready(&MappingType) < 0)
+        return NULL;
     s_acquired_slow = PyUnicode_InternFromString("_acquired_slow");
     s_release_failed = PyUnicode_InternFromString("_release_failed");
     s_acquire_py = PyUnicode_InternFromString("_acquire_py");
@@ -452,6 +598,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     PyObject *m = PyModule_Create(&MODULE);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "LockCore", (PyObject *)&LockCoreType) < 0 ||
+        PyModule_AddObjectRef(m, "Mapping", (PyObject *)&MappingType) < 0 ||
         PyModule_AddIntConstant(m, "MPX_E_TIMEOUT", STATUS_TIMEOUT) < 0) {
         Py_DECREF(m);
         return NULL;

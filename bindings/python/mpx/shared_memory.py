@@ -23,15 +23,17 @@ Extras: ``readonly=True`` maps the buffer read-only (``buf.readonly`` is True);
 ``SharedMemory.anonymous(size)`` makes an unnamed buffer (a sealed memfd that cannot leak) and
 ``SharedMemory.from_fd(fd)`` opens one from an inherited descriptor (``.fd``).
 
-``buf`` is a memoryview over a Python :class:`mmap.mmap` of the segment, exactly as in the
-standard library, so its safety rules hold: ``close()`` raises BufferError while a numpy array
-or a slice of ``buf`` still uses the memory, and the memory stays valid until it succeeds. One
-case goes further than the standard library: an array made with
+``buf`` is a memoryview (format 'B') of the library's own mapping of the segment, exported by a
+small buffer object of the optional accelerator (``mpx._speedups.Mapping``, built by ``make
+pyext``); without the accelerator, of a Python :class:`mmap.mmap` of the segment, as in the
+standard library. Either way mmap's safety rules hold: ``close()`` raises BufferError while a
+numpy array or a slice of ``buf`` still uses the memory, and the memory stays valid until it
+succeeds. One case goes further than the standard library: an array made with
 ``np.ndarray(shape, dtype, buffer=shm.buf)`` holds no buffer export (numpy keeps only the raw
-pointer and a reference to the mmap), so the standard library unmaps under it and the array then
-crashes the interpreter; here close() raises BufferError for it too. If the SharedMemory object
-itself is garbage-collected while such users remain, the mapping is left to them and goes away
-with the last one.
+pointer and a reference to the buffer object), so the standard library unmaps under it and the
+array then crashes the interpreter; here close() raises BufferError for it too. If the
+SharedMemory object itself is garbage-collected while such users remain, the mapping is left to
+them and goes away with the last one.
 
 ``ShareableList`` and ``SharedMemoryManager`` are out of scope of this module.
 """
@@ -40,15 +42,48 @@ import mmap
 import operator
 import os
 import sys
-from ctypes import byref, c_int, c_size_t
+from ctypes import byref, c_char_p, c_int, c_int32, c_size_t, c_uint32, c_void_p, cast
 
-from ._lib import MPX_F_READ_ONLY, check, lib, name_arg, shm_p, size_arg
+from . import errors
+from ._lib import MPX_F_READ_ONLY, _cdll, _speedups, check, error, lib, name_arg, shm_p, size_arg
 
 __all__ = ["SharedMemory"]
 
 # Generated names, as the standard library makes them ("psm_" and 8 hex digits). Tests may
 # patch _make_filename, as CPython's own tests do.
 _SHM_NAME_PREFIX = "psm_"
+
+
+def _lean(name, restype, argtypes):
+    """A private function object for a call on the lifecycle's path, with plain ``void *``
+    pointer parameters: ctypes checks a typed pointer (``POINTER(shm_p)``) argument by argument,
+    about 1 us per call, and create/attach make five such calls. Only this module calls these,
+    always with a handle it owns and out-parameters it made (the public ``lib`` prototypes keep
+    their type checks)."""
+    getattr(lib, name)  # a clear error for a missing prototype or symbol
+    fn = _cdll[name]
+    fn.restype = restype
+    fn.argtypes = argtypes
+    return fn
+
+
+_create = _lean("mpx_shm_create", c_int32, [c_char_p, c_size_t, c_uint32, c_void_p])
+_open = _lean("mpx_shm_open", c_int32, [c_char_p, c_uint32, c_void_p])
+_fd = _lean("mpx_shm_fd", c_int32, [c_void_p, c_void_p])
+_data_offset = _lean("mpx_shm_data_offset", c_int32, [c_void_p, c_void_p])
+_size = _lean("mpx_shm_size", c_size_t, [c_void_p])
+_close = _lean("mpx_shm_close", None, [c_void_p])
+_ptr = _lean("mpx_shm_ptr", c_void_p, [c_void_p])
+
+# With the accelerator, buf exports the memory of the library's own mapping through a small
+# buffer object (mpx._speedups.Mapping: mmap's export rule, owns the handle) instead of mapping
+# the segment a second time with Python's mmap; that second mapping cost more than the standard
+# library's whole attach. Without it (or with MPX_NO_SPEEDUPS=1), Python's mmap as before.
+_Mapping = None if os.environ.get("MPX_NO_SPEEDUPS") else getattr(_speedups, "Mapping", None)
+_MAPPING_FNS = tuple(cast(f, c_void_p).value for f in (_close, _ptr, _size))
+
+_ACCESS = (mmap.ACCESS_WRITE, mmap.ACCESS_READ)
+_E_EXISTS = errors.MPX_E_EXISTS
 
 
 def _make_filename():
@@ -106,23 +141,23 @@ class SharedMemory:
             raise ValueError("'name' can only be None if create=True")
         flags = MPX_F_READ_ONLY if readonly else 0
         handle = shm_p()
+        out = byref(handle)
         if create and name is None:
             while True:
                 name = _make_filename()
-                try:
-                    check(lib.mpx_shm_create(name_arg(name), size, flags, byref(handle)))
-                except FileExistsError:
-                    continue
-                break
+                st = _create(name_arg(name), size, flags, out)
+                if st != _E_EXISTS:
+                    break
         elif create:
-            check(lib.mpx_shm_create(name_arg(name), size, flags, byref(handle)))
+            st = _create(name_arg(name), size, flags, out)
         else:
-            check(lib.mpx_shm_open(name_arg(name), flags, byref(handle)))
+            st = _open(name_arg(name), flags, out)
+        if st:
+            raise error(st)
         self._name = name
         try:
-            self._attach(handle, readonly)
+            self._attach(handle, readonly)  # closes the handle if it fails
         except BaseException:
-            lib.mpx_shm_close(handle)
             if create:
                 # Do not leave behind a buffer this call failed to set up.
                 lib.mpx_shm_unlink(name_arg(name))
@@ -154,32 +189,28 @@ class SharedMemory:
     @classmethod
     def _from_handle(cls, handle, readonly):
         self = cls.__new__(cls)
-        try:
-            self._attach(handle, readonly)
-        except BaseException:
-            lib.mpx_shm_close(handle)
-            raise
+        self._attach(handle, readonly)  # closes the handle if it fails
         return self
 
     def _attach(self, handle, readonly):
-        """Maps the data with Python's mmap over the segment's fd, so that the memoryview has
-        mmap's export protection (close() refuses while the memory is in use). The C handle
-        stays open as long as this object: it holds the liveness lock other processes see."""
-        fd = c_int()
-        offset = c_size_t()
-        check(lib.mpx_shm_fd(handle, byref(fd)))
-        check(lib.mpx_shm_data_offset(handle, byref(offset)))
-        size = lib.mpx_shm_size(handle)
-        access = mmap.ACCESS_READ if readonly else mmap.ACCESS_WRITE
-        if offset.value % mmap.ALLOCATIONGRANULARITY == 0:
-            m = mmap.mmap(fd.value, size, access=access, offset=offset.value)
-            start = 0
-        else:
-            # Pages larger than the library's 4096-byte data alignment: map from the start.
-            m = mmap.mmap(fd.value, offset.value + size, access=access)
-            start = offset.value
+        """Makes ``buf`` over the handle's memory, with an object that refuses to unmap while
+        the memory is exported (close() raises BufferError then): the accelerator's Mapping over
+        the library's own mapping, or Python's mmap of the segment's fd. The C handle stays open
+        as long as this object: it holds the liveness lock other processes see. On failure the
+        handle is closed here (once: a Mapping owns it as soon as it exists)."""
+        try:
+            if _Mapping is not None:
+                m = _Mapping(_MAPPING_FNS, handle, readonly)
+                start = 0
+                size = m.size
+            else:
+                m, start, size = self._map(handle, readonly)
+        except BaseException:
+            _close(handle)
+            raise
+        # A Mapping owns the handle from here: if this fails, it closes it when it goes.
         buf = self._view(m, start, size)
-        # Nothing can fail from here on: the caller closes the handle if we did not get here.
+        # Nothing can fail from here on.
         self._handle = handle
         self._mmap = m
         self._offset = start
@@ -189,6 +220,22 @@ class SharedMemory:
         del m, buf  # not counted in the baselines below
         self._mmap_refs_alone = self._mmap_refs()
         self._buf_refs_alone = self._buf_refs()
+
+    @staticmethod
+    def _map(handle, readonly):
+        """Python's mmap of the segment's data: (mmap, offset of the data in it, size)."""
+        fd = c_int()
+        offset = c_size_t()
+        st = _fd(handle, byref(fd)) or _data_offset(handle, byref(offset))
+        if st:
+            raise error(st)
+        size = _size(handle)
+        offset = offset.value
+        access = _ACCESS[1] if readonly else _ACCESS[0]
+        if offset % mmap.ALLOCATIONGRANULARITY == 0:
+            return mmap.mmap(fd.value, size, access=access, offset=offset), 0, size
+        # Pages larger than the library's 4096-byte data alignment: map from the start.
+        return mmap.mmap(fd.value, offset + size, access=access), offset, size
 
     def _mmap_refs(self):
         # References to the mmap object: ours, our memoryview's, the call's; any more means
@@ -224,6 +271,11 @@ class SharedMemory:
 
     def _detach(self):
         self._buf = None
+        if self._mmap is not None and type(self._mmap) is not mmap.mmap:
+            # A Mapping owns the handle and closes it when its last user goes.
+            self._handle = None
+            self._mmap = None
+            return
         self._mmap = None
         self._close_handle()
 
@@ -293,13 +345,15 @@ class SharedMemory:
                 # A slice of buf still points into the mapping: keep the object usable.
                 self._buf = self._view(self._mmap, self._offset, self._size)
                 raise
+            if type(self._mmap) is not mmap.mmap:
+                self._handle = None  # a Mapping: its close() closed the handle
             self._mmap = None
         self._close_handle()
 
     def _close_handle(self):
         handle, self._handle = self._handle, None
         if handle is not None:
-            lib.mpx_shm_close(handle)
+            _close(handle)
 
     def unlink(self):
         """Removes the buffer's name: new attaches fail with FileNotFoundError, while every
