@@ -956,3 +956,43 @@ def test_mapping_refuses_a_null_or_foreign_handle():
         shared_memory._Mapping(fns, 12345, False)  # not a ctypes pointer at all
     with pytest.raises(ValueError):
         shared_memory._Mapping((0, 0, 0), shm_p(), False)
+
+
+def test_mapping_takes_the_handle_over(unique_name):
+    # The Mapping is the handle's only owner: the ctypes pointer it came from is NULL after,
+    # so a caller's clean-up (or a second Mapping) can never close or use it again.
+    if shared_memory._Mapping is None:
+        pytest.skip("the accelerator (make pyext) is not built or MPX_NO_SPEEDUPS is set")
+    from mpx._lib import check, lib, shm_p
+
+    h = shm_p()
+    check(lib.mpx_shm_create(unique_name.encode(), 64, 0, ctypes.byref(h)))
+    try:
+        m = shared_memory._Mapping(shared_memory._MAPPING_FNS, h, False)
+        assert not h, "the pointer must be NULL once the Mapping owns the handle"
+        with pytest.raises(ValueError):
+            shared_memory._Mapping(shared_memory._MAPPING_FNS, h, False)
+        shared_memory._close(h)  # closing the emptied pointer does nothing
+        assert m.handle and m.size == 64
+        memoryview(m)[0] = 7
+        m.close()
+        assert m.handle is None and m.closed
+    finally:
+        lib.mpx_shm_unlink(unique_name.encode())
+
+
+def test_closing_the_mapping_behind_buf_leaves_no_stale_handle(unique_name):
+    # Reaching into buf.obj and closing it must not leave SharedMemory a freed handle: fd says
+    # closed, unlink goes by name, close does nothing more.
+    if shared_memory._Mapping is None:
+        pytest.skip("the accelerator (make pyext) is not built or MPX_NO_SPEEDUPS is set")
+    s = SharedMemory(unique_name, create=True, size=64)
+    m = s.buf.obj
+    s.buf.release()
+    m.close()
+    with pytest.raises(ValueError):
+        s.fd
+    s.unlink()
+    assert not os.path.exists(path_of(unique_name))
+    s._buf = None
+    s.close()

@@ -460,8 +460,10 @@ typedef size_t (*f_size)(void *);
 
 /* Mapping((close, ptr, size), handle, readonly): close/ptr/size are the addresses of
  * mpx_shm_close, mpx_shm_ptr and mpx_shm_size; handle is the ctypes pointer holding the
- * mpx_shm handle (read through its buffer: one call instead of three ctypes calls). On failure
- * the handle is not taken (the caller still closes it). */
+ * mpx_shm handle (read through its buffer: one call instead of three ctypes calls). The handle
+ * is moved, not copied: on success the ctypes pointer is set to NULL, so that the Mapping is its
+ * only owner (a caller's clean-up that closes its pointer after all, e.g. because Ctrl-C struck
+ * as the call returned, then closes NULL: nothing). On failure the handle is not taken. */
 static PyObject *mapping_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     unsigned long long close_addr, ptr_addr, size_addr;
     PyObject *handle;
@@ -475,23 +477,28 @@ static PyObject *mapping_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         return NULL;
     }
     Py_buffer hb;
-    if (PyObject_GetBuffer(handle, &hb, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(handle, &hb, PyBUF_WRITABLE) < 0) return NULL;
     void *h = NULL;
-    int ok = hb.len == (Py_ssize_t)sizeof h;
-    if (ok) memcpy(&h, hb.buf, sizeof h);
-    PyBuffer_Release(&hb);
-    if (!ok || h == NULL) {
+    if (hb.len == (Py_ssize_t)sizeof h) memcpy(&h, hb.buf, sizeof h);
+    if (h == NULL) {
+        PyBuffer_Release(&hb);
         PyErr_SetString(PyExc_ValueError, "Mapping: the handle must be a non-NULL ctypes pointer");
         return NULL;
     }
     char *data = ((f_ptr)(uintptr_t)ptr_addr)(h);
     size_t size = ((f_size)(uintptr_t)size_addr)(h);
     if (data == NULL || size > (size_t)PY_SSIZE_T_MAX) {
+        PyBuffer_Release(&hb);
         PyErr_SetString(PyExc_ValueError, "Mapping: the handle has no data");
         return NULL;
     }
     Mapping *self = (Mapping *)type->tp_alloc(type, 0);
-    if (self == NULL) return NULL;
+    if (self == NULL) {
+        PyBuffer_Release(&hb);
+        return NULL;
+    }
+    memset(hb.buf, 0, sizeof h); /* moved: the Mapping is the only owner from here */
+    PyBuffer_Release(&hb);
     self->close = (f_close)(uintptr_t)close_addr;
     self->h = h;
     self->data = data;
@@ -522,7 +529,10 @@ static int mapping_getbuffer(PyObject *self_, Py_buffer *view, int flags) {
         return -1;
     }
     /* Refuses a writable request on a read-only mapping (BufferError). */
-    if (PyBuffer_FillInfo(view, self_, self->data, self->size, self->readonly, flags) < 0) return -1;
+    if (PyBuffer_FillInfo(view, self_, self->data, self->size, self->readonly, flags) < 0) {
+        view->obj = NULL;
+        return -1;
+    }
     self->exports++;
     return 0;
 }
@@ -559,8 +569,16 @@ static PyObject *mapping_get_size(PyObject *self, void *closure) {
     return PyLong_FromSsize_t(((Mapping *)self)->size);
 }
 
+static PyObject *mapping_get_handle(PyObject *self, void *closure) {
+    (void)closure;
+    void *h = ((Mapping *)self)->h;
+    if (h == NULL) Py_RETURN_NONE;
+    return PyLong_FromVoidPtr(h);
+}
+
 static PyGetSetDef MAPPING_GETSET[] = {
     {"closed", mapping_get_closed, NULL, "Whether close() was called.", NULL},
+    {"handle", mapping_get_handle, NULL, "The mpx_shm handle's address while open, else None.", NULL},
     {"size", mapping_get_size, NULL, "The size in bytes (0 once closed).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -756,9 +756,11 @@ class Connection:
 
         if not isinstance(shm, SharedMemory):
             raise TypeError("send_shm: expected an mpx.shared_memory.SharedMemory, not %s" % type(shm).__name__)
-        h = shm._handle
+        h = shm._live_handle()
         if h is None:
             raise ValueError("send_shm: the SharedMemory is closed")
+        if isinstance(h, int):  # the address a Mapping reports
+            h = cast(c_void_p(h), shm_p)
         self._call(lambda a: lib.mpx_conn_send_shm(a, h), self._send_error)
 
     def recv_shm(self, readonly=False, timeout=None):

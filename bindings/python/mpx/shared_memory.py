@@ -74,6 +74,7 @@ _data_offset = _lean("mpx_shm_data_offset", c_int32, [c_void_p, c_void_p])
 _size = _lean("mpx_shm_size", c_size_t, [c_void_p])
 _close = _lean("mpx_shm_close", None, [c_void_p])
 _ptr = _lean("mpx_shm_ptr", c_void_p, [c_void_p])
+_unlink_self = _lean("mpx_shm_unlink_self", c_int32, [c_void_p])
 
 # With the accelerator, buf exports the memory of the library's own mapping through a small
 # buffer object (mpx._speedups.Mapping: mmap's export rule, owns the handle) instead of mapping
@@ -197,7 +198,8 @@ class SharedMemory:
         the memory is exported (close() raises BufferError then): the accelerator's Mapping over
         the library's own mapping, or Python's mmap of the segment's fd. The C handle stays open
         as long as this object: it holds the liveness lock other processes see. On failure the
-        handle is closed here (once: a Mapping owns it as soon as it exists)."""
+        handle is closed here (once: a Mapping takes it over, setting ``handle`` to NULL, as soon
+        as it exists; closing NULL does nothing)."""
         try:
             if _Mapping is not None:
                 m = _Mapping(_MAPPING_FNS, handle, readonly)
@@ -210,8 +212,9 @@ class SharedMemory:
             raise
         # A Mapping owns the handle from here: if this fails, it closes it when it goes.
         buf = self._view(m, start, size)
-        # Nothing can fail from here on.
-        self._handle = handle
+        # Nothing can fail from here on. With a Mapping the handle is the Mapping's alone (see
+        # _live_handle); else this object's.
+        self._handle = None if type(m) is not mmap.mmap else handle
         self._mmap = m
         self._offset = start
         self._size = size
@@ -312,14 +315,23 @@ class SharedMemory:
         """Whether this mapping is read-only."""
         return self._readonly
 
+    def _live_handle(self):
+        """The handle while open (an address or a ctypes pointer), else None: a Mapping's own
+        (None once it closed, however that happened), or the one this object holds."""
+        m = self._mmap
+        if m is not None and type(m) is not mmap.mmap:
+            return m.handle
+        return self._handle
+
     @property
     def fd(self):
         """The segment's file descriptor, owned by this object (dup it to keep it longer).
         Pass it to a child to share the buffer without a name."""
-        if self._handle is None:
+        h = self._live_handle()
+        if h is None:
             raise ValueError("SharedMemory is closed")
         fd = c_int()
-        check(lib.mpx_shm_fd(self._handle, byref(fd)))
+        check(_fd(h, byref(fd)))
         return fd.value
 
     def close(self):
@@ -362,9 +374,10 @@ class SharedMemory:
         if self._name is None:
             raise ValueError("an anonymous SharedMemory has no name to unlink")
         name = name_arg(self._name)  # validates, as the stdlib does, even when the handle is used
-        if self._handle is not None:
+        h = self._live_handle()
+        if h is not None:
             # While open, remove the name only if it is still ours (not a newer object's).
-            check(lib.mpx_shm_unlink_self(self._handle))
+            check(_unlink_self(h))
         else:
             check(lib.mpx_shm_unlink(name))
 
