@@ -87,7 +87,8 @@ fn kill_loop(
         victim.reap();
     }
     stats.set::<i64>(STOP, 1).unwrap();
-    assert_eq!(w.wait(), Exit::Code(0), "{what}: the persistent waiter failed");
+    // Longer than the waiter's own WAIT, so that a stuck wait reports (and fails) in the child.
+    assert_eq!(w.wait_for(WAIT + STEP), Exit::Code(0), "{what}: the persistent waiter failed");
     let (done, wdied) = (stats.get::<i64>(DONE).unwrap(), stats.get::<i64>(DIED).unwrap());
     eprintln!(
         "{what}: {ROUNDS} kills in {:?}; parent saw {died} owner deaths; waiter did {done} rounds, saw {wdied} owner deaths",
@@ -143,8 +144,18 @@ fn kill_rlock_holder() {
             a.owner_died()
         },
         || {
-            let a = r.acquire(WAIT).ok()?;
-            let b = r.acquire(WAIT).ok()?;
+            // A failure says what the lock looked like (a rare CI hang is being chased here).
+            let state = |what: &str, e: &dyn std::fmt::Display| {
+                child_note(&format!(
+                    "rlock waiter (pid {}): {what} failed: {e}; holder {:?}, mine {}, depth {}",
+                    std::process::id(),
+                    r.holder_pid(),
+                    r.is_mine(),
+                    r.depth()
+                ))
+            };
+            let a = r.acquire(WAIT).map_err(|e| state("first acquire", &e)).ok()?;
+            let b = r.acquire(WAIT).map_err(|e| state("second (recursive) acquire", &e)).ok()?;
             assert_eq!(b, Acquired::Clean);
             r.release().ok()?;
             r.release().ok()?;

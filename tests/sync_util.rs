@@ -61,6 +61,14 @@ pub struct Child {
 
 /// Forks; the child runs `f` and exits with its code (101 if it panicked). The child must not
 /// print through Rust's locked stdout (another test thread may have held the lock at fork).
+/// Writes a line to stderr with one write(2): safe in a forked child (no Rust stdio lock, which
+/// another test thread may have held at the fork).
+pub fn child_note(msg: &str) {
+    let line = format!("{msg}\n");
+    // SAFETY: writes from a valid buffer.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
 pub fn fork(f: impl FnOnce() -> i32) -> Child {
     // SAFETY: the child only runs `f` and _exits.
     let pid = unsafe { libc::fork() };
