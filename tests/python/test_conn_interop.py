@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from patterns import fnv1a, pattern
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("MPX_BUILD", ROOT / "build"))
@@ -48,19 +49,6 @@ _counter = itertools.count()
 @pytest.fixture(scope="module", autouse=True)
 def tool_built():
     assert TOOL.exists(), "%s is missing: run `make native` (or set MPX_BUILD)" % TOOL
-
-
-def pattern(n, seed):
-    """Byte j = (j * 31 + seed) mod 256 (period 256, so built from one block)."""
-    block = bytes(((j * 31 + seed) & 0xFF) for j in range(256))
-    return (block * (n // 256 + 1))[:n]
-
-
-def fnv1a(data):
-    h = 0x811C9DC5
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
 
 
 class Tool:

@@ -27,16 +27,11 @@ import pytest
 import mpx
 from mpx import connection as mc
 from mpx.shared_memory import SharedMemory
+from patterns import pattern
 
 TIMEOUT = 60  # seconds for any wait, child or call; generous for a loaded 2-core machine
 KEY = b"conn-test-secret"
 SIZES = [0, 1, 64 * 1024, 16 * 1024 * 1024 + 7]  # 0 bytes, 1 byte, 64 KiB, over 16 MiB
-
-
-def pattern(n, seed):
-    """Byte j = (j * 31 + seed) mod 256 (period 256, so built from one block)."""
-    block = bytes(((j * 31 + seed) & 0xFF) for j in range(256))
-    return (block * (n // 256 + 1))[:n]
 
 
 def recv(conn, timeout=TIMEOUT):

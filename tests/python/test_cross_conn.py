@@ -19,6 +19,7 @@ import pytest
 import mpx
 from mpx import connection as mc
 from mpx.shared_memory import SharedMemory
+from patterns import fnv1a, pattern
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("MPX_BUILD", ROOT / "build"))
@@ -37,18 +38,6 @@ HEADER_DATA_OFFSET = 32  # u64 data offset, then u64 data size (src/object/heade
 def tools_built():
     for tool in (C_TOOL, CPP_TOOL):
         assert tool.exists(), "%s is missing: run `make native` (or set MPX_BUILD)" % tool
-
-
-def pattern(n, seed):
-    block = bytes(((j * 31 + seed) & 0xFF) for j in range(256))
-    return (block * (n // 256 + 1))[:n]
-
-
-def fnv1a(data):
-    h = 0x811C9DC5
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
 
 
 def recv(conn):

@@ -20,6 +20,7 @@ import pytest
 import mpx
 from conftest import OWN_PIDS, child_env
 from mpx.shared_memory import SharedMemory
+from patterns import pattern_array as pattern
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("MPX_BUILD", ROOT / "build"))
@@ -39,10 +40,6 @@ def shm_name(unique_name):
         os.unlink("/dev/shm/mpx." + unique_name)
     except FileNotFoundError:
         pass
-
-
-def pattern(n, seed):
-    return ((np.arange(n, dtype=np.uint64) * 31 + seed) & 0xFF).astype(np.uint8)
 
 
 def read_all(fd):

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import mpx
+from patterns import fnv1a
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("MPX_BUILD", ROOT / "build"))
@@ -102,13 +103,6 @@ def parse(m):
         raise ValueError("bad padding in %r" % m[:60])
     ident, seq = head.split(b":")
     return int(ident), int(seq)
-
-
-def fnv1a(data):
-    h = 0x811C9DC5
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
 
 
 def checksum(messages):

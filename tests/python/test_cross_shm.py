@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from mpx.shared_memory import SharedMemory
+from patterns import fnv1a, pattern_array as pattern
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("MPX_BUILD", ROOT / "build"))
@@ -70,17 +71,6 @@ def tool(exe, *args, expect=0):
         exe.name, " ".join(map(str, args)), r.returncode, expect, r.stderr
     )
     return r.stdout
-
-
-def pattern(n, seed):
-    return ((np.arange(n, dtype=np.uint64) * 31 + seed) & 0xFF).astype(np.uint8)
-
-
-def fnv1a(data):
-    h = 0x811C9DC5
-    for b in bytes(data):
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
 
 
 def tool_read(exe, name):

@@ -17,6 +17,7 @@ import mpx
 from mpx import _lib, errors
 from mpx.errors import CorruptError, KindError, MpxError, VersionError
 from mpx.shared_memory import SharedMemory
+from patterns import fnv1a
 
 SHM_DIR = "/dev/shm"
 HEADER_SIZE = 512
@@ -201,12 +202,6 @@ OFF_MAGIC, OFF_VERSION, OFF_KIND = 0, 8, 12
 OFF_HEADER_SIZE, OFF_TOTAL, OFF_DATA_OFFSET, OFF_DATA_SIZE = 20, 24, 32, 40
 OFF_CREATOR, OFF_NAME_LEN, OFF_CREATED = 48, 52, 56
 OFF_CHECKSUM, OFF_READY, OFF_NAME = 96, 100, 128
-
-
-def fnv1a(data, h=0x811C9DC5):
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
 
 
 def checksum(header):

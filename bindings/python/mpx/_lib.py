@@ -420,6 +420,21 @@ def fast(name, signature):
     return _speedups.bind(name, address, signature)
 
 
+# Calls that never wait keep the GIL (PyDLL), which costs less than releasing it.
+_gil_held_dll = ctypes.PyDLL(library_path)
+
+
+def entry(name, blocking, argtypes=None):
+    """A function object of its own for the C function ``name``, for a module's hot path:
+    ``blocking`` calls release the GIL (CDLL), others keep it (PyDLL). With ``argtypes`` None
+    there is no per-call conversion: callers pass exactly the prototype's ctypes types (or bytes
+    / None for pointers). The result type is the prototype's."""
+    fn = (_cdll if blocking else _gil_held_dll)[name]
+    fn.restype = PROTOTYPES[name][0]
+    fn.argtypes = argtypes
+    return fn
+
+
 def last_error():
     """The calling thread's last error message from the library ("" if none)."""
     msg = lib.mpx_last_error()

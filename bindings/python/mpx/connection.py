@@ -52,9 +52,7 @@ import selectors
 import threading
 import time
 from ctypes import (
-    CDLL,
     POINTER,
-    PyDLL,
     Structure,
     byref,
     c_bool,
@@ -81,13 +79,12 @@ from ._lib import (
     MPX_CONN_WRITABLE,
     MPX_F_READ_ONLY,
     MPX_FOREVER,
-    PROTOTYPES,
     check,
     conn_p,
+    entry,
     error,
     last_error,
     lib,
-    library_path,
     listener_p,
     shm_p,
 )
@@ -123,22 +120,10 @@ _REUSED_MAX = 64 * 1024
 # released), non-blocking ones through PyDLL (the GIL stays held, which is cheaper).
 #
 
-_gil_free_dll = CDLL(library_path)
-_gil_held_dll = PyDLL(library_path)
-
-
-def _fast(name, blocking):
-    restype, _ = PROTOTYPES[name]
-    fn = (_gil_free_dll if blocking else _gil_held_dll)[name]
-    fn.restype = restype
-    fn.argtypes = None
-    return fn
-
-
-_send = _fast("mpx_conn_send", blocking=True)
-_recv = _fast("mpx_conn_recv", blocking=True)
-_poll = _fast("mpx_conn_poll", blocking=True)
-_poll_now = _fast("mpx_conn_poll", blocking=False)
+_send = entry("mpx_conn_send", blocking=True)
+_recv = entry("mpx_conn_recv", blocking=True)
+_poll = entry("mpx_conn_poll", blocking=True)
+_poll_now = entry("mpx_conn_poll", blocking=False)
 
 _T0 = c_int64(0)
 _TSLICE = c_int64(_SLICE_NS)
@@ -402,6 +387,19 @@ class Connection:
             self._nstates += 1
         return _State()
 
+    def _take(self):
+        """A _State for one call (the hot paths, send_bytes and recv_bytes, do this inline)."""
+        try:
+            return self._pool.pop()
+        except IndexError:
+            return self._new_state()
+
+    def _give(self, s):
+        """Puts back what _take gave, and frees the handle if close() came meanwhile."""
+        self._pool.append(s)
+        if self._a is None:
+            self._finish_close()
+
     def _finish_close(self):
         """Frees the handle once close() was called and no call is in progress."""
         if len(self._pool) >= self._nstates:
@@ -564,17 +562,11 @@ class Connection:
             self._send_ptr((b.view.buf or 0) + offset, size)
 
     def _send_ptr(self, address, size):
-        pool = self._pool
-        try:
-            s = pool.pop()
-        except IndexError:
-            s = self._new_state()
+        s = self._take()
         try:
             st = _send(self._a, c_void_p(address), _size(size))
         finally:
-            pool.append(s)
-            if self._a is None:
-                self._finish_close()
+            self._give(s)
         if st:
             raise self._send_error(st)
 
@@ -669,11 +661,7 @@ class Connection:
                 raise ValueError("negative offset")
             if offset > n:
                 raise ValueError("offset too large")
-            pool = self._pool
-            try:
-                s = pool.pop()
-            except IndexError:
-                s = self._new_state()
+            s = self._take()
             try:
                 dest, cap = c_void_p((b.view.buf or 0) + offset), c_size_t(n - offset)
                 deadline = None
@@ -687,9 +675,7 @@ class Connection:
                 # As the standard library: the message is consumed and handed over whole.
                 whole = self._recv_rest(s, st, None, None)
             finally:
-                pool.append(s)
-                if self._a is None:
-                    self._finish_close()
+                self._give(s)
         raise BufferTooShort(whole)
 
     def poll(self, timeout=0.0):
@@ -699,11 +685,7 @@ class Connection:
             self._check_closed()
             self._check_readable()
         ns = _timeout_ns(timeout)
-        pool = self._pool
-        try:
-            s = pool.pop()
-        except IndexError:
-            s = self._new_state()
+        s = self._take()
         try:
             if ns == 0:
                 st = _poll_now(self._ra, _T0, s.pready)
@@ -719,9 +701,7 @@ class Connection:
                 raise self._recv_error(st)
             return s.ready.value
         finally:
-            pool.append(s)
-            if self._a is None:
-                self._finish_close()
+            self._give(s)
 
     # -- descriptors and shared memory (mpx's additions) -----------------------------------------
 
@@ -777,30 +757,20 @@ class Connection:
     def _call(self, fn, on_error):
         """Runs ``fn(handle)`` (a non-hot call) with the bookkeeping of a call in progress."""
         self._check_closed()
-        pool = self._pool
-        try:
-            s = pool.pop()
-        except IndexError:
-            s = self._new_state()
+        s = self._take()
         try:
             st = fn(self._h_live())
             if st:
                 raise on_error(st)
         finally:
-            pool.append(s)
-            if self._a is None:
-                self._finish_close()
+            self._give(s)
 
     def _call_sliced(self, fn, timeout):
         """Runs the blocking ``fn(handle, timeout_ns)`` in slices until it stops timing out or
         ``timeout`` seconds (None: without limit) pass: TimeoutError then."""
         self._check_closed()
         deadline = _deadline(_timeout_ns(timeout))
-        pool = self._pool
-        try:
-            s = pool.pop()
-        except IndexError:
-            s = self._new_state()
+        s = self._take()
         try:
             while True:
                 ns = _step(deadline)
@@ -812,9 +782,7 @@ class Connection:
             if st:
                 raise self._recv_error(st)
         finally:
-            pool.append(s)
-            if self._a is None:
-                self._finish_close()
+            self._give(s)
 
     def _h_live(self):
         # The typed handle for lib calls; a NULL one once closed (the call then fails cleanly).

@@ -67,20 +67,19 @@ import pickle
 import queue as _stdqueue
 import time
 from array import array
-from ctypes import CDLL, PyDLL, byref, c_char, c_int, c_int64, c_size_t, c_void_p, sizeof
+from ctypes import byref, c_char, c_int, c_int64, c_size_t, c_void_p, sizeof
 
 from . import errors
 from ._lib import (
     MPX_F_UNLINK_ON_LAST_CLOSE,
     MPX_QUEUE_JOINABLE,
     MPX_QUEUE_SIMPLE,
-    PROTOTYPES,
     check,
+    entry,
     error,
     fast,
     last_error,
     lib,
-    library_path,
     name_arg,
     queue_p,
     size_arg,
@@ -149,17 +148,6 @@ class MessageTooBig(errors.MpxError, ValueError):
 
 _SPEEDUPS = fast("mpx_queue_put", "pbq") is not None
 
-_cdll = CDLL(library_path)  # waits release the GIL
-_pydll = PyDLL(library_path)  # calls that never wait keep it
-
-
-def _ctypes_fn(dll, name, argtypes):
-    fn = dll[name]
-    fn.restype = PROTOTYPES[name][0]
-    fn.argtypes = argtypes
-    return fn
-
-
 if _SPEEDUPS:
     _tns = int  # timeouts as ints
     _put = fast("mpx_queue_put", "pbq")  # (h, buffer, timeout)
@@ -169,9 +157,9 @@ if _SPEEDUPS:
 else:
     _tns = c_int64
 
-    def _shims(dll):
-        put_c = _ctypes_fn(dll, "mpx_queue_put", None)
-        get_c = _ctypes_fn(dll, "mpx_queue_get", None)
+    def _shims(blocking):
+        put_c = entry("mpx_queue_put", blocking)
+        get_c = entry("mpx_queue_get", blocking)
 
         def put(h, data, t):
             if type(data) is bytes:
@@ -184,17 +172,17 @@ else:
 
         return put, get
 
-    _put, _get = _shims(_cdll)
-    _put_try, _get_try = _shims(_pydll)
+    _put, _get = _shims(blocking=True)
+    _put_try, _get_try = _shims(blocking=False)
 
 # Batches: every pointer declared as c_void_p, which takes an int, bytes, None, a ctypes array or
 # byref(); sizes and timeouts as ints.
 _PUT_MANY_ARGS = [c_void_p, c_void_p, c_void_p, c_size_t, c_int64]
 _GET_MANY_ARGS = [c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, c_void_p, c_int64]
-_put_many = _ctypes_fn(_cdll, "mpx_queue_put_many", _PUT_MANY_ARGS)
-_put_many_try = _ctypes_fn(_pydll, "mpx_queue_put_many", _PUT_MANY_ARGS)
-_get_many = _ctypes_fn(_cdll, "mpx_queue_get_many", _GET_MANY_ARGS)
-_get_many_try = _ctypes_fn(_pydll, "mpx_queue_get_many", _GET_MANY_ARGS)
+_put_many = entry("mpx_queue_put_many", True, _PUT_MANY_ARGS)
+_put_many_try = entry("mpx_queue_put_many", False, _PUT_MANY_ARGS)
+_get_many = entry("mpx_queue_get_many", True, _GET_MANY_ARGS)
+_get_many_try = entry("mpx_queue_get_many", False, _GET_MANY_ARGS)
 
 _task_done = _fast("mpx_queue_task_done", blocking=False)
 _join = _fast("mpx_queue_join", blocking=True)

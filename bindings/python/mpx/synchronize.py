@@ -71,7 +71,7 @@ import threading
 import time
 import warnings
 import weakref
-from ctypes import CDLL, POINTER, PyDLL, byref, c_int, c_int64, c_uint32, c_void_p, cast
+from ctypes import POINTER, byref, c_int, c_int64, c_uint32, c_void_p, cast
 
 from . import _lib as _lib_module
 from . import errors
@@ -83,12 +83,12 @@ from ._lib import (
     barrier_p,
     check,
     condition_p,
+    entry,
     error,
     event_p,
     fast,
     last_error,
     lib,
-    library_path,
     lock_p,
     name_arg,
     rlock_p,
@@ -156,10 +156,6 @@ def _warn_owner_died(stacklevel=3):
 # (PyDLL), sparing its release and re-acquisition. The handle addresses are our own handles'.
 #
 
-_gil_free_dll = CDLL(library_path)
-_gil_held_dll = PyDLL(library_path)
-
-
 # With the optional C accelerator (mpx/_speedups.c) the hot calls skip ctypes altogether and
 # take plain ints (a handle's address, a timeout); without it they take ctypes objects.
 _SPEEDUPS = fast("mpx_lock_release", "p") is not None
@@ -174,14 +170,8 @@ def _fast(name, blocking):
         sig = {(): "p", (c_int64,): "pq"}.get(tuple(argtypes[1:]))
         if sig == "pq" or (sig == "p" and not blocking):
             return fast(name, sig)
-        fn = (_gil_free_dll if blocking else _gil_held_dll)[name]
-        fn.restype = restype
-        fn.argtypes = [c_void_p] + list(argtypes[1:])  # the handle arrives as an int
-        return fn
-    fn = (_gil_free_dll if blocking else _gil_held_dll)[name]
-    fn.restype = restype
-    fn.argtypes = None
-    return fn
+        return entry(name, blocking, [c_void_p] + list(argtypes[1:]))  # the handle arrives as an int
+    return entry(name, blocking)
 
 
 def _address(h):
