@@ -11,8 +11,7 @@ fn main() {
     // Only src/ffi is the C ABI: cbindgen parses it alone (following its `mod` items), so
     // nothing of the core leaks into the header.
     let builder = cbindgen::Builder::new().with_config(config).with_src(root.join("src/ffi/mod.rs"));
-    let bindings = match builder.generate()
-    {
+    let bindings = match builder.generate() {
         Ok(b) => b,
         Err(e) => {
             // A parse error here is also a compile error rustc will report better.

@@ -15,10 +15,7 @@ pub(crate) fn cvt(r: libc::c_int) -> Result<libc::c_int> {
 
 /// Nanoseconds since the Unix epoch.
 pub fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 /// Whether a process with this pid exists (zombies count as existing until reaped).

@@ -25,7 +25,11 @@ fn ls_shows_a_created_object() {
     for col in ["NAME", "KIND", "SIZE", "CREATOR", "CREATED", "IN-USE", "USERS", "PROBLEM"] {
         assert!(header.contains(col), "missing column {col}: {header}");
     }
-    let line = r.stdout.lines().find(|l| l.split_whitespace().next() == Some(name.as_str())).unwrap_or_else(|| panic!("{name} not listed:\n{r:?}"));
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+        .unwrap_or_else(|| panic!("{name} not listed:\n{r:?}"));
     let cols: Vec<&str> = line.split_whitespace().collect();
     // NAME KIND SIZE(2 words) CREATOR CREATED(2 words) IN-USE USERS PROBLEM
     assert_eq!(cols[1], "shm", "{line}");
@@ -305,7 +309,12 @@ fn gc_collects_corrupt_and_uninitialised_segments_nobody_uses() {
     assert!(ls.find_named(&corrupt).unwrap().get("problem").str().contains("bad magic"));
     assert!(ls.find_named(&uninit).unwrap().get("problem").str().contains("not initialised"));
     let r = mpx(&["ls", &pattern]);
-    assert!(r.stdout.lines().any(|l| l.starts_with(&corrupt) && l.contains(" ? ") && l.ends_with("not an mpx segment (bad magic)")), "{r:?}");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with(&corrupt) && l.contains(" ? ") && l.ends_with("not an mpx segment (bad magic)")),
+        "{r:?}"
+    );
 
     let j = mpx_json(&["gc", "--json", &pattern]);
     let removed: Vec<&str> = j.get("removed").arr().iter().map(|o| o.get("name").str()).collect();
@@ -345,7 +354,16 @@ fn usage_help_and_version() {
         assert_eq!(mpx(&[cmd, "--help"]).stdout, r.stdout);
     }
 
-    for args in [&["bogus"][..], &["--bogus"], &["ls", "--bogus"], &["gc", "-x"], &["help", "bogus"], &["info"], &["info", "a", "b"], &["help", "ls", "gc"]] {
+    for args in [
+        &["bogus"][..],
+        &["--bogus"],
+        &["ls", "--bogus"],
+        &["gc", "-x"],
+        &["help", "bogus"],
+        &["info"],
+        &["info", "a", "b"],
+        &["help", "ls", "gc"],
+    ] {
         let r = mpx(args);
         assert_eq!(r.code, 2, "{args:?}: {r:?}");
         assert!(r.stdout.is_empty(), "{args:?}: usage goes to stderr");
@@ -359,7 +377,13 @@ fn usage_help_and_version() {
 fn ls_shows_live_state_per_kind() {
     use mpx::sync::{Event, Lock, Semaphore, SemaphoreSpec};
     let mut names = Names::new();
-    let (ln, sn, en, qn, bn) = (names.add("cli-st-lock"), names.add("cli-st-sem"), names.add("cli-st-ev"), names.add("cli-st-q"), names.add("cli-st-buf"));
+    let (ln, sn, en, qn, bn) = (
+        names.add("cli-st-lock"),
+        names.add("cli-st-sem"),
+        names.add("cli-st-ev"),
+        names.add("cli-st-q"),
+        names.add("cli-st-buf"),
+    );
     let lock = Lock::create(&ln, Flags::default()).unwrap();
     let sem = Semaphore::create(&sn, SemaphoreSpec::bounded(3), Flags::default()).unwrap();
     let ev = Event::create(&en, Flags::default()).unwrap();
@@ -368,7 +392,11 @@ fn ls_shows_live_state_per_kind() {
     let state = |name: &str| {
         let all = mpx_json(&["ls", "--json", name]);
         let o = all.find_named(name).unwrap_or_else(|| panic!("{name} missing"));
-        if o.get("state").is_null() { None } else { Some(o.get("state").str().to_string()) }
+        if o.get("state").is_null() {
+            None
+        } else {
+            Some(o.get("state").str().to_string())
+        }
     };
     assert_eq!(state(&ln).as_deref(), Some("free"));
     let _g = lock.acquire(mpx::Timeout::Forever).unwrap();

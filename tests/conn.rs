@@ -19,7 +19,10 @@ fn pattern(n: usize, seed: u8) -> Vec<u8> {
 
 fn raw_socketpair() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
-    assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) }, 0);
+    assert_eq!(
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) },
+        0
+    );
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
@@ -525,12 +528,12 @@ fn garbage_handshakes_are_auth_errors_without_hanging() {
     // Each garbage answer to the server's challenge.
     let answers: Vec<Vec<u8>> = vec![
         frame(b"not a digest"),
-        frame(&[0u8; 16]),                   // legacy length, wrong digest
-        frame(b"{sha256}short"),            // wrong length for sha256
+        frame(&[0u8; 16]),       // legacy length, wrong digest
+        frame(b"{sha256}short"), // wrong length for sha256
         frame(b"{sha3_256}0123456789abcdef0123456789abcdef"),
-        (-7i32).to_be_bytes().to_vec(),     // not framing at all
-        (300u32).to_be_bytes().to_vec(),    // longer than a handshake message may be
-        vec![0, 0],                         // then hang up mid-header
+        (-7i32).to_be_bytes().to_vec(),  // not framing at all
+        (300u32).to_be_bytes().to_vec(), // longer than a handshake message may be
+        vec![0, 0],                      // then hang up mid-header
     ];
     for a in answers {
         std::thread::scope(|s| {
@@ -556,7 +559,12 @@ fn garbage_handshakes_are_auth_errors_without_hanging() {
     // A garbage server: the client fails with Auth, not a hang or a crash.
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let saddr = format!("tcp:{}", server.local_addr().unwrap());
-    for reply in [frame(b"#WELCOME#"), frame(b"#CHALLENGE#short"), frame(b"#CHALLENGE#{md4}0123456789012345678901"), vec![0xff; 12]] {
+    for reply in [
+        frame(b"#WELCOME#"),
+        frame(b"#CHALLENGE#short"),
+        frame(b"#CHALLENGE#{md4}0123456789012345678901"),
+        vec![0xff; 12],
+    ] {
         std::thread::scope(|s| {
             s.spawn(|| {
                 let (mut c, _) = server.accept().unwrap();

@@ -96,7 +96,10 @@ fn rounds(default: u64) -> u64 {
 
 fn socketpair() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
-    assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) }, 0);
+    assert_eq!(
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) },
+        0
+    );
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
@@ -127,8 +130,8 @@ fn random_stream(rng: &mut Rng, max: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
         valid.push(payload);
     }
     match rng.below(7) {
-        0 => {} // clean end
-        1 => wire.extend(rng.some_bytes(64)), // noise
+        0 => {}                                                                        // clean end
+        1 => wire.extend(rng.some_bytes(64)),                                          // noise
         2 => wire.extend_from_slice(&(rng.next() as u32 | 0x8000_0000).to_be_bytes()), // negative length
         3 => {
             // A length beyond the maximum, short or long form, perhaps with some body.
@@ -229,7 +232,9 @@ fn handshake_parsers_take_any_bytes() {
         let ((), largest) = watched(|| {
             let _ = auth::split_digest(&m);
             match auth::response(&key, &m) {
-                Ok(r) => auth::verify(&key, &m, &r).unwrap_or_else(|e| panic!("round {round}: own response refused: {e}")),
+                Ok(r) => {
+                    auth::verify(&key, &m, &r).unwrap_or_else(|e| panic!("round {round}: own response refused: {e}"))
+                }
                 Err(e) => assert_eq!(e.kind(), ErrorKind::Auth, "round {round}"),
             }
             let other = rng.some_bytes(300);
@@ -284,7 +289,8 @@ fn garbage_handshake_peers_never_hang_either_side() {
         });
         // A garbage server against a client.
         let server = std::os::unix::net::UnixListener::bind_addr(
-            &std::os::unix::net::SocketAddr::from_abstract_name(format!("mpx-fuzz-{}-{round}", std::process::id())).unwrap(),
+            &std::os::unix::net::SocketAddr::from_abstract_name(format!("mpx-fuzz-{}-{round}", std::process::id()))
+                .unwrap(),
         )
         .unwrap();
         let saddr = format!("unix:@mpx-fuzz-{}-{round}", std::process::id());

@@ -64,7 +64,11 @@ fn report(arg: &[u8]) -> i32 {
     let open: Vec<String> = open_fds("self").iter().map(|n| n.to_string()).collect();
     s += &format!("open {}\n", open.join(","));
     s += &format!("ppid {}\nend\n", unsafe { libc::getppid() });
-    if write_fd(out, s.as_bytes()) { 0 } else { 3 }
+    if write_fd(out, s.as_bytes()) {
+        0
+    } else {
+        3
+    }
 }
 
 struct Report {
@@ -95,8 +99,14 @@ fn read_report(r: RawFd) -> Report {
     for line in String::from_utf8(buf).unwrap().lines() {
         let w: Vec<&str> = line.split_whitespace().collect();
         match w[0] {
-            "fd" => rep.fds.push((w[1].parse().unwrap(), (w[2].parse().unwrap(), w[3].parse().unwrap()), w[4].parse().unwrap())),
-            "open" => rep.open = w.get(1).map(|l| l.split(',').map(|n| n.parse().unwrap()).collect()).unwrap_or_default(),
+            "fd" => rep.fds.push((
+                w[1].parse().unwrap(),
+                (w[2].parse().unwrap(), w[3].parse().unwrap()),
+                w[4].parse().unwrap(),
+            )),
+            "open" => {
+                rep.open = w.get(1).map(|l| l.split(',').map(|n| n.parse().unwrap()).collect()).unwrap_or_default()
+            }
             "ppid" => rep.ppid = w[1].parse().unwrap(),
             _ => {}
         }
@@ -232,8 +242,17 @@ fn main() {
     assert_eq!(p.join(T).unwrap(), 0);
     // (stdout is flushed at exit, stderr at once: the order is not fixed)
     let text = std::fs::read_to_string(&both).unwrap();
-    assert!(text.contains("err:x") && text.replacen("err:x", "", 1) == "x", "stderr must follow stdout into the file: {text:?}");
-    let e = process::start(StartMethod::ForkServer, "print", b"", &Options::new().stdout(Stdio::File { path: dir.join("no/such/dir"), append: false })).unwrap_err();
+    assert!(
+        text.contains("err:x") && text.replacen("err:x", "", 1) == "x",
+        "stderr must follow stdout into the file: {text:?}"
+    );
+    let e = process::start(
+        StartMethod::ForkServer,
+        "print",
+        b"",
+        &Options::new().stdout(Stdio::File { path: dir.join("no/such/dir"), append: false }),
+    )
+    .unwrap_err();
     assert!(e.message().contains("no/such/dir"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
     passed += 1;
@@ -241,7 +260,13 @@ fn main() {
     // The most one request carries, and one more.
     let many: Vec<RawFd> = (0..253).map(|_| unsafe { libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 3) }).collect();
     assert!(many.iter().all(|n| *n > 2));
-    let e = process::start(StartMethod::ForkServer, "report", b"", &many.iter().fold(Options::new().keep_fd(w), |o, n| o.keep_fd(*n))).unwrap_err();
+    let e = process::start(
+        StartMethod::ForkServer,
+        "report",
+        b"",
+        &many.iter().fold(Options::new().keep_fd(w), |o, n| o.keep_fd(*n)),
+    )
+    .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(e.message().contains("at most 253"), "{e}");
     assert_eq!(check_passed(r, w, &many[..252]), server);

@@ -127,7 +127,10 @@ fn an_inheriting_child_keeps_it_in_use() {
 
     unsafe { libc::kill(gpid, libc::SIGKILL) };
     // The grandchild is not our child: wait (bounded) for the kernel to release its files.
-    assert!(eventually(WAIT, || !registry::inspect(&name).unwrap().in_use), "lock not released after the grandchild died");
+    assert!(
+        eventually(WAIT, || !registry::inspect(&name).unwrap().in_use),
+        "lock not released after the grandchild died"
+    );
     assert_eq!(registry::collect(&name).unwrap(), Collected::Removed);
     assert!(!exists(&name));
 }

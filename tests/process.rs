@@ -144,7 +144,12 @@ fn spawn_environment_cwd_fds_stdio() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text, format!("alpha|unset|{}|", dir.canonicalize().unwrap().display()));
     // env_clear leaves only what is set.
-    let p = process::spawn("/bin/sh", &["sh", "-c", "test -z \"$HOME\" && test \"$ONLY\" = 1"], &Options::new().env_clear().env("ONLY", "1")).unwrap();
+    let p = process::spawn(
+        "/bin/sh",
+        &["sh", "-c", "test -z \"$HOME\" && test \"$ONLY\" = 1"],
+        &Options::new().env_clear().env("ONLY", "1"),
+    )
+    .unwrap();
     assert_eq!(p.join(T).unwrap(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -279,6 +284,11 @@ fn daemon_started_from_a_finished_thread_lives_on() {
 #[test]
 fn spawned_executable_learns_its_name() {
     let opts = Options::new().name("exec-named");
-    let p = process::spawn("sh", &["sh", "-c", "test \"$MPX_PROCESS_NAME\" = exec-named && test \"$MPX_PARENT_PID\" = \"$PPID\""], &opts).unwrap();
+    let p = process::spawn(
+        "sh",
+        &["sh", "-c", "test \"$MPX_PROCESS_NAME\" = exec-named && test \"$MPX_PARENT_PID\" = \"$PPID\""],
+        &opts,
+    )
+    .unwrap();
     assert_eq!(p.join(T).unwrap(), 0);
 }

@@ -368,7 +368,8 @@ fn one_mib_frames_through_reserve_and_in_place_reads() {
         let v = q.read(WAIT).unwrap();
         assert_eq!(v.len(), FRAME - (i as usize % 3) * 4);
         assert_eq!(v.as_ptr() as usize % 8, 0, "payloads are 8-byte aligned");
-        let bad = v.chunks_exact(4).enumerate().find(|(k, w)| **w != (i.wrapping_mul(0x9E37_79B9) ^ *k as u32).to_le_bytes());
+        let bad =
+            v.chunks_exact(4).enumerate().find(|(k, w)| **w != (i.wrapping_mul(0x9E37_79B9) ^ *k as u32).to_le_bytes());
         assert!(bad.is_none(), "frame {i}: word {:?} differs", bad.map(|b| b.0));
         v.commit().unwrap();
     }
@@ -427,7 +428,10 @@ fn bad_input_is_refused() {
     // Capacity and variants.
     assert_eq!(kind_of(Queue::create_anonymous(QueueSpec::new(0))), ErrorKind::Invalid);
     assert_eq!(kind_of(Queue::create_anonymous(QueueSpec::new(MAX_CAPACITY + 1))), ErrorKind::Invalid);
-    assert_eq!(kind_of(Queue::create_anonymous(QueueSpec::new(64).max_messages(3).variant(Variant::Simple))), ErrorKind::Invalid);
+    assert_eq!(
+        kind_of(Queue::create_anonymous(QueueSpec::new(64).max_messages(3).variant(Variant::Simple))),
+        ErrorKind::Invalid
+    );
     let n = names.add("q-bad");
     assert_eq!(kind_of(Queue::create(&n, QueueSpec::new(0), Flags::default())), ErrorKind::Invalid);
     assert!(!exists(&n), "a refused create leaves nothing behind");
@@ -604,7 +608,8 @@ fn random_damage_never_crashes() {
     let short = Duration::from_millis(2);
     let mut kinds: HashMap<String, u32> = HashMap::new();
     for _ in 0..300 {
-        let q = Queue::create_anonymous(QueueSpec::new(4096).max_messages(if rnd() % 2 == 0 { 0 } else { 20 })).unwrap();
+        let q =
+            Queue::create_anonymous(QueueSpec::new(4096).max_messages(if rnd() % 2 == 0 { 0 } else { 20 })).unwrap();
         for i in 0..(rnd() % 30) as u32 {
             let _ = q.put(&msg(0, i, 16 + (rnd() % 300) as usize), Duration::ZERO);
         }
@@ -613,7 +618,11 @@ fn random_damage_never_crashes() {
         for _ in 0..1 + rnd() % 3 {
             // The state lines past the two locks (a lock word naming a live process would only
             // make calls wait), or anywhere in the ring.
-            let off = if rnd() % 2 == 0 { 64 + (rnd() % (704 - 64)) as usize & !7 } else { 4096 + (rnd() % 4096) as usize & !7 };
+            let off = if rnd() % 2 == 0 {
+                64 + (rnd() % (704 - 64)) as usize & !7
+            } else {
+                4096 + (rnd() % 4096) as usize & !7
+            };
             if (192..256).contains(&off) {
                 continue;
             }

@@ -290,7 +290,11 @@ fn kill_producers_and_consumers() {
         assert_eq!(book.w(W_ERRORS).load(SeqCst), 0, "a child hit an unexpected error (see stderr)");
         std::thread::sleep(Duration::from_micros(300 + rng.below(3000)));
         // Alternate producers and consumers, a random one of each.
-        let i = if round % 2 == 0 { rng.below(PRODUCERS as u64) as usize } else { PRODUCERS + rng.below(CONSUMERS as u64) as usize };
+        let i = if round % 2 == 0 {
+            rng.below(PRODUCERS as u64) as usize
+        } else {
+            PRODUCERS + rng.below(CONSUMERS as u64) as usize
+        };
         let mut w = workers.remove(i);
         w.child.kill9();
         let replacement = match w.role {

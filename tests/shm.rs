@@ -120,7 +120,11 @@ fn anonymous_buffer_is_shared_with_a_child_by_fd() {
     assert_eq!(err_of(SharedMemory::from_fd(-1, Flags::default())).kind(), ErrorKind::Invalid);
     assert_eq!(err_of(SharedMemory::from_fd(1_000_000, Flags::default())).kind(), ErrorKind::Invalid);
     let (a, _b) = chan();
-    assert_eq!(err_of(SharedMemory::from_fd(a.fd(), Flags::default())).kind(), ErrorKind::Invalid, "a socket is not a segment");
+    assert_eq!(
+        err_of(SharedMemory::from_fd(a.fd(), Flags::default())).kind(),
+        ErrorKind::Invalid,
+        "a socket is not a segment"
+    );
     assert_eq!(err_of(SharedMemory::from_fd(fd, Flags::UNLINK_ON_LAST_CLOSE)).kind(), ErrorKind::Invalid);
     assert_eq!(err_of(SharedMemory::create_anonymous(0)).kind(), ErrorKind::Invalid);
 }
@@ -229,11 +233,13 @@ fn unlink_on_last_close_is_race_free() {
         for i in 0..iters {
             let shm = match SharedMemory::open(name, Flags::default()) {
                 Ok(s) => s,
-                Err(e) if e.kind() == ErrorKind::NotFound => match SharedMemory::create(name, 64, Flags::UNLINK_ON_LAST_CLOSE) {
-                    Ok(s) => s,
-                    Err(e) if e.kind() == ErrorKind::Exists => continue,
-                    Err(e) => return Err(format!("iteration {i}: create: {e}")),
-                },
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    match SharedMemory::create(name, 64, Flags::UNLINK_ON_LAST_CLOSE) {
+                        Ok(s) => s,
+                        Err(e) if e.kind() == ErrorKind::Exists => continue,
+                        Err(e) => return Err(format!("iteration {i}: create: {e}")),
+                    }
+                }
                 Err(e) => return Err(format!("iteration {i}: open: {e}")),
             };
             let path = shm_path(name);

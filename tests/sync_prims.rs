@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use mpx::sync::MAX_VALUE;
 use mpx::{
-    Acquired, Barrier, CondLock, Condition, ErrorKind, Event, Flags, Lock, RLock, Semaphore, SemaphoreSpec, Timeout, Value,
-    ValueSpec,
+    Acquired, Barrier, CondLock, Condition, ErrorKind, Event, Flags, Lock, RLock, Semaphore, SemaphoreSpec, Timeout,
+    Value, ValueSpec,
 };
 use util::*;
 
@@ -429,7 +429,10 @@ fn condition_wait_timeout_and_misuse() {
     c.release().unwrap();
     let o = Condition::open(&n, None, Flags::default()).unwrap();
     let l = Lock::create_anonymous().unwrap();
-    assert_eq!(Condition::open(&n, Some(CondLock::Lock(&l)), Flags::default()).err().unwrap().kind(), ErrorKind::Invalid);
+    assert_eq!(
+        Condition::open(&n, Some(CondLock::Lock(&l)), Flags::default()).err().unwrap().kind(),
+        ErrorKind::Invalid
+    );
     drop(o);
 }
 
@@ -475,9 +478,15 @@ fn condition_with_an_anonymous_rlock() {
     let e = Condition::from_fd(fd, None, Flags::default()).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(e.message().contains("pass that rlock"), "{}", e.message());
-    assert_eq!(Condition::from_fd(fd, Some(CondLock::RLock(&other)), Flags::default()).err().unwrap().kind(), ErrorKind::Invalid);
+    assert_eq!(
+        Condition::from_fd(fd, Some(CondLock::RLock(&other)), Flags::default()).err().unwrap().kind(),
+        ErrorKind::Invalid
+    );
     let l = Lock::create_anonymous().unwrap();
-    assert_eq!(Condition::from_fd(fd, Some(CondLock::Lock(&l)), Flags::default()).err().unwrap().kind(), ErrorKind::Invalid);
+    assert_eq!(
+        Condition::from_fd(fd, Some(CondLock::Lock(&l)), Flags::default()).err().unwrap().kind(),
+        ErrorKind::Invalid
+    );
     let c2 = Condition::from_fd(fd, Some(CondLock::RLock(&r)), Flags::default()).unwrap();
     assert_eq!(c2.acquire(TRY).unwrap(), Acquired::Clean);
     assert_eq!(r.depth(), 1);
@@ -589,7 +598,10 @@ fn uncontended_operations_make_no_system_call() {
         let mut ok = true;
         for _ in 0..10_000 {
             ok &= l.acquire(Timeout::Forever).is_ok() && l.release().is_ok();
-            ok &= r.acquire(Timeout::Forever).is_ok() && r.acquire(TRY).is_ok() && r.release().is_ok() && r.release().is_ok();
+            ok &= r.acquire(Timeout::Forever).is_ok()
+                && r.acquire(TRY).is_ok()
+                && r.release().is_ok()
+                && r.release().is_ok();
             ok &= s.acquire(Timeout::Forever).is_ok() && s.release().is_ok();
             ok &= u.acquire(Timeout::Forever).is_ok() && u.release().is_ok();
             ok &= v.acquire(Timeout::Forever).is_ok() && v.fetch_add_i64(0, 1).is_ok() && v.release().is_ok();

@@ -149,7 +149,14 @@ impl Child {
         let end = Instant::now() + WAIT;
         loop {
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            let r = unsafe { libc::waitid(libc::P_PID, self.pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT | libc::WNOHANG) };
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+                )
+            };
             if r == 0 && unsafe { info.si_pid() } == self.pid {
                 return;
             }

@@ -92,7 +92,10 @@ fn bad_input() {
     assert!(e.message().contains("'z'"), "{}", e.message());
     let e = Value::create_anonymous(ValueSpec::new(b'i', 2, false), Some(&[0u8; 7])).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Invalid);
-    assert_eq!(Value::create_anonymous(ValueSpec::new(b'q', usize::MAX / 4, false), None).err().unwrap().kind(), ErrorKind::Invalid);
+    assert_eq!(
+        Value::create_anonymous(ValueSpec::new(b'q', usize::MAX / 4, false), None).err().unwrap().kind(),
+        ErrorKind::Invalid
+    );
     let empty = Value::create_anonymous(ValueSpec::new(b'i', 0, false), None).unwrap();
     assert!(empty.is_empty());
     assert_eq!(empty.get::<i32>(0).unwrap_err().kind(), ErrorKind::Invalid);

@@ -486,7 +486,10 @@ fn cmd_info(args: &[String], out: &mut Out) -> CmdResult {
         ("name", o.name.clone()),
         ("path", o.path.clone()),
         ("kind", kind_text(&o).into()),
-        ("data size", if o.kind.is_some() { format!("{} ({})", o.data_size, human::size(o.data_size)) } else { "-".into() }),
+        (
+            "data size",
+            if o.kind.is_some() { format!("{} ({})", o.data_size, human::size(o.data_size)) } else { "-".into() },
+        ),
         ("file size", format!("{} ({})", o.file_size, human::size(o.file_size))),
         (
             "creator",
@@ -514,13 +517,14 @@ fn cmd_info(args: &[String], out: &mut Out) -> CmdResult {
             ("header", String::new()),
             ("  magic", if h.magic_ok { "ok" } else { "bad (not an mpx segment)" }.into()),
             ("  layout version", format!("{} (this mpx reads {LAYOUT_VERSION})", h.layout_version)),
-            (
-                "  kind code",
-                format!("{} ({})", h.kind, mpx::Kind::from_u32(h.kind).map_or("unknown", |k| k.name())),
-            ),
+            ("  kind code", format!("{} ({})", h.kind, mpx::Kind::from_u32(h.kind).map_or("unknown", |k| k.name()))),
             (
                 "  flags",
-                if names.is_empty() { format!("{:#x}", h.flags) } else { format!("{:#x} ({})", h.flags, names.join(", ")) },
+                if names.is_empty() {
+                    format!("{:#x}", h.flags)
+                } else {
+                    format!("{:#x} ({})", h.flags, names.join(", "))
+                },
             ),
             ("  header size", h.header_size.to_string()),
             ("  total size", h.total_size.to_string()),
@@ -632,19 +636,25 @@ fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
                 if o.creator_pid > 0 && !o.creator_alive {
                     reason.push_str(&format!("; its creator (pid {}) is gone", o.creator_pid));
                 }
-                removed.push(Removed { name: o.name.clone(), kind, data_size: o.data_size, problem: o.problem.clone(), reason });
+                removed.push(Removed {
+                    name: o.name.clone(),
+                    kind,
+                    data_size: o.data_size,
+                    problem: o.problem.clone(),
+                    reason,
+                });
             }
-            Ok(Collected::InUse) => kept.push(Kept {
-                name: o.name.clone(),
-                kind,
-                users: o.users.clone(),
-                reason: in_use_reason(&o.users),
-            }),
+            Ok(Collected::InUse) => {
+                kept.push(Kept { name: o.name.clone(), kind, users: o.users.clone(), reason: in_use_reason(&o.users) })
+            }
             Ok(Collected::NotAFile) => kept.push(Kept {
                 name: o.name.clone(),
                 kind,
                 users: Vec::new(),
-                reason: format!("{} (not made by mpx; `mpx rm` removes it)", o.problem.as_deref().unwrap_or("not a regular file")),
+                reason: format!(
+                    "{} (not made by mpx; `mpx rm` removes it)",
+                    o.problem.as_deref().unwrap_or("not a regular file")
+                ),
             }),
             Ok(Collected::Gone) => {} // removed or replaced by someone else meanwhile
             Err(e) => errors.push((o.name.clone(), e.message().to_string())),
@@ -661,7 +671,12 @@ fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
                 .finish()
         });
         let kp = kept.iter().map(|k| {
-            json::Obj::new().str("name", &k.name).opt_str("kind", k.kind).nums("users", &k.users).str("reason", &k.reason).finish()
+            json::Obj::new()
+                .str("name", &k.name)
+                .opt_str("kind", k.kind)
+                .nums("users", &k.users)
+                .str("reason", &k.reason)
+                .finish()
         });
         let er = errors.iter().map(|(n, e)| json::Obj::new().str("name", n).str("error", e).finish());
         out.line(

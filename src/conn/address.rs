@@ -50,14 +50,18 @@ impl Address {
         }
         if let Some(rest) = s.strip_prefix("tcp:") {
             let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-                let (host, after) = v6.split_once(']').ok_or_else(|| err!(Invalid, "address '{s}': missing ']' after an IPv6 address"))?;
-                let port = after.strip_prefix(':').ok_or_else(|| err!(Invalid, "address '{s}': missing ':port' after ']'"))?;
+                let (host, after) = v6
+                    .split_once(']')
+                    .ok_or_else(|| err!(Invalid, "address '{s}': missing ']' after an IPv6 address"))?;
+                let port =
+                    after.strip_prefix(':').ok_or_else(|| err!(Invalid, "address '{s}': missing ':port' after ']'"))?;
                 if host.parse::<std::net::Ipv6Addr>().is_err() {
                     return Err(err!(Invalid, "address '{s}': '{host}' is not an IPv6 address"));
                 }
                 (host, port)
             } else {
-                let (host, port) = rest.rsplit_once(':').ok_or_else(|| err!(Invalid, "address '{s}': missing ':port'"))?;
+                let (host, port) =
+                    rest.rsplit_once(':').ok_or_else(|| err!(Invalid, "address '{s}': missing ':port'"))?;
                 if host.contains(':') {
                     return Err(err!(Invalid, "address '{s}': put an IPv6 address in brackets, e.g. tcp:[::1]:5000"));
                 }
@@ -66,7 +70,8 @@ impl Address {
             if host.is_empty() {
                 return Err(err!(Invalid, "address '{s}': empty host (use 0.0.0.0 or [::] for every interface)"));
             }
-            let port: u16 = port.parse().map_err(|_| err!(Invalid, "address '{s}': port '{port}' is not a number in 0..=65535"))?;
+            let port: u16 =
+                port.parse().map_err(|_| err!(Invalid, "address '{s}': port '{port}' is not a number in 0..=65535"))?;
             return Ok(Address::Tcp { host: host.to_string(), port });
         }
         Err(err!(Invalid, "address '{s}': {FORMS}"))
@@ -121,7 +126,10 @@ pub(crate) struct RawAddr {
 impl RawAddr {
     fn empty() -> RawAddr {
         // SAFETY: sockaddr_storage is plain data; all zeroes is valid.
-        RawAddr { storage: unsafe { std::mem::zeroed() }, len: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t }
+        RawAddr {
+            storage: unsafe { std::mem::zeroed() },
+            len: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
     }
 
     pub fn family(&self) -> libc::c_int {
@@ -143,7 +151,11 @@ impl RawAddr {
         // A path is NUL-terminated; an abstract name is exactly its bytes after the zero byte
         // (an empty one, base alone, asks the kernel to pick a name).
         a.len = if abstract_ {
-            if name.is_empty() { base } else { base + 1 + name.len() }
+            if name.is_empty() {
+                base
+            } else {
+                base + 1 + name.len()
+            }
         } else {
             base + name.len() + 1
         } as libc::socklen_t;
@@ -163,7 +175,8 @@ impl RawAddr {
             }
             SocketAddr::V6(v6) => {
                 // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-                let sin6 = unsafe { &mut *(&mut a.storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let sin6 =
+                    unsafe { &mut *(&mut a.storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
                 sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
                 sin6.sin6_port = v6.port().to_be();
                 sin6.sin6_addr = libc::in6_addr { s6_addr: v6.ip().octets() };
@@ -247,8 +260,25 @@ mod tests {
         assert_eq!(Address::parse("unix:@").unwrap(), Address::Abstract(vec![]));
         assert_eq!(Address::parse("tcp:127.0.0.1:80").unwrap(), Address::Tcp { host: "127.0.0.1".into(), port: 80 });
         assert_eq!(Address::parse("tcp:[::1]:0").unwrap(), Address::Tcp { host: "::1".into(), port: 0 });
-        assert_eq!(Address::parse("tcp:localhost:65535").unwrap(), Address::Tcp { host: "localhost".into(), port: 65535 });
-        for bad in ["", "x", "unix:", "tcp:", "tcp:host", "tcp::80", "tcp:h:99999", "tcp:h:-1", "tcp:::1:80", "tcp:[::1]80", "tcp:[::1", "tcp:[zz]:1", "udp:x:1"] {
+        assert_eq!(
+            Address::parse("tcp:localhost:65535").unwrap(),
+            Address::Tcp { host: "localhost".into(), port: 65535 }
+        );
+        for bad in [
+            "",
+            "x",
+            "unix:",
+            "tcp:",
+            "tcp:host",
+            "tcp::80",
+            "tcp:h:99999",
+            "tcp:h:-1",
+            "tcp:::1:80",
+            "tcp:[::1]80",
+            "tcp:[::1",
+            "tcp:[zz]:1",
+            "udp:x:1",
+        ] {
             let e = Address::parse(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Invalid, "{bad}");
             assert!(e.message().contains(bad), "{e}");

@@ -96,9 +96,10 @@ pub fn split_digest(message: &[u8]) -> Result<(Option<Digest>, &[u8])> {
                 b"md5" => Ok((Some(Digest::Md5), payload)),
                 b"sha256" => Ok((Some(Digest::Sha256), payload)),
                 b"sha384" => Ok((Some(Digest::Sha384), payload)),
-                n if ALLOWED.contains(&n) => {
-                    Err(auth(format!("handshake: digest {} is not supported by mpx (md5, sha256, sha384 are)", String::from_utf8_lossy(n))))
-                }
+                n if ALLOWED.contains(&n) => Err(auth(format!(
+                    "handshake: digest {} is not supported by mpx (md5, sha256, sha384 are)",
+                    String::from_utf8_lossy(n)
+                ))),
                 n => Err(auth(format!("handshake: unknown digest {:?}", String::from_utf8_lossy(n)))),
             };
         }
@@ -212,7 +213,10 @@ pub(crate) fn deliver_challenge(conn: &Connection, key: &[u8], deadline: Option<
 pub(crate) fn answer_challenge(conn: &Connection, key: &[u8], deadline: Option<Instant>) -> Result<()> {
     let msg = recv(conn, deadline)?;
     let Some(message) = msg.strip_prefix(CHALLENGE) else {
-        return Err(auth(format!("handshake: expected a challenge, got a {}-byte message without #CHALLENGE#", msg.len())));
+        return Err(auth(format!(
+            "handshake: expected a challenge, got a {}-byte message without #CHALLENGE#",
+            msg.len()
+        )));
     };
     let r = response(key, message)?;
     conn.send(&r).map_err(handshake_error)?;
@@ -262,7 +266,13 @@ mod tests {
 
     #[test]
     fn bad_challenges() {
-        for m in [&b""[..], b"short", b"{sha3_256}0123456789012345678901234567890", b"{nope}01234567890123456789", &[b'x'; 30]] {
+        for m in [
+            &b""[..],
+            b"short",
+            b"{sha3_256}0123456789012345678901234567890",
+            b"{nope}01234567890123456789",
+            &[b'x'; 30],
+        ] {
             assert_eq!(response(b"k", m).unwrap_err().kind(), ErrorKind::Auth, "{m:?}");
         }
     }

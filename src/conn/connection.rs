@@ -200,13 +200,20 @@ impl Connection {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         if unsafe { libc::fstat(fd, &mut st) } < 0 {
             let e = Error::last_os(&what);
-            return Err(if e.errno() == Some(libc::EBADF) { err!(Invalid, "{what}: not an open file descriptor") } else { e });
+            return Err(if e.errno() == Some(libc::EBADF) {
+                err!(Invalid, "{what}: not an open file descriptor")
+            } else {
+                e
+            });
         }
         let fmt = st.st_mode & libc::S_IFMT;
         let (transport, can_read, can_write) = if fmt == libc::S_IFSOCK {
             let ty = sockopt_int(fd, libc::SO_TYPE).map_err(|e| e.context(&what))?;
             if ty != libc::SOCK_STREAM {
-                return Err(err!(Invalid, "{what}: the socket is not a stream socket (type {ty}); messages need a byte stream"));
+                return Err(err!(
+                    Invalid,
+                    "{what}: the socket is not a stream socket (type {ty}); messages need a byte stream"
+                ));
             }
             let domain = sockopt_int(fd, libc::SO_DOMAIN).map_err(|e| e.context(&what))?;
             let t = if domain == libc::AF_UNIX { Transport::Unix } else { Transport::Tcp };
@@ -350,7 +357,11 @@ impl Connection {
     pub fn send_fds(&self, fds: &[RawFd]) -> Result<()> {
         self.check_writable("send_fds")?;
         if self.transport != Transport::Unix {
-            return Err(err!(Unsupported, "send_fds: descriptors pass only over Unix sockets (this connection is {:?})", self.transport));
+            return Err(err!(
+                Unsupported,
+                "send_fds: descriptors pass only over Unix sockets (this connection is {:?})",
+                self.transport
+            ));
         }
         let _g = self.send.lock().unwrap_or_else(|p| p.into_inner());
         sys::send_fds(self.fd.as_raw_fd(), (fds.len() % 256) as u8, fds).map_err(|e| send_error(e, "send_fds"))
@@ -370,7 +381,8 @@ impl Connection {
     pub fn recv(&self, timeout: impl Into<Timeout>) -> Result<Vec<u8>> {
         let mut v: Vec<u8> = Vec::new();
         let mut alloc = |len: usize| -> Result<*mut u8> {
-            v.try_reserve_exact(len).map_err(|_| err!(Os, "recv: cannot allocate {len} bytes for the message (it stays pending)"))?;
+            v.try_reserve_exact(len)
+                .map_err(|_| err!(Os, "recv: cannot allocate {len} bytes for the message (it stays pending)"))?;
             Ok(v.as_mut_ptr())
         };
         let len = self.recv_core(u64::MAX, timeout.into().deadline(), &mut alloc)?;
@@ -387,7 +399,10 @@ impl Connection {
         let ptr = buf.as_mut_ptr();
         let mut alloc = |len: usize| -> Result<*mut u8> {
             if len > cap {
-                return Err(err!(BufferTooSmall, "recv: the message has {len} bytes, the buffer {cap} (the message is kept for the next call)"));
+                return Err(err!(
+                    BufferTooSmall,
+                    "recv: the message has {len} bytes, the buffer {cap} (the message is kept for the next call)"
+                ));
             }
             Ok(ptr)
         };
@@ -399,7 +414,11 @@ impl Connection {
     ///
     /// # Safety
     /// The pointer `alloc` returns must be valid for `len` bytes of writes.
-    pub unsafe fn recv_with(&self, timeout: impl Into<Timeout>, alloc: &mut dyn FnMut(usize) -> Result<*mut u8>) -> Result<usize> {
+    pub unsafe fn recv_with(
+        &self,
+        timeout: impl Into<Timeout>,
+        alloc: &mut dyn FnMut(usize) -> Result<*mut u8>,
+    ) -> Result<usize> {
         self.recv_core(u64::MAX, timeout.into().deadline(), alloc)
     }
 
@@ -494,7 +513,10 @@ impl Connection {
                     )));
                 }
                 if len > isize::MAX as u64 {
-                    return Err(self.break_with(err!(TooBig, "recv: incoming message of {len} bytes cannot exist in memory; the connection is closed")));
+                    return Err(self.break_with(err!(
+                        TooBig,
+                        "recv: incoming message of {len} bytes cannot exist in memory; the connection is closed"
+                    )));
                 }
                 st.advance(used);
                 st.pending = Some(len);
@@ -537,7 +559,12 @@ impl Connection {
     ///
     /// # Safety
     /// `dest`, if given, must be valid for writes of its length.
-    unsafe fn read_some(&self, st: &mut RecvState, dest: Option<(*mut u8, usize)>, deadline: Option<Instant>) -> Result<usize> {
+    unsafe fn read_some(
+        &self,
+        st: &mut RecvState,
+        dest: Option<(*mut u8, usize)>,
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
         if st.buf.is_empty() {
             st.buf = vec![0; READ_AHEAD];
         }
@@ -599,7 +626,11 @@ impl Connection {
     pub fn recv_fds(&self, max: usize, timeout: impl Into<Timeout>) -> Result<Vec<OwnedFd>> {
         self.check_readable("recv_fds")?;
         if self.transport != Transport::Unix {
-            return Err(err!(Unsupported, "recv_fds: descriptors pass only over Unix sockets (this connection is {:?})", self.transport));
+            return Err(err!(
+                Unsupported,
+                "recv_fds: descriptors pass only over Unix sockets (this connection is {:?})",
+                self.transport
+            ));
         }
         let deadline = timeout.into().deadline();
         let mut st = self.lock_recv();
@@ -617,13 +648,19 @@ impl Connection {
         }
         let count = st.fds.front().map_or(0, |g| g.fds.len());
         if count > max {
-            return Err(err!(BufferTooSmall, "recv_fds: {count} descriptors arrived, room for {max} (they are kept for the next call)"));
+            return Err(err!(
+                BufferTooSmall,
+                "recv_fds: {count} descriptors arrived, room for {max} (they are kept for the next call)"
+            ));
         }
         let g = st.fds.pop_front().expect("checked above");
         let byte = st.buf[st.start];
         st.advance(1);
         if g.truncated {
-            return Err(err!(Corrupt, "recv_fds: the peer sent more descriptors than one message can carry; they were lost"));
+            return Err(err!(
+                Corrupt,
+                "recv_fds: the peer sent more descriptors than one message can carry; they were lost"
+            ));
         }
         if byte as usize != g.fds.len() % 256 {
             return Err(err!(Corrupt, "recv_fds: the count byte says {byte}, {} descriptors arrived", g.fds.len()));

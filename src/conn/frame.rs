@@ -44,7 +44,10 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<(u64, usize)>> {
         return Ok(Some((short as u64, 4)));
     }
     if short != -1 {
-        return Err(err!(Corrupt, "bad message header: length {short} is negative (the stream is not mpx/multiprocessing framing)"));
+        return Err(err!(
+            Corrupt,
+            "bad message header: length {short} is negative (the stream is not mpx/multiprocessing framing)"
+        ));
     }
     if buf.len() < MAX_HEADER {
         return Ok(None);

@@ -32,7 +32,10 @@ pub struct Listener {
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").field("address", &self.address).field("authenticated", &self.authkey.is_some()).finish()
+        f.debug_struct("Listener")
+            .field("address", &self.address)
+            .field("authenticated", &self.authkey.is_some())
+            .finish()
     }
 }
 
@@ -49,7 +52,15 @@ fn socket(family: libc::c_int, nonblock: bool) -> Result<OwnedFd> {
 
 fn set_int_opt(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) {
     // SAFETY: v lives across the call. Failure only loses an optimisation.
-    unsafe { libc::setsockopt(fd, level, opt, (&v as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t) };
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 fn set_blocking(fd: RawFd, blocking: bool) -> Result<()> {
@@ -260,7 +271,9 @@ fn connect_one(raw: &RawAddr, deadline: Option<Instant>) -> Result<OwnedFd> {
                 let mut v: libc::c_int = 0;
                 let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
                 // SAFETY: v and len are valid for getsockopt.
-                unsafe { libc::getsockopt(s, libc::SOL_SOCKET, libc::SO_ERROR, (&mut v as *mut libc::c_int).cast(), &mut len) };
+                unsafe {
+                    libc::getsockopt(s, libc::SOL_SOCKET, libc::SO_ERROR, (&mut v as *mut libc::c_int).cast(), &mut len)
+                };
                 if v != 0 {
                     return Err(Error::from_errno(v, "connect"));
                 }

@@ -36,7 +36,10 @@ pub fn wait_fds(fds: &mut [libc::pollfd], deadline: Option<Instant>) -> Result<u
             None => std::ptr::null(),
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
-                ts = libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long };
+                ts = libc::timespec {
+                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                };
                 &ts as *const libc::timespec
             }
         };

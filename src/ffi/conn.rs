@@ -138,7 +138,12 @@ pub unsafe extern "C" fn mpx_conn_flags(conn: *const mpx_conn, flags: *mut u32) 
 /// `*len` set to the length needed, excluding the NUL) if it does not fit; MPX_E_INVALID for a
 /// pipe.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_conn_peer_address(conn: *const mpx_conn, buf: *mut c_char, cap: usize, len: *mut usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_conn_peer_address(
+    conn: *const mpx_conn,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+) -> mpx_status {
     guard("mpx_conn_peer_address", || {
         let a = handle(conn, "conn")?.inner.peer_address()?;
         write_string(&a, buf, cap, len)
@@ -204,7 +209,13 @@ unsafe fn bytes_arg<'a>(buf: *const u8, len: usize, what: &str) -> Result<&'a [u
 /// MPX_E_TOO_BIG: the incoming length exceeds the maximum (see
 /// `mpx_conn_set_max_message_size`). `buf` may be NULL only if `cap` is 0.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_conn_recv(conn: *const mpx_conn, buf: *mut u8, cap: usize, len: *mut usize, timeout_ns: i64) -> mpx_status {
+pub unsafe extern "C" fn mpx_conn_recv(
+    conn: *const mpx_conn,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    timeout_ns: i64,
+) -> mpx_status {
     guard("mpx_conn_recv", || {
         out_arg(len, "len")?;
         let c = &handle(conn, "conn")?.inner;
@@ -236,7 +247,12 @@ pub unsafe extern "C" fn mpx_conn_recv(conn: *const mpx_conn, buf: *mut u8, cap:
 /// never NULL, even for an empty message) and its length `*len`. Timeouts and errors as
 /// `mpx_conn_recv`; if the memory cannot be allocated (MPX_E_OS) the message stays pending.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_conn_recv_alloc(conn: *const mpx_conn, buf: *mut *mut u8, len: *mut usize, timeout_ns: i64) -> mpx_status {
+pub unsafe extern "C" fn mpx_conn_recv_alloc(
+    conn: *const mpx_conn,
+    buf: *mut *mut u8,
+    len: *mut usize,
+    timeout_ns: i64,
+) -> mpx_status {
     guard("mpx_conn_recv_alloc", || {
         out_arg(buf, "buf")?;
         out_arg(len, "len")?;
@@ -282,7 +298,13 @@ pub unsafe extern "C" fn mpx_conn_poll(conn: *const mpx_conn, timeout_ns: i64, r
 /// many are set to `*nready` (0 when the time ran out), like Python's
 /// `multiprocessing.connection.wait`. Every connection must be able to receive.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_conn_wait(conns: *const *const mpx_conn, count: usize, timeout_ns: i64, ready: *mut bool, nready: *mut usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_conn_wait(
+    conns: *const *const mpx_conn,
+    count: usize,
+    timeout_ns: i64,
+    ready: *mut bool,
+    nready: *mut usize,
+) -> mpx_status {
     guard("mpx_conn_wait", || {
         out_arg(nready, "nready")?;
         if count == 0 {
@@ -333,7 +355,13 @@ pub unsafe extern "C" fn mpx_conn_send_fds(conn: *const mpx_conn, fds: *const c_
 /// needed, and they stay for the next call. MPX_E_STATE if the next item is an ordinary
 /// message (left for `mpx_conn_recv`). Waits up to `timeout_ns`.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_conn_recv_fds(conn: *const mpx_conn, fds: *mut c_int, cap: usize, n: *mut usize, timeout_ns: i64) -> mpx_status {
+pub unsafe extern "C" fn mpx_conn_recv_fds(
+    conn: *const mpx_conn,
+    fds: *mut c_int,
+    cap: usize,
+    n: *mut usize,
+    timeout_ns: i64,
+) -> mpx_status {
     guard("mpx_conn_recv_fds", || {
         out_arg(n, "n")?;
         let c = &handle(conn, "conn")?.inner;
@@ -381,7 +409,12 @@ pub unsafe extern "C" fn mpx_conn_send_shm(conn: *const mpx_conn, shm: *const mp
 /// MPX_F_READ_ONLY); free it with `mpx_shm_close`. Its header is validated as for any open
 /// (MPX_E_KIND if the descriptor is not an mpx buffer). Waits up to `timeout_ns`.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_conn_recv_shm(conn: *const mpx_conn, flags: u32, timeout_ns: i64, out: *mut *mut mpx_shm) -> mpx_status {
+pub unsafe extern "C" fn mpx_conn_recv_shm(
+    conn: *const mpx_conn,
+    flags: u32,
+    timeout_ns: i64,
+    out: *mut *mut mpx_shm,
+) -> mpx_status {
     guard("mpx_conn_recv_shm", || {
         out_arg(out, "out")?;
         let c = &handle(conn, "conn")?.inner;
@@ -397,7 +430,13 @@ pub unsafe extern "C" fn mpx_conn_recv_shm(conn: *const mpx_conn, flags: u32, ti
 /// bytes) every accepted client must pass CPython's mutual HMAC handshake. MPX_E_EXISTS if the
 /// address is in use (a Unix path that exists included); MPX_E_INVALID for a malformed address.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_listener_create(address: *const c_char, backlog: c_int, authkey: *const u8, keylen: usize, out: *mut *mut mpx_listener) -> mpx_status {
+pub unsafe extern "C" fn mpx_listener_create(
+    address: *const c_char,
+    backlog: c_int,
+    authkey: *const u8,
+    keylen: usize,
+    out: *mut *mut mpx_listener,
+) -> mpx_status {
     guard("mpx_listener_create", || {
         out_arg(out, "out")?;
         let address = str_arg(address, "address")?;
@@ -411,7 +450,11 @@ pub unsafe extern "C" fn mpx_listener_create(address: *const c_char, backlog: c_
 /// that fails it is dropped and the call returns MPX_E_AUTH (accept again for the next one).
 /// MPX_E_TIMEOUT when no client came.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_listener_accept(l: *const mpx_listener, timeout_ns: i64, out: *mut *mut mpx_conn) -> mpx_status {
+pub unsafe extern "C" fn mpx_listener_accept(
+    l: *const mpx_listener,
+    timeout_ns: i64,
+    out: *mut *mut mpx_conn,
+) -> mpx_status {
     guard("mpx_listener_accept", || {
         out_arg(out, "out")?;
         let c = handle(l, "listener")?.inner.accept(Timeout::from_ns(timeout_ns))?;
@@ -424,7 +467,12 @@ pub unsafe extern "C" fn mpx_listener_accept(l: *const mpx_listener, timeout_ns:
 /// if not NULL. MPX_E_BUFFER_TOO_SMALL (with `*len` set to the length needed, excluding the
 /// NUL) if it does not fit.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_listener_address(l: *const mpx_listener, buf: *mut c_char, cap: usize, len: *mut usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_listener_address(
+    l: *const mpx_listener,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+) -> mpx_status {
     guard("mpx_listener_address", || {
         let l = handle(l, "listener")?;
         write_string(l.inner.address(), buf, cap, len)
@@ -465,7 +513,13 @@ pub unsafe extern "C" fn mpx_listener_close(l: *mut mpx_listener) {
 /// handshake together. MPX_E_NOT_FOUND for a Unix path with nothing there, MPX_E_OS for a
 /// refused TCP connection.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_client_connect(address: *const c_char, authkey: *const u8, keylen: usize, timeout_ns: i64, out: *mut *mut mpx_conn) -> mpx_status {
+pub unsafe extern "C" fn mpx_client_connect(
+    address: *const c_char,
+    authkey: *const u8,
+    keylen: usize,
+    timeout_ns: i64,
+    out: *mut *mut mpx_conn,
+) -> mpx_status {
     guard("mpx_client_connect", || {
         out_arg(out, "out")?;
         let address = str_arg(address, "address")?;

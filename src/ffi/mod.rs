@@ -20,9 +20,9 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::{err, Error, Result};
 #[cfg(test)]
 use crate::ErrorKind;
+use crate::{err, Error, Result};
 
 /// Status code returned by every fallible function: MPX_OK (0) or a negative MPX_E_* code.
 pub type mpx_status = i32;

@@ -123,7 +123,11 @@ pub unsafe extern "C" fn mpx_proc_opts_set_cwd(opts: *mut mpx_proc_opts, dir: *c
 
 /// Sets an environment variable for the child (spawn only). Replaces an earlier setting.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_proc_opts_setenv(opts: *mut mpx_proc_opts, key: *const c_char, value: *const c_char) -> mpx_status {
+pub unsafe extern "C" fn mpx_proc_opts_setenv(
+    opts: *mut mpx_proc_opts,
+    key: *const c_char,
+    value: *const c_char,
+) -> mpx_status {
     guard("mpx_proc_opts_setenv", || {
         let o = opts_mut(opts)?;
         let (k, v) = (str_arg(key, "key")?, str_arg(value, "value")?);
@@ -176,7 +180,12 @@ pub unsafe extern "C" fn mpx_proc_opts_keep_fd(opts: *mut mpx_proc_opts, fd: c_i
 /// Redirects standard stream `which` (0 stdin, 1 stdout, 2 stderr): `mode` is
 /// MPX_STDIO_INHERIT, MPX_STDIO_NULL or MPX_STDIO_FD (then `fd` is duplicated onto it).
 #[no_mangle]
-pub unsafe extern "C" fn mpx_proc_opts_set_stdio(opts: *mut mpx_proc_opts, which: c_int, mode: u32, fd: c_int) -> mpx_status {
+pub unsafe extern "C" fn mpx_proc_opts_set_stdio(
+    opts: *mut mpx_proc_opts,
+    which: c_int,
+    mode: u32,
+    fd: c_int,
+) -> mpx_status {
     guard("mpx_proc_opts_set_stdio", || {
         let o = opts_mut(opts)?;
         let s = match mode {
@@ -192,7 +201,12 @@ pub unsafe extern "C" fn mpx_proc_opts_set_stdio(opts: *mut mpx_proc_opts, which
 
 /// Redirects standard stream `which` to a file (created if missing; truncated unless `append`).
 #[no_mangle]
-pub unsafe extern "C" fn mpx_proc_opts_set_stdio_file(opts: *mut mpx_proc_opts, which: c_int, path: *const c_char, append: bool) -> mpx_status {
+pub unsafe extern "C" fn mpx_proc_opts_set_stdio_file(
+    opts: *mut mpx_proc_opts,
+    which: c_int,
+    path: *const c_char,
+    append: bool,
+) -> mpx_status {
     guard("mpx_proc_opts_set_stdio_file", || {
         let o = opts_mut(opts)?;
         let path = PathBuf::from(str_arg(path, "path")?);
@@ -212,7 +226,11 @@ fn set_stream(o: &mut Options, which: c_int, s: Stdio) -> Result<mpx_status> {
 
 /// Restricts the child to the `n` CPUs listed in `cpus`.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_proc_opts_set_affinity(opts: *mut mpx_proc_opts, cpus: *const c_int, n: usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_proc_opts_set_affinity(
+    opts: *mut mpx_proc_opts,
+    cpus: *const c_int,
+    n: usize,
+) -> mpx_status {
     guard("mpx_proc_opts_set_affinity", || {
         let o = opts_mut(opts)?;
         if cpus.is_null() || n == 0 {
@@ -259,7 +277,12 @@ pub unsafe extern "C" fn mpx_proc_opts_set_new_session(opts: *mut mpx_proc_opts,
 /// A program that does not exist is MPX_E_NOT_FOUND here (not a child exiting 127); one that
 /// is not executable is MPX_E_PERMISSION.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_spawn(program: *const c_char, argv: *const *const c_char, opts: *const mpx_proc_opts, out: *mut *mut mpx_process) -> mpx_status {
+pub unsafe extern "C" fn mpx_spawn(
+    program: *const c_char,
+    argv: *const *const c_char,
+    opts: *const mpx_proc_opts,
+    out: *mut *mut mpx_process,
+) -> mpx_status {
     guard("mpx_spawn", || {
         out_arg(out, "out")?;
         let program = str_arg(program, "program")?;
@@ -273,7 +296,12 @@ pub unsafe extern "C" fn mpx_spawn(program: *const c_char, argv: *const *const c
 /// flushes stdio and leaves with _exit, so the parent's atexit handlers do not run in it. The
 /// env and keep_fd options do not apply (a forked child inherits everything): MPX_E_INVALID.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_fork(func: mpx_child_fn, user: *mut c_void, opts: *const mpx_proc_opts, out: *mut *mut mpx_process) -> mpx_status {
+pub unsafe extern "C" fn mpx_fork(
+    func: mpx_child_fn,
+    user: *mut c_void,
+    opts: *const mpx_proc_opts,
+    out: *mut *mut mpx_process,
+) -> mpx_status {
     guard("mpx_fork", || {
         out_arg(out, "out")?;
         let f = func.ok_or_else(|| err!(Invalid, "fn is NULL"))?;
@@ -324,7 +352,14 @@ pub unsafe extern "C" fn mpx_init(argc: c_int, argv: *const *const c_char) -> mp
 /// Options: fork refuses env and keep_fd; forkserver takes keep_fd and stdio (passed with the
 /// request) but refuses env and cwd (MPX_E_INVALID): its child is a copy of the server.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_start(method: u32, entry: *const c_char, arg: *const u8, len: usize, opts: *const mpx_proc_opts, out: *mut *mut mpx_process) -> mpx_status {
+pub unsafe extern "C" fn mpx_start(
+    method: u32,
+    entry: *const c_char,
+    arg: *const u8,
+    len: usize,
+    opts: *const mpx_proc_opts,
+    out: *mut *mut mpx_process,
+) -> mpx_status {
     guard("mpx_start", || {
         out_arg(out, "out")?;
         let method = StartMethod::from_u32(method).ok_or_else(|| err!(Invalid, "unknown start method {method}"))?;
@@ -355,7 +390,12 @@ pub unsafe extern "C" fn mpx_forkserver_set_program(argv: *const *const c_char) 
 /// `mpx_free`); the child runs it and exits. Returns MPX_E_CLOSED in the server once the client
 /// has gone away: the server should then exit.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_forkserver_serve(fd: c_int, entry: *mut *mut c_char, arg: *mut *mut u8, len: *mut usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_forkserver_serve(
+    fd: c_int,
+    entry: *mut *mut c_char,
+    arg: *mut *mut u8,
+    len: *mut usize,
+) -> mpx_status {
     guard("mpx_forkserver_serve", || {
         out_arg(entry, "entry")?;
         out_arg(arg, "arg")?;
@@ -396,7 +436,11 @@ pub unsafe extern "C" fn mpx_process_name(proc_: *const mpx_process) -> *const c
 /// exit code to `*exitcode` if not NULL: the exit status, or minus the signal number that killed
 /// it. MPX_E_TIMEOUT if it is still running.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_process_join(proc_: *const mpx_process, timeout_ns: i64, exitcode: *mut c_int) -> mpx_status {
+pub unsafe extern "C" fn mpx_process_join(
+    proc_: *const mpx_process,
+    timeout_ns: i64,
+    exitcode: *mut c_int,
+) -> mpx_status {
     guard("mpx_process_join", || {
         let p = handle(proc_, "proc")?;
         if timeout_ns < -1 {
@@ -423,7 +467,11 @@ pub unsafe extern "C" fn mpx_process_is_alive(proc_: *const mpx_process, alive: 
 /// Writes whether the process has ended to `*finished` and, if it has, its exit code to
 /// `*exitcode` (status, or minus the signal number). Never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_process_exitcode(proc_: *const mpx_process, finished: *mut bool, exitcode: *mut c_int) -> mpx_status {
+pub unsafe extern "C" fn mpx_process_exitcode(
+    proc_: *const mpx_process,
+    finished: *mut bool,
+    exitcode: *mut c_int,
+) -> mpx_status {
     guard("mpx_process_exitcode", || {
         out_arg(finished, "finished")?;
         out_arg(exitcode, "exitcode")?;

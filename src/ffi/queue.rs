@@ -177,7 +177,12 @@ unsafe fn bytes_arg<'a>(p: *const c_void, len: usize, what: &str) -> Result<&'a 
 /// MPX_E_TOO_BIG at once if it can never fit; MPX_E_CLOSED after shutdown; MPX_E_STATE if this
 /// thread has a reservation open on the queue.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_queue_put(q: *const mpx_queue, data: *const c_void, len: usize, timeout_ns: i64) -> mpx_status {
+pub unsafe extern "C" fn mpx_queue_put(
+    q: *const mpx_queue,
+    data: *const c_void,
+    len: usize,
+    timeout_ns: i64,
+) -> mpx_status {
     guard("mpx_queue_put", || {
         let q = handle(q, "queue")?;
         let t = timeout_arg(timeout_ns)?;
@@ -192,7 +197,13 @@ pub unsafe extern "C" fn mpx_queue_put(q: *const mpx_queue, data: *const c_void,
 /// message is larger than `cap`: the message stays in the queue and `*len` is set to its size
 /// (the one out-parameter written on failure), so a caller can grow its buffer and call again.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_queue_get(q: *const mpx_queue, buf: *mut c_void, cap: usize, len: *mut usize, timeout_ns: i64) -> mpx_status {
+pub unsafe extern "C" fn mpx_queue_get(
+    q: *const mpx_queue,
+    buf: *mut c_void,
+    cap: usize,
+    len: *mut usize,
+    timeout_ns: i64,
+) -> mpx_status {
     guard("mpx_queue_get", || {
         out_arg(len, "len")?;
         let q = handle(q, "queue")?;
@@ -219,7 +230,11 @@ pub unsafe extern "C" fn mpx_queue_get(q: *const mpx_queue, buf: *mut c_void, ca
             }
             None => {
                 *len = need;
-                Err(err!(BufferTooSmall, "{}: the next message has {need} bytes; the buffer holds {cap}", q.inner.segment().describe()))
+                Err(err!(
+                    BufferTooSmall,
+                    "{}: the next message has {need} bytes; the buffer holds {cap}",
+                    q.inner.segment().describe()
+                ))
             }
         }
     })
@@ -228,7 +243,12 @@ pub unsafe extern "C" fn mpx_queue_get(q: *const mpx_queue, buf: *mut c_void, ca
 /// Gets one message into memory the library allocates: `*data` (free it with `mpx_free`; never
 /// NULL on success, even for an empty message) and `*len`. Waits as `mpx_queue_get`.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_queue_get_alloc(q: *const mpx_queue, data: *mut *mut u8, len: *mut usize, timeout_ns: i64) -> mpx_status {
+pub unsafe extern "C" fn mpx_queue_get_alloc(
+    q: *const mpx_queue,
+    data: *mut *mut u8,
+    len: *mut usize,
+    timeout_ns: i64,
+) -> mpx_status {
     guard("mpx_queue_get_alloc", || {
         out_arg(data, "data")?;
         out_arg(len, "len")?;
@@ -273,13 +293,18 @@ pub unsafe extern "C" fn mpx_queue_put_many(
         let src = bytes_arg(data, total, "data")?;
         // The messages are filled in order, so a running offset finds each one.
         let mut off = 0;
-        q.inner.put_many_with(n, |i| lens[i], t, |i, dst| {
-            if i == 0 {
-                off = 0;
-            }
-            dst.copy_from_slice(&src[off..off + lens[i]]);
-            off += lens[i];
-        })?;
+        q.inner.put_many_with(
+            n,
+            |i| lens[i],
+            t,
+            |i, dst| {
+                if i == 0 {
+                    off = 0;
+                }
+                dst.copy_from_slice(&src[off..off + lens[i]]);
+                off += lens[i];
+            },
+        )?;
         Ok(MPX_OK)
     })
 }
@@ -328,7 +353,11 @@ pub unsafe extern "C" fn mpx_queue_get_many(
         })?;
         if got == 0 {
             lens[0] = need;
-            return Err(err!(BufferTooSmall, "{}: the next message has {need} bytes; the buffer holds {cap}", q.inner.segment().describe()));
+            return Err(err!(
+                BufferTooSmall,
+                "{}: the next message has {need} bytes; the buffer holds {cap}",
+                q.inner.segment().describe()
+            ));
         }
         *count = got;
         Ok(MPX_OK)
@@ -341,7 +370,12 @@ pub unsafe extern "C" fn mpx_queue_get_many(
 /// other producers wait meanwhile, and this thread must not put to the queue before (that is
 /// MPX_E_STATE). A process that dies with a reservation open loses it; nothing else.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_queue_reserve(q: *const mpx_queue, max_len: usize, timeout_ns: i64, ptr: *mut *mut c_void) -> mpx_status {
+pub unsafe extern "C" fn mpx_queue_reserve(
+    q: *const mpx_queue,
+    max_len: usize,
+    timeout_ns: i64,
+    ptr: *mut *mut c_void,
+) -> mpx_status {
     guard("mpx_queue_reserve", || {
         out_arg(ptr, "ptr")?;
         let q = handle(q, "queue")?;
@@ -377,7 +411,12 @@ pub unsafe extern "C" fn mpx_queue_abort(q: *const mpx_queue) -> mpx_status {
 /// `mpx_queue_read_abort` (it stays); other consumers wait meanwhile. A process that dies with
 /// a read open leaves the message to the others.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_queue_read(q: *const mpx_queue, timeout_ns: i64, ptr: *mut *const c_void, len: *mut usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_queue_read(
+    q: *const mpx_queue,
+    timeout_ns: i64,
+    ptr: *mut *const c_void,
+    len: *mut usize,
+) -> mpx_status {
     guard("mpx_queue_read", || {
         out_arg(ptr, "ptr")?;
         out_arg(len, "len")?;

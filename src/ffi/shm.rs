@@ -26,7 +26,12 @@ impl mpx_shm {
 /// `flags`: 0 or MPX_F_UNLINK_ON_LAST_CLOSE | MPX_F_MODE_GROUP | MPX_F_MODE_ALL.
 /// Returns MPX_E_EXISTS if the name is taken, MPX_E_INVALID for a bad name, size or flag.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_shm_create(name: *const c_char, size: usize, flags: u32, out: *mut *mut mpx_shm) -> mpx_status {
+pub unsafe extern "C" fn mpx_shm_create(
+    name: *const c_char,
+    size: usize,
+    flags: u32,
+    out: *mut *mut mpx_shm,
+) -> mpx_status {
     guard("mpx_shm_create", || {
         out_arg(out, "out")?;
         let name = str_arg(name, "name")?;

@@ -364,7 +364,12 @@ pub unsafe extern "C" fn mpx_semaphore_create(
 
 /// Creates an anonymous semaphore (`flags`: 0 or MPX_SEM_UNDO); share it by fd.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_semaphore_create_anonymous(value: u32, max_value: u32, flags: u32, out: *mut *mut mpx_semaphore) -> mpx_status {
+pub unsafe extern "C" fn mpx_semaphore_create_anonymous(
+    value: u32,
+    max_value: u32,
+    flags: u32,
+    out: *mut *mut mpx_semaphore,
+) -> mpx_status {
     guard("mpx_semaphore_create_anonymous", || {
         out_arg(out, "out")?;
         let (obj, own) = split_flags(flags, MPX_SEM_UNDO, "anonymous semaphore")?;
@@ -378,7 +383,11 @@ pub unsafe extern "C" fn mpx_semaphore_create_anonymous(value: u32, max_value: u
 
 /// Opens a named semaphore.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_semaphore_open(name: *const c_char, flags: u32, out: *mut *mut mpx_semaphore) -> mpx_status {
+pub unsafe extern "C" fn mpx_semaphore_open(
+    name: *const c_char,
+    flags: u32,
+    out: *mut *mut mpx_semaphore,
+) -> mpx_status {
     guard("mpx_semaphore_open", || {
         out_arg(out, "out")?;
         let s = Semaphore::open(str_arg(name, "name")?, Flags(flags))?;
@@ -535,7 +544,11 @@ pub unsafe extern "C" fn mpx_condition_create(
 
 /// Creates an anonymous condition (lock choice as in `mpx_condition_create`).
 #[no_mangle]
-pub unsafe extern "C" fn mpx_condition_create_anonymous(lock: *const mpx_lock, rlock: *const mpx_rlock, out: *mut *mut mpx_condition) -> mpx_status {
+pub unsafe extern "C" fn mpx_condition_create_anonymous(
+    lock: *const mpx_lock,
+    rlock: *const mpx_rlock,
+    out: *mut *mut mpx_condition,
+) -> mpx_status {
     guard("mpx_condition_create_anonymous", || {
         out_arg(out, "out")?;
         let c = Condition::create_anonymous(cond_lock(lock, rlock)?)?;
@@ -791,7 +804,12 @@ impl mpx_barrier {
 
 /// Creates a named barrier for `parties` (1..=MPX_BARRIER_MAX_PARTIES) waiters.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_barrier_create(name: *const c_char, parties: u32, flags: u32, out: *mut *mut mpx_barrier) -> mpx_status {
+pub unsafe extern "C" fn mpx_barrier_create(
+    name: *const c_char,
+    parties: u32,
+    flags: u32,
+    out: *mut *mut mpx_barrier,
+) -> mpx_status {
     guard("mpx_barrier_create", || {
         out_arg(out, "out")?;
         let b = Barrier::create(str_arg(name, "name")?, parties, Flags(flags))?;

@@ -44,7 +44,13 @@ unsafe fn bytes_out<'a>(p: *mut c_void, len: usize, what: &str) -> Result<&'a mu
     Ok(std::slice::from_raw_parts_mut(p.cast::<u8>(), len))
 }
 
-unsafe fn spec_and_init<'a>(typecode: c_char, count: usize, init: *const c_void, init_size: usize, own: u32) -> Result<(ValueSpec, Option<&'a [u8]>)> {
+unsafe fn spec_and_init<'a>(
+    typecode: c_char,
+    count: usize,
+    init: *const c_void,
+    init_size: usize,
+    own: u32,
+) -> Result<(ValueSpec, Option<&'a [u8]>)> {
     let spec = ValueSpec::new(typecode as u8, count, own & MPX_VALUE_LOCK != 0);
     let init = if init.is_null() && init_size == 0 { None } else { Some(bytes_in(init, init_size, "init")?) };
     Ok((spec, init))
@@ -147,7 +153,12 @@ pub unsafe extern "C" fn mpx_value_has_lock(value: *const mpx_value) -> bool {
 /// Copies element `index` into `out`; `size` must equal the itemsize (the type check of the
 /// typed-bytes API). The element is read atomically.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_value_get(value: *const mpx_value, index: usize, out: *mut c_void, size: usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_value_get(
+    value: *const mpx_value,
+    index: usize,
+    out: *mut c_void,
+    size: usize,
+) -> mpx_status {
     guard("mpx_value_get", || {
         let v = handle(value, "value")?;
         out_arg(out, "out")?;
@@ -158,7 +169,12 @@ pub unsafe extern "C" fn mpx_value_get(value: *const mpx_value, index: usize, ou
 
 /// Sets element `index` from `size` bytes at `in_` (`size` = itemsize), atomically.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_value_set(value: *const mpx_value, index: usize, in_: *const c_void, size: usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_value_set(
+    value: *const mpx_value,
+    index: usize,
+    in_: *const c_void,
+    size: usize,
+) -> mpx_status {
     guard("mpx_value_set", || {
         let v = handle(value, "value")?;
         if in_.is_null() {
@@ -172,7 +188,12 @@ pub unsafe extern "C" fn mpx_value_set(value: *const mpx_value, index: usize, in
 /// Copies `size` bytes (whole elements) starting at element `start` into `out`. Not atomic as a
 /// whole: hold the lock if writers may run.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_value_read(value: *const mpx_value, start: usize, out: *mut c_void, size: usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_value_read(
+    value: *const mpx_value,
+    start: usize,
+    out: *mut c_void,
+    size: usize,
+) -> mpx_status {
     guard("mpx_value_read", || {
         let v = handle(value, "value")?;
         v.inner.read(start, bytes_out(out, size, "out")?)?;
@@ -182,7 +203,12 @@ pub unsafe extern "C" fn mpx_value_read(value: *const mpx_value, start: usize, o
 
 /// Copies `size` bytes (whole elements) from `in_` to the elements starting at `start`.
 #[no_mangle]
-pub unsafe extern "C" fn mpx_value_write(value: *const mpx_value, start: usize, in_: *const c_void, size: usize) -> mpx_status {
+pub unsafe extern "C" fn mpx_value_write(
+    value: *const mpx_value,
+    start: usize,
+    in_: *const c_void,
+    size: usize,
+) -> mpx_status {
     guard("mpx_value_write", || {
         let v = handle(value, "value")?;
         v.inner.write(start, bytes_in(in_, size, "in")?)?;
@@ -213,7 +239,12 @@ pub unsafe extern "C" fn mpx_value_set_i64(value: *const mpx_value, index: usize
 /// Atomically adds `delta` to an integer element (wrapping in its width) without the lock and
 /// writes the previous value to `*old` (may be NULL).
 #[no_mangle]
-pub unsafe extern "C" fn mpx_value_fetch_add_i64(value: *const mpx_value, index: usize, delta: i64, old: *mut i64) -> mpx_status {
+pub unsafe extern "C" fn mpx_value_fetch_add_i64(
+    value: *const mpx_value,
+    index: usize,
+    delta: i64,
+    old: *mut i64,
+) -> mpx_status {
     guard("mpx_value_fetch_add_i64", || {
         let o = handle(value, "value")?.inner.fetch_add_i64(index, delta)?;
         if !old.is_null() {

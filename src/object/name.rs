@@ -26,20 +26,14 @@ pub fn validate(name: &str) -> Result<()> {
         ));
     }
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(err!(
-            Invalid,
-            "invalid name '{}': character {:?} is not allowed (use A-Z a-z 0-9 . _ -)",
-            name,
-            c
-        ));
+        return Err(err!(Invalid, "invalid name '{}': character {:?} is not allowed (use A-Z a-z 0-9 . _ -)", name, c));
     }
     Ok(())
 }
 
 /// Validates raw bytes as a name (non-UTF-8 is refused with a clear message).
 pub fn validate_bytes(name: &[u8]) -> Result<&str> {
-    let s = std::str::from_utf8(name)
-        .map_err(|_| err!(Invalid, "invalid name: not UTF-8 (use A-Z a-z 0-9 . _ -)"))?;
+    let s = std::str::from_utf8(name).map_err(|_| err!(Invalid, "invalid name: not UTF-8 (use A-Z a-z 0-9 . _ -)"))?;
     validate(s)?;
     Ok(s)
 }

@@ -134,7 +134,8 @@ fn inspect_with(obj_name: &str, users: &Users) -> Result<ObjectInfo> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             // Still worth listing: say whose it is. Its users cannot be probed.
-            info.problem = Some(format!("cannot read it: permission denied (owner uid {}, mode {:04o})", info.uid, info.mode));
+            info.problem =
+                Some(format!("cannot read it: permission denied (owner uid {}, mode {:04o})", info.uid, info.mode));
             info.users = users.holders(lmeta.dev(), lmeta.ino());
             info.in_use = users.locked(lmeta.dev(), lmeta.ino());
             return Ok(info);
@@ -339,9 +340,8 @@ fn decide(obj_name: &str) -> Result<Collected> {
     }
     // Same file still under the name? (Someone may have replaced it since we opened.)
     let mine = file.metadata()?;
-    let same = std::fs::symlink_metadata(&path)
-        .map(|m| m.ino() == mine.ino() && m.dev() == mine.dev())
-        .unwrap_or(false);
+    let same =
+        std::fs::symlink_metadata(&path).map(|m| m.ino() == mine.ino() && m.dev() == mine.dev()).unwrap_or(false);
     if !same {
         return Ok(Collected::Gone);
     }
@@ -372,7 +372,8 @@ struct Users {
 
 impl Users {
     fn scan() -> Users {
-        let mut u = Users { locks: HashMap::new(), fds: HashMap::new(), maps: HashMap::new(), inspected: HashSet::new() };
+        let mut u =
+            Users { locks: HashMap::new(), fds: HashMap::new(), maps: HashMap::new(), inspected: HashSet::new() };
         if let Ok(text) = std::fs::read_to_string("/proc/locks") {
             for (key, pid) in text.lines().filter_map(parse_lock_line) {
                 u.locks.entry(key).or_default().push(pid);

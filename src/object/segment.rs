@@ -219,7 +219,12 @@ impl Segment {
     /// Creates a named segment: `O_CREAT|O_EXCL` (mode 0600 unless flags say otherwise), size it,
     /// take the liveness lock, initialise the header and publish `ready` last. The kind's area
     /// is zeroed; `init` runs on it before the segment is published.
-    pub fn create(name: &str, spec: SegmentSpec, flags: Flags, init: impl FnOnce(&Segment) -> Result<()>) -> Result<Segment> {
+    pub fn create(
+        name: &str,
+        spec: SegmentSpec,
+        flags: Flags,
+        init: impl FnOnce(&Segment) -> Result<()>,
+    ) -> Result<Segment> {
         name::validate(name)?;
         let flags = flags.check()?;
         if flags.contains(Flags::READ_ONLY) {
@@ -277,7 +282,8 @@ impl Segment {
         }
         // SAFETY: raw was just created.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        cvt(unsafe { libc::ftruncate(raw, total as libc::off_t) }).map_err(|e| e.context(format!("{what}: ftruncate")))?;
+        cvt(unsafe { libc::ftruncate(raw, total as libc::off_t) })
+            .map_err(|e| e.context(format!("{what}: ftruncate")))?;
         // No process may shrink it under another's mapping (that would SIGBUS the reader).
         let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
         cvt(unsafe { libc::fcntl(raw, libc::F_ADD_SEALS, seals) }).map_err(|e| e.context(format!("{what}: seal")))?;
@@ -296,11 +302,19 @@ impl Segment {
             .ok_or_else(|| err!(Invalid, "{what}: size {} is too large", spec.data_size))
     }
 
-    fn init(fd: OwnedFd, total: usize, spec: SegmentSpec, name: Option<String>, flags: Flags, what: &str) -> Result<Segment> {
+    fn init(
+        fd: OwnedFd,
+        total: usize,
+        spec: SegmentSpec,
+        name: Option<String>,
+        flags: Flags,
+        what: &str,
+    ) -> Result<Segment> {
         let base = map(fd.as_raw_fd(), total, true, what)?;
         let data_offset = round_up(HEADER_SIZE, spec.data_align).unwrap();
         let layout = Layout { data_offset, data_size: spec.data_size, params: spec.params, flags: flags.0 };
-        let seg = Segment { fd: std::mem::ManuallyDrop::new(fd), base, len: total, name, kind: spec.kind, flags, layout };
+        let seg =
+            Segment { fd: std::mem::ManuallyDrop::new(fd), base, len: total, name, kind: spec.kind, flags, layout };
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and ours alone until
         // `ready` is published; a fresh file is zero-filled.
         let h = unsafe { &mut *(base as *mut Header) };
@@ -383,14 +397,18 @@ impl Segment {
                 break size;
             }
             if settled(&st) || Instant::now() >= deadline {
-                return Err(err!(Corrupt, "{what}: truncated: {size} bytes, shorter than the {HEADER_SIZE}-byte header"));
+                return Err(err!(
+                    Corrupt,
+                    "{what}: truncated: {size} bytes, shorter than the {HEADER_SIZE}-byte header"
+                ));
             }
             std::thread::sleep(Duration::from_millis(1));
         };
         let len = usize::try_from(size).map_err(|_| err!(Corrupt, "{what}: size {size} does not fit in memory"))?;
         let writable = !flags.contains(Flags::READ_ONLY);
         let base = map(raw, len, writable, what)?;
-        let seg = Segment { fd: std::mem::ManuallyDrop::new(fd), base, len, name, kind, flags, layout: Layout::default() };
+        let seg =
+            Segment { fd: std::mem::ManuallyDrop::new(fd), base, len, name, kind, flags, layout: Layout::default() };
         // A buffer's data starts on its own page, and its users (Python's buffer, a C pointer)
         // may never touch the header page: read a published header with pread instead of through
         // the mapping, so that opening populates no page table entry and closing unmaps an
@@ -574,6 +592,10 @@ impl ErrorExt for Error {
         }
     }
     fn with_message_if(self, kind: ErrorKind, msg: String) -> Error {
-        if self.kind() == kind { Error::new(kind, msg) } else { self }
+        if self.kind() == kind {
+            Error::new(kind, msg)
+        } else {
+            self
+        }
     }
 }

@@ -55,7 +55,8 @@ pub(crate) fn become_child(name: &str, parent: i32) {
 /// child's own children do not inherit it.
 pub(crate) fn adopt_from_env() {
     if let Ok(n) = std::env::var(ENV_NAME) {
-        let parent = std::env::var(ENV_PARENT).ok().and_then(|p| p.parse().ok()).unwrap_or_else(|| unsafe { libc::getppid() });
+        let parent =
+            std::env::var(ENV_PARENT).ok().and_then(|p| p.parse().ok()).unwrap_or_else(|| unsafe { libc::getppid() });
         become_child(&n, parent);
         std::env::remove_var(ENV_NAME);
         std::env::remove_var(ENV_PARENT);
@@ -79,9 +80,11 @@ pub fn die_with_parent(parent: i32) -> crate::Result<()> {
                 let _ = super::handle::poll_readable(std::os::fd::AsRawFd::as_raw_fd(fd), None);
             }
             // No pidfd (kernel < 5.3): notice the re-parenting instead.
-            None => while unsafe { libc::getppid() } == parent {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            },
+            None => {
+                while unsafe { libc::getppid() } == parent {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
         }
         // SAFETY: ending this process as the kernel's parent-death signal would.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };

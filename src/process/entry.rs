@@ -73,7 +73,10 @@ pub fn init(args: Vec<OsString>) -> Result<()> {
     super::current::adopt_from_env();
     if let Some(fd) = std::env::var_os(super::forkserver::ENV_SERVER_FD) {
         std::env::remove_var(super::forkserver::ENV_SERVER_FD);
-        let fd: i32 = fd.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| err!(Invalid, "bad {}", super::forkserver::ENV_SERVER_FD))?;
+        let fd: i32 = fd
+            .to_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| err!(Invalid, "bad {}", super::forkserver::ENV_SERVER_FD))?;
         match super::forkserver::serve(fd) {
             Ok(req) => run_entry_and_exit(&req.entry, &req.arg),
             // The client went away: the server's work is done.

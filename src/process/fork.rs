@@ -62,7 +62,12 @@ pub(crate) fn apply_in_child(opts: &Options, parent: i32, forked_on_main_thread:
                     let f = if target == 0 {
                         std::fs::File::open(path)?
                     } else {
-                        std::fs::OpenOptions::new().write(true).create(true).append(*append).truncate(!*append).open(path)?
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .append(*append)
+                            .truncate(!*append)
+                            .open(path)?
                     };
                     libc::dup2(f.as_raw_fd(), target);
                 }
@@ -109,7 +114,10 @@ pub(crate) fn run_child(name: &str, f: impl FnOnce() -> i32) -> ! {
 pub fn fork<F: FnOnce() -> i32>(opts: &Options, f: F) -> Result<Process> {
     opts.validate()?;
     if opts.env_clear || !opts.env_set.is_empty() || !opts.env_remove.is_empty() || !opts.keep_fds.is_empty() {
-        return Err(err!(Invalid, "fork: env and keep_fds options apply to spawn (and keep_fds to forkserver); a forked child inherits all"));
+        return Err(err!(
+            Invalid,
+            "fork: env and keep_fds options apply to spawn (and keep_fds to forkserver); a forked child inherits all"
+        ));
     }
     let name = super::next_name(opts);
     let parent = std::process::id() as i32;

@@ -152,7 +152,10 @@ fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<()> {
             if n < 0 {
                 if crate::error::errno() == libc::EBADF && libc::fcntl(sock, libc::F_GETFD) >= 0 {
                     // The socket is fine: a descriptor to pass was closed meanwhile.
-                    return Err(err!(Invalid, "forkserver: a descriptor to pass to the child is not open (closed during the start?)"));
+                    return Err(err!(
+                        Invalid,
+                        "forkserver: a descriptor to pass to the child is not open (closed during the start?)"
+                    ));
                 }
                 return Err(Error::last_os("fork server: sendmsg"));
             }
@@ -428,10 +431,16 @@ fn passed_fds(opts: &Options) -> Result<Passed> {
                     std::fs::File::open(path)
                 } else {
                     {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    // The mode spawn creates files with.
-                    std::fs::OpenOptions::new().write(true).create(true).append(*append).truncate(!*append).mode(0o644).open(path)
-                }
+                        use std::os::unix::fs::OpenOptionsExt;
+                        // The mode spawn creates files with.
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .append(*append)
+                            .truncate(!*append)
+                            .mode(0o644)
+                            .open(path)
+                    }
                 };
                 let f = f.map_err(|e| Error::from(e).context(format!("forkserver: stdio file {}", path.display())))?;
                 p._opened.push(f.into());
@@ -447,7 +456,11 @@ fn passed_fds(opts: &Options) -> Result<Passed> {
         }
     }
     if p.fds.len() > MAX_PASSED_FDS {
-        return Err(err!(Invalid, "forkserver: {} descriptors to pass to the child; at most {MAX_PASSED_FDS} travel with a request", p.fds.len()));
+        return Err(err!(
+            Invalid,
+            "forkserver: {} descriptors to pass to the child; at most {MAX_PASSED_FDS} travel with a request",
+            p.fds.len()
+        ));
     }
     Ok(p)
 }
@@ -457,7 +470,10 @@ fn passed_fds(opts: &Options) -> Result<Passed> {
 pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process> {
     opts.validate()?;
     if opts.env_clear || !opts.env_set.is_empty() || !opts.env_remove.is_empty() || opts.cwd.is_some() {
-        return Err(err!(Invalid, "forkserver: env and cwd options apply to spawn only (the child is a copy of the server)"));
+        return Err(err!(
+            Invalid,
+            "forkserver: env and cwd options apply to spawn only (the child is a copy of the server)"
+        ));
     }
     if arg.len() > MAX_FRAME - 4096 {
         return Err(err!(TooBig, "forkserver: argument of {} bytes is too large", arg.len()));
@@ -488,7 +504,10 @@ pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process
             Ok((pid, None)) if pid > 0 => {
                 // The kernel dropped the status socket (this process is at its descriptor
                 // limit): the child runs, but cannot be joined from here.
-                return Err(err!(Os, "forkserver: child {pid} started, but its status socket could not be received (descriptor limit?)"));
+                return Err(err!(
+                    Os,
+                    "forkserver: child {pid} started, but its status socket could not be received (descriptor limit?)"
+                ));
             }
             Ok((code, _)) => {
                 let mut len = [0u8; 4];
@@ -624,7 +643,11 @@ pub fn serve(fd: RawFd) -> Result<Request> {
                 // SAFETY: dup2 onto a number this child means to replace; the copy is not
                 // close-on-exec, as a kept descriptor of spawn is not.
                 if unsafe { libc::dup2(tmp.as_raw_fd(), *want) } < 0 {
-                    eprintln!("mpx: process '{}': {}", req.name, Error::last_os(format!("dup2 onto descriptor {want}")));
+                    eprintln!(
+                        "mpx: process '{}': {}",
+                        req.name,
+                        Error::last_os(format!("dup2 onto descriptor {want}"))
+                    );
                     unsafe { libc::_exit(127) };
                 }
             }
@@ -655,7 +678,10 @@ pub fn serve(fd: RawFd) -> Result<Request> {
 /// wanted number never clobbers a descriptor still to be placed. The received ones are closed.
 fn place_above(wanted: &[RawFd], received: Vec<OwnedFd>, truncated: bool) -> Result<Vec<OwnedFd>> {
     if truncated {
-        return Err(err!(Invalid, "more than {MAX_PASSED_FDS} descriptors came with a request: the kernel dropped some"));
+        return Err(err!(
+            Invalid,
+            "more than {MAX_PASSED_FDS} descriptors came with a request: the kernel dropped some"
+        ));
     }
     if received.len() != wanted.len() {
         return Err(err!(Invalid, "the request passes {} descriptors but {} arrived", wanted.len(), received.len()));
@@ -671,7 +697,9 @@ fn place_above(wanted: &[RawFd], received: Vec<OwnedFd>, truncated: bool) -> Res
             // SAFETY: duplicates a descriptor we own; the result is ours.
             let t = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
             if t < 0 {
-                return Err(Error::last_os(format!("cannot place descriptor {want} in the child (the server's descriptor limit?)")));
+                return Err(Error::last_os(format!(
+                    "cannot place descriptor {want} in the child (the server's descriptor limit?)"
+                )));
             }
             Ok(unsafe { OwnedFd::from_raw_fd(t) })
         })

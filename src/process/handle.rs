@@ -165,7 +165,14 @@ impl Process {
                 // Peek, not read: the status stays in the socket, so the sentinel stays readable
                 // after the process ended, as a pidfd does.
                 // SAFETY: receiving into a local buffer.
-                let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), 4, libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_WAITALL) };
+                let n = unsafe {
+                    libc::recv(
+                        sock.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        4,
+                        libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_WAITALL,
+                    )
+                };
                 let code = if n == 4 {
                     i32::from_le_bytes(buf)
                 } else {

@@ -60,11 +60,19 @@ pub fn fork<F: FnOnce() -> i32>(opts: &Options, f: F) -> Result<Process> {
 pub fn cpu_count() -> usize {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 { n as usize } else { 1 }
+    if n > 0 {
+        n as usize
+    } else {
+        1
+    }
 }
 
 /// Number of CPUs configured (valid affinity indices are below it).
 pub(crate) fn cpu_count_configured() -> usize {
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
-    if n > 0 { n as usize } else { cpu_count() }
+    if n > 0 {
+        n as usize
+    } else {
+        cpu_count()
+    }
 }

@@ -52,7 +52,9 @@ fn run(slot: &'static Slot<Orphans>) {
             }
             g.list
                 .iter()
-                .filter_map(|(_, fd)| fd.as_ref().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }))
+                .filter_map(|(_, fd)| {
+                    fd.as_ref().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+                })
                 .collect()
         };
         // Sleep until a child ends (or 100 ms, to pick up new orphans and pidfd-less children).

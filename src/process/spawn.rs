@@ -42,7 +42,8 @@ struct Plan {
     failed_errno: i32,
 }
 
-const STEP_NAMES: [&str; 9] = ["", "setsid/setpgid", "prctl", "sched_setaffinity", "setpriority", "stdio", "close fds", "chdir", "exec"];
+const STEP_NAMES: [&str; 9] =
+    ["", "setsid/setpgid", "prctl", "sched_setaffinity", "setpriority", "stdio", "close fds", "chdir", "exec"];
 
 /// Finds `program` like execvp: as given when it has a '/', else in PATH (from the child's
 /// environment when it sets one).
@@ -102,7 +103,13 @@ fn build_env(opts: &Options, extra: &[(OsString, OsString)]) -> Result<Vec<CStri
 
 /// Starts `program` with `args` (args[0] is what the program sees as its name). `extra_env` is
 /// added after the options' environment (used by entry-point starts).
-pub(crate) fn spawn_exec(program: &OsStr, args: &[OsString], opts: &Options, extra_env: &[(OsString, OsString)], name: String) -> Result<Process> {
+pub(crate) fn spawn_exec(
+    program: &OsStr,
+    args: &[OsString],
+    opts: &Options,
+    extra_env: &[(OsString, OsString)],
+    name: String,
+) -> Result<Process> {
     opts.validate()?;
     let env = build_env(opts, extra_env)?;
     let path_var = env.iter().find_map(|c| c.as_bytes().strip_prefix(b"PATH=")).map(OsStr::from_bytes);
@@ -206,7 +213,12 @@ fn launch(plan: &mut Plan) -> Result<i32> {
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.parent_mask);
         let top = stack.as_mut_ptr().add(stack.len());
         let top = (top as usize & !15) as *mut libc::c_void;
-        let pid = libc::clone(child_main, top, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, (plan as *mut Plan).cast());
+        let pid = libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (plan as *mut Plan).cast(),
+        );
         let clone_errno = crate::error::errno();
         libc::pthread_sigmask(libc::SIG_SETMASK, &plan.parent_mask, std::ptr::null_mut());
         if pid < 0 {
@@ -328,7 +340,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         // Everything above 2 closes at exec except the descriptors to keep.
         if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) < 0 {
             let mut lim: libc::rlimit = std::mem::zeroed();
-            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 { lim.rlim_cur.min(1 << 16) as i32 } else { 1024 };
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur.min(1 << 16) as i32
+            } else {
+                1024
+            };
             for fd in 3..max {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             }

@@ -26,7 +26,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
-use shared::{page_size, record_check, record_size, Journal, Published, Ring, Signal, State, REC_HEADER, STATE_MAGIC, STATE_SIZE};
+use shared::{
+    page_size, record_check, record_size, Journal, Published, Ring, Signal, State, REC_HEADER, STATE_MAGIC, STATE_SIZE,
+};
 
 use crate::object::{Flags, Kind, Segment, SegmentSpec};
 use crate::sync::futex::{Deadline, LIVENESS_SLICE};
@@ -281,7 +283,8 @@ impl Queue {
         // The params are in the checksummed header; still, check everything before use.
         let [ring, max_msgs, variant, state] = seg.params();
         let page = page_size() as u64;
-        let variant = Variant::from_u64(variant).ok_or_else(|| err!(Corrupt, "{what}: unknown queue variant {variant}"))?;
+        let variant =
+            Variant::from_u64(variant).ok_or_else(|| err!(Corrupt, "{what}: unknown queue variant {variant}"))?;
         if state != STATE_SIZE as u64 || ring < page || ring % page != 0 || ring > (MAX_CAPACITY as u64 + page) {
             return Err(err!(Corrupt, "{what}: invalid layout (ring {ring} bytes, state {state} bytes)"));
         }
@@ -581,7 +584,9 @@ impl Queue {
                 // Puts never outrun the limit, so a larger difference is damage (and room_unlocked
                 // sends waiters here to find that out).
                 if got > put || put - got > self.max_msgs {
-                    return Err(self.corrupt(format!("put count {put} and get count {got} differ by more than the limit")));
+                    return Err(
+                        self.corrupt(format!("put count {put} and get count {got} differ by more than the limit"))
+                    );
                 }
                 self.got_hint.store(got, Relaxed);
                 if self.max_msgs - (put - got) < n {
@@ -678,7 +683,13 @@ impl Queue {
             // and then: the consumer writes the head on every get.
             let eager = bytes.max((self.cap / 8).min(EAGER_ROOM));
             let how = SpinHow { gap: 32, eager: || self.room_unlocked(eager, n) };
-            self.wait_until(&st.space, &mut w, || format!("room for {bytes} bytes of records"), how, || self.room_unlocked(bytes, n))?;
+            self.wait_until(
+                &st.space,
+                &mut w,
+                || format!("room for {bytes} bytes of records"),
+                how,
+                || self.room_unlocked(bytes, n),
+            )?;
         }
     }
 
@@ -699,7 +710,12 @@ impl Queue {
     /// Puts all the messages, in order and next to each other, or none: waits (at most
     /// `timeout`) until all fit at once. One lock round trip. TooBig if the batch can never fit.
     pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M], timeout: impl Into<Timeout>) -> Result<()> {
-        self.put_many_with(msgs.len(), |i| msgs[i].as_ref().len(), timeout, |i, dst| dst.copy_from_slice(msgs[i].as_ref()))
+        self.put_many_with(
+            msgs.len(),
+            |i| msgs[i].as_ref().len(),
+            timeout,
+            |i, dst| dst.copy_from_slice(msgs[i].as_ref()),
+        )
     }
 
     /// put_many for messages given by length and filled in place: `len(i)` is message i's
@@ -724,7 +740,11 @@ impl Queue {
             bytes += record_size(l as u64);
         }
         if bytes > self.cap {
-            return Err(self.ctx(err!(TooBig, "a batch of {n} messages needs {bytes} bytes; the ring holds {}", self.cap)));
+            return Err(self.ctx(err!(
+                TooBig,
+                "a batch of {n} messages needs {bytes} bytes; the ring holds {}",
+                self.cap
+            )));
         }
         if self.max_msgs != 0 && n as u64 > self.max_msgs {
             return Err(self.ctx(err!(TooBig, "a batch of {n} messages exceeds the limit of {}", self.max_msgs)));
@@ -769,8 +789,11 @@ impl Queue {
     /// of two threads that end one view at once, exactly one proceeds (and releases the lock).
     fn own_view(&self, side: Side, claim: bool) -> Result<()> {
         let st = self.st();
-        let (lock, j, what) =
-            if side == Side::Producer { (&st.plock, &st.pj, "reservation") } else { (&st.clock, &st.cj, "in-place read") };
+        let (lock, j, what) = if side == Side::Producer {
+            (&st.plock, &st.pj, "reservation")
+        } else {
+            (&st.clock, &st.cj, "in-place read")
+        };
         let open = lock.holder() == owner::me().pid
             && if claim { j.view.compare_exchange(1, 0, Relaxed, Relaxed).is_ok() } else { j.view.load(Relaxed) == 1 };
         if !open {
@@ -789,7 +812,10 @@ impl Queue {
         let st = self.st();
         let reserved = st.pj.view_len.load(Relaxed);
         if len as u64 > reserved {
-            return Err(err!(Invalid, "commit of {len} bytes exceeds the {reserved} bytes reserved (the reservation stays open)"));
+            return Err(err!(
+                Invalid,
+                "commit of {len} bytes exceeds the {reserved} bytes reserved (the reservation stays open)"
+            ));
         }
         self.own_view(Side::Producer, true)?;
         let held = Held(&st.plock);
@@ -890,7 +916,8 @@ impl Queue {
                 if w.is_try() {
                     return Err(err!(Empty, "the queue is empty"));
                 }
-                let ready = || st.ppub.index.load(SeqCst) != st.cpub.index.load(SeqCst) || st.meta.closed.load(SeqCst) != 0;
+                let ready =
+                    || st.ppub.index.load(SeqCst) != st.cpub.index.load(SeqCst) || st.meta.closed.load(SeqCst) != 0;
                 self.wait_until(&st.data, &mut w, || "a message".into(), SpinHow { gap: 1, eager: ready }, ready)?;
                 continue;
             }
@@ -988,7 +1015,12 @@ impl Queue {
     /// Gets the messages that are ready, up to `max` (at least one: waits at most `timeout`
     /// for it), offering each to `take` in place until it declines one; one lock round trip.
     /// Returns how many were taken (0 if `take` declined the first).
-    pub fn get_many_with(&self, max: usize, timeout: impl Into<Timeout>, take: impl FnMut(&[u8]) -> bool) -> Result<usize> {
+    pub fn get_many_with(
+        &self,
+        max: usize,
+        timeout: impl Into<Timeout>,
+        take: impl FnMut(&[u8]) -> bool,
+    ) -> Result<usize> {
         if max == 0 {
             return Err(self.ctx(err!(Invalid, "get_many of 0 messages")));
         }

@@ -192,7 +192,10 @@ impl Condition {
                 let by_name = match lock {
                     Some(l) => {
                         if l.kind() != kind || file_id(l.fd())? != want {
-                            return Err(err!(Invalid, "{what}: the lock passed is not the {kind} this condition was created with"));
+                            return Err(err!(
+                                Invalid,
+                                "{what}: the lock passed is not the {kind} this condition was created with"
+                            ));
                         }
                         None
                     }
@@ -213,7 +216,9 @@ impl Condition {
                 let h = match (kind, by_name, lock) {
                     (Kind::Lock, None, Some(l)) => Held::Lock(Lock::from_fd(l.fd(), Flags::default())?),
                     (Kind::RLock, None, Some(l)) => Held::RLock(RLock::from_fd(l.fd(), Flags::default())?),
-                    (Kind::Lock, Some(n), _) => Held::Lock(Lock::open(&n, Flags::default()).map_err(|e| e.context(&what))?),
+                    (Kind::Lock, Some(n), _) => {
+                        Held::Lock(Lock::open(&n, Flags::default()).map_err(|e| e.context(&what))?)
+                    }
                     (_, Some(n), _) => Held::RLock(RLock::open(&n, Flags::default()).map_err(|e| e.context(&what))?),
                     _ => unreachable!(),
                 };

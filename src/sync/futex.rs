@@ -37,7 +37,15 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
     let n = n.min(i32::MAX as u32) as i32;
     // SAFETY: as in `wait`; FUTEX_WAKE does not touch the word.
     let r = unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n, std::ptr::null::<libc::timespec>(), std::ptr::null::<u32>(), 0u32)
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        )
     };
     r.max(0) as usize
 }

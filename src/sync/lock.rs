@@ -159,7 +159,8 @@ impl RawLock {
             let mut got = false;
             futex::spin_until(|| {
                 let w = self.word.load(Relaxed);
-                got = w & PID_MASK == 0 && self.word.compare_exchange(w, me.pid | (w & WAITERS), Acquire, Relaxed).is_ok();
+                got = w & PID_MASK == 0
+                    && self.word.compare_exchange(w, me.pid | (w & WAITERS), Acquire, Relaxed).is_ok();
                 got
             });
             if got {
@@ -280,7 +281,9 @@ impl RawLock {
     /// Whether the calling thread holds it (pid, start time and thread all match).
     #[inline(always)]
     fn is_mine_as(&self, me: &Me) -> bool {
-        self.word.load(Relaxed) & PID_MASK == me.pid && self.thread.load(Relaxed) == me.thread && self.owner.load(Relaxed) == me.token
+        self.word.load(Relaxed) & PID_MASK == me.pid
+            && self.thread.load(Relaxed) == me.thread
+            && self.owner.load(Relaxed) == me.token
     }
 
     pub(crate) fn is_mine(&self) -> bool {

@@ -20,8 +20,8 @@ mod semaphore;
 pub use barrier::{Barrier, MAX_PARTIES};
 pub use condition::{CondLock, Condition};
 pub use event::Event;
-pub use lock::{Lock, LockGuard};
 pub(crate) use lock::RawLock;
+pub use lock::{Lock, LockGuard};
 pub use rlock::RLock;
 pub use semaphore::{Semaphore, SemaphoreSpec, MAX_VALUE, UNDO_SLOTS};
 

@@ -418,7 +418,10 @@ impl Semaphore {
             return Some(hint);
         }
         let found = (0..self.slots).find(|&i| self.slot(i).owner.load(Relaxed) == me.token);
-        let found = found.or_else(|| if alloc { (0..self.slots).find(|&i| self.slot(i).owner.load(Relaxed) == 0) } else { None });
+        let found =
+            found.or_else(
+                || if alloc { (0..self.slots).find(|&i| self.slot(i).owner.load(Relaxed) == 0) } else { None },
+            );
         if let Some(i) = found {
             self.hint.store(i, Relaxed);
         }

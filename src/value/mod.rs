@@ -373,7 +373,12 @@ impl Value {
     fn check_range(&self, start: usize, n: usize) -> Result<*mut u8> {
         match start.checked_add(n) {
             Some(end) if end <= self.count => Ok(unsafe { self.elems.add(start * self.info.size) }),
-            _ => Err(err!(Invalid, "{}: elements {start}..{start}+{n} out of range (length {})", self.seg.describe(), self.count)),
+            _ => Err(err!(
+                Invalid,
+                "{}: elements {start}..{start}+{n} out of range (length {})",
+                self.seg.describe(),
+                self.count
+            )),
         }
     }
 
@@ -399,7 +404,12 @@ impl Value {
 
     fn whole_elements(&self, len: usize) -> Result<usize> {
         if len % self.info.size != 0 {
-            return Err(err!(Invalid, "{}: {len} bytes is not a whole number of {}-byte elements", self.seg.describe(), self.info.size));
+            return Err(err!(
+                Invalid,
+                "{}: {len} bytes is not a whole number of {}-byte elements",
+                self.seg.describe(),
+                self.info.size
+            ));
         }
         Ok(len / self.info.size)
     }
@@ -441,7 +451,8 @@ impl Value {
         self.need_class(&[Class::Signed, Class::Unsigned], "get_i64")?;
         let p = self.check_index(index)?;
         let v = self.int_of(self.load_bits(p));
-        i64::try_from(v).map_err(|_| err!(Invalid, "{}: element {index} = {v} does not fit in int64", self.seg.describe()))
+        i64::try_from(v)
+            .map_err(|_| err!(Invalid, "{}: element {index} = {v} does not fit in int64", self.seg.describe()))
     }
 
     /// Sets an integer element; a value outside the typecode's range is an error.

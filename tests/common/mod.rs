@@ -416,7 +416,8 @@ pub fn read_header(name: &str) -> Header {
     let f = std::fs::File::open(shm_path(name)).unwrap();
     // SAFETY: all-zero is a valid Header; we then fill its bytes from the file.
     let mut h: Header = unsafe { std::mem::zeroed() };
-    let bytes = unsafe { std::slice::from_raw_parts_mut((&mut h as *mut Header).cast::<u8>(), mpx::object::HEADER_SIZE) };
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut((&mut h as *mut Header).cast::<u8>(), mpx::object::HEADER_SIZE) };
     f.read_exact_at(bytes, 0).unwrap();
     h
 }
@@ -523,7 +524,9 @@ impl Json {
     /// The member `key` of an object (panics if absent: tests want to know).
     pub fn get(&self, key: &str) -> &Json {
         match self {
-            Json::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or_else(|| panic!("no key {key:?} in {self:?}")),
+            Json::Obj(m) => {
+                m.iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or_else(|| panic!("no key {key:?} in {self:?}"))
+            }
             _ => panic!("not an object: {self:?}"),
         }
     }
@@ -660,7 +663,8 @@ impl Parser<'_> {
             Some(c) if c == b'-' || c.is_ascii_digit() => {
                 let start = self.i;
                 self.i += 1;
-                while self.i < self.s.len() && matches!(self.s[self.i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') {
+                while self.i < self.s.len() && matches!(self.s[self.i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
                     self.i += 1;
                 }
                 let t = std::str::from_utf8(&self.s[start..self.i]).unwrap().to_string();
@@ -692,7 +696,8 @@ impl Parser<'_> {
                         b'b' => out.push(8),
                         b'f' => out.push(12),
                         b'u' => {
-                            let hex = std::str::from_utf8(self.s.get(self.i..self.i + 4).ok_or("short \\u")?).map_err(|_| "bad \\u")?;
+                            let hex = std::str::from_utf8(self.s.get(self.i..self.i + 4).ok_or("short \\u")?)
+                                .map_err(|_| "bad \\u")?;
                             let cp = u32::from_str_radix(hex, 16).map_err(|_| "bad \\u")?;
                             self.i += 4;
                             let ch = char::from_u32(cp).ok_or("surrogate \\u not supported")?;

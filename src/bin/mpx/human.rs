@@ -186,7 +186,10 @@ mod tests {
 
     #[test]
     fn tables() {
-        let t = table(&[("A", Align::Left), ("N", Align::Right), ("Z", Align::Left)], &[vec!["xy".into(), "1".into(), "end".into()]]);
+        let t = table(
+            &[("A", Align::Left), ("N", Align::Right), ("Z", Align::Left)],
+            &[vec!["xy".into(), "1".into(), "end".into()]],
+        );
         assert_eq!(t, "A   N  Z\nxy  1  end\n");
     }
 }
