@@ -185,6 +185,19 @@ impl From<std::io::Error> for Error {
     }
 }
 
+impl From<nix::errno::Errno> for Error {
+    fn from(e: nix::errno::Errno) -> Error {
+        Error::from_errno(e as i32, "system call")
+    }
+}
+
+impl Error {
+    /// An error from a nix errno, with context: `nix_call().map_err(|e| Error::os(e, "flock"))`.
+    pub fn os(e: nix::errno::Errno, context: impl AsRef<str>) -> Error {
+        Error::from_errno(e as i32, context)
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Shorthand for building an error: `err!(Invalid, "size {} too large", n)`.
