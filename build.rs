@@ -7,18 +7,12 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
-    // Only src/ffi is the C ABI: parse its files alone, so nothing of the core leaks into the header.
     // Only src/ffi is the C ABI: cbindgen parses it alone (following its `mod` items), so
     // nothing of the core leaks into the header.
     let builder = cbindgen::Builder::new().with_config(config).with_src(root.join("src/ffi/mod.rs"));
-    let bindings = match builder.generate() {
-        Ok(b) => b,
-        Err(e) => {
-            // A parse error here is also a compile error rustc will report better.
-            println!("cargo:warning=cbindgen could not generate mpx.h: {e}");
-            return;
-        }
-    };
+    // A header that cannot be generated fails the build: a stale committed header must never
+    // pass for the C ABI. (A syntax error also shows up as rustc's own, clearer, message.)
+    let bindings = builder.generate().unwrap_or_else(|e| panic!("cbindgen could not generate include/mpx.h: {e}"));
     let mut fresh = Vec::new();
     bindings.write(&mut fresh);
     let out = root.join("include/mpx.h");

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use mpx::Object;
 use mpx::{Flags, SharedMemory};
 
 fn me() -> i64 {
@@ -384,9 +385,9 @@ fn ls_shows_live_state_per_kind() {
         names.add("cli-st-q"),
         names.add("cli-st-buf"),
     );
-    let lock = Lock::create(&ln, Flags::default()).unwrap();
+    let lock = Lock::create(&ln, (), Flags::default()).unwrap();
     let sem = Semaphore::create(&sn, SemaphoreSpec::bounded(3), Flags::default()).unwrap();
-    let ev = Event::create(&en, Flags::default()).unwrap();
+    let ev = Event::create(&en, (), Flags::default()).unwrap();
     let q = mpx::Queue::create(&qn, mpx::QueueSpec::new(4096), Flags::default()).unwrap();
     let _buf = SharedMemory::create(&bn, 100, Flags::default()).unwrap();
     let state = |name: &str| {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use mpx::conn::{self, Connection, Listener, Transport};
 use mpx::process::{self, Options};
+use mpx::Object;
 use mpx::{ErrorKind, Flags, SharedMemory};
 
 const T: Duration = Duration::from_secs(20);

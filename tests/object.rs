@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use mpx::object::registry::{self, Collected};
+use mpx::Object;
 use mpx::{ErrorKind, Flags, SharedMemory};
 
 fn me() -> i32 {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mpx::queue::{Variant, MAX_CAPACITY};
+use mpx::Object;
 use mpx::{ErrorKind, Flags, Lock, Queue, QueueSpec, SharedMemory, Timeout};
 
 fn kind_of<T>(r: mpx::Result<T>) -> ErrorKind {
@@ -468,7 +469,7 @@ fn bad_input_is_refused() {
     assert_eq!(q.qsize(), 1, "a message that did not fit stays queued");
     // Wrong kinds, both ways.
     let ln = names.add("q-lock");
-    let _lock = Lock::create(&ln, Flags::default()).unwrap();
+    let _lock = Lock::create(&ln, (), Flags::default()).unwrap();
     let e = Queue::open(&ln, Flags::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Kind);
     assert!(e.message().contains("a lock, not a queue"), "{e}");

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use common::*;
+use mpx::Object;
 use mpx::{ErrorKind, Flags, Queue, QueueSpec, SharedMemory};
 
 const KILLS: usize = 240;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use mpx::object::header::READY;
 use mpx::object::{Segment, SegmentSpec};
+use mpx::Object;
 use mpx::{ErrorKind, Flags, Kind, SharedMemory};
 
 fn err_of<T>(r: mpx::Result<T>) -> mpx::Error {

@@ -7,6 +7,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
+use mpx::Object;
 use mpx::{Acquired, Lock, RLock, Semaphore, SemaphoreSpec, Timeout, Value, ValueSpec};
 use util::*;
 
@@ -29,7 +30,7 @@ const DONE: usize = 1;
 const DIED: usize = 2;
 
 fn counters() -> Value {
-    Value::create_anonymous(ValueSpec::new(b'q', 3, false), None).unwrap()
+    Value::create_anonymous(ValueSpec::new(b'q', 3, false)).unwrap()
 }
 
 /// Runs the kill loop: `hold` is what the victim does forever (acquire, work, release);
@@ -100,7 +101,7 @@ fn kill_loop(
 
 #[test]
 fn kill_lock_holder() {
-    let lock = Lock::create_anonymous().unwrap();
+    let lock = Lock::create_anonymous(()).unwrap();
     let (died, _, wdied) = kill_loop(
         "lock",
         |rng| {
@@ -127,7 +128,7 @@ fn kill_lock_holder() {
 
 #[test]
 fn kill_rlock_holder() {
-    let r = RLock::create_anonymous().unwrap();
+    let r = RLock::create_anonymous(()).unwrap();
     let (died, _, wdied) = kill_loop(
         "rlock",
         |rng| {

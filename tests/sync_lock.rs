@@ -5,6 +5,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
+use mpx::Object;
 use mpx::{Acquired, ErrorKind, Flags, Lock, RLock, Semaphore, Timeout, Value, ValueSpec};
 use util::*;
 
@@ -14,7 +15,7 @@ const TRY: Duration = Duration::ZERO;
 fn lock_basics() {
     let mut names = Names::new();
     let n = names.add("lock");
-    let a = Lock::create(&n, Flags::default()).unwrap();
+    let a = Lock::create(&n, (), Flags::default()).unwrap();
     let b = Lock::open(&n, Flags::default()).unwrap();
     assert!(!a.is_locked());
     assert_eq!(a.acquire(Timeout::Forever).unwrap(), Acquired::Clean);
@@ -37,7 +38,7 @@ fn lock_basics() {
         s.spawn(|| b.release().unwrap());
     });
     assert!(!a.is_locked());
-    assert_eq!(Lock::create(&n, Flags::default()).err().unwrap().kind(), ErrorKind::Exists);
+    assert_eq!(Lock::create(&n, (), Flags::default()).err().unwrap().kind(), ErrorKind::Exists);
     a.unlink().unwrap();
     assert_eq!(Lock::open(&n, Flags::default()).err().unwrap().kind(), ErrorKind::NotFound);
 }
@@ -46,7 +47,7 @@ fn lock_basics() {
 fn bad_input() {
     let mut names = Names::new();
     let n = names.add("kind");
-    let _l = Lock::create(&n, Flags::default()).unwrap();
+    let _l = Lock::create(&n, (), Flags::default()).unwrap();
     assert_eq!(RLock::open(&n, Flags::default()).err().unwrap().kind(), ErrorKind::Kind);
     assert_eq!(Semaphore::open(&n, Flags::default()).err().unwrap().kind(), ErrorKind::Kind);
     assert_eq!(Value::open(&n, Flags::default()).err().unwrap().kind(), ErrorKind::Kind);
@@ -54,13 +55,13 @@ fn bad_input() {
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(e.message().contains("read-only"));
     assert_eq!(Lock::open("bad/name", Flags::default()).err().unwrap().kind(), ErrorKind::Invalid);
-    assert_eq!(Lock::create(&names.add("x"), Flags(1 << 20)).err().unwrap().kind(), ErrorKind::Invalid);
+    assert_eq!(Lock::create(&names.add("x"), (), Flags(1 << 20)).err().unwrap().kind(), ErrorKind::Invalid);
     assert_eq!(Lock::from_fd(-1, Flags::default()).err().unwrap().kind(), ErrorKind::Invalid);
 }
 
 #[test]
 fn anonymous_lock_shared_with_child() {
-    let l = Lock::create_anonymous().unwrap();
+    let l = Lock::create_anonymous(()).unwrap();
     assert!(l.name().is_none());
     let fd = l.fd();
     assert_eq!(l.acquire(TRY).unwrap(), Acquired::Clean);
@@ -88,8 +89,8 @@ fn counter_exact_under_contention() {
     let mut names = Names::new();
     let ln = names.add("cnt-lock");
     let vn = names.add("cnt-val");
-    let lock = Lock::create(&ln, Flags::default()).unwrap();
-    let val = Value::create(&vn, ValueSpec::new(b'q', 1, false), None, Flags::default()).unwrap();
+    let lock = Lock::create(&ln, (), Flags::default()).unwrap();
+    let val = Value::create(&vn, ValueSpec::new(b'q', 1, false), Flags::default()).unwrap();
     const PROCS: i64 = 3;
     const N: i64 = 30_000;
     let kids: Vec<Child> = (0..PROCS)
@@ -122,7 +123,7 @@ fn counter_exact_under_contention() {
 fn lock_released_by_another_process() {
     let mut names = Names::new();
     let n = names.add("xrel");
-    let l = Lock::create(&n, Flags::default()).unwrap();
+    let l = Lock::create(&n, (), Flags::default()).unwrap();
     assert_eq!(l.acquire(TRY).unwrap(), Acquired::Clean);
     let n2 = n.clone();
     let mut c = fork(move || {
@@ -136,7 +137,7 @@ fn lock_released_by_another_process() {
 fn holder_exits_while_holding(reap_first: bool) {
     let mut names = Names::new();
     let n = names.add("died");
-    let l = Lock::create(&n, Flags::default()).unwrap();
+    let l = Lock::create(&n, (), Flags::default()).unwrap();
     let n2 = n.clone();
     let mut c = fork(move || {
         let l = Lock::open(&n2, Flags::default()).unwrap();
@@ -179,7 +180,7 @@ fn owner_death_wakes_a_sleeping_waiter() {
     // The waiter is asleep before the holder dies; it must notice within the liveness slice.
     let mut names = Names::new();
     let n = names.add("sleeper");
-    let l = Lock::create(&n, Flags::default()).unwrap();
+    let l = Lock::create(&n, (), Flags::default()).unwrap();
     let n2 = n.clone();
     let mut holder = fork(move || {
         let l = Lock::open(&n2, Flags::default()).unwrap();
@@ -215,7 +216,7 @@ fn owner_death_wakes_a_sleeping_waiter() {
 fn rlock_semantics() {
     let mut names = Names::new();
     let n = names.add("rlock");
-    let r = RLock::create(&n, Flags::default()).unwrap();
+    let r = RLock::create(&n, (), Flags::default()).unwrap();
     assert_eq!(r.depth(), 0);
     assert_eq!(r.acquire(TRY).unwrap(), Acquired::Clean);
     assert_eq!(r.acquire(TRY).unwrap(), Acquired::Clean);
@@ -261,7 +262,7 @@ fn rlock_semantics() {
 
 #[test]
 fn rlock_owner_death() {
-    let r = RLock::create_anonymous().unwrap();
+    let r = RLock::create_anonymous(()).unwrap();
     let fd = r.fd();
     let mut c = fork(move || {
         let r = RLock::from_fd(fd, Flags::default()).unwrap();
@@ -281,7 +282,7 @@ fn rlock_owner_death() {
 fn corrupt_lock_word_is_a_dead_holder() {
     let mut names = Names::new();
     let n = names.add("corrupt");
-    let l = Lock::create(&n, Flags::default()).unwrap();
+    let l = Lock::create(&n, (), Flags::default()).unwrap();
     // A pid that cannot exist, with the waiters bit and garbage in the spare bit.
     poke_u32(&n, 0, 0xFFFF_FFFF);
     assert!(l.is_locked());

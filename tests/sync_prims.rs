@@ -7,6 +7,7 @@ mod util;
 use std::time::{Duration, Instant};
 
 use mpx::sync::MAX_VALUE;
+use mpx::Object;
 use mpx::{
     Acquired, Barrier, CondLock, Condition, ErrorKind, Event, Flags, Lock, RLock, Semaphore, SemaphoreSpec, Timeout,
     Value, ValueSpec,
@@ -104,7 +105,7 @@ fn semaphore_handoff_between_processes() {
 #[test]
 fn semaphore_as_mutex_keeps_counter_exact() {
     let s = Semaphore::create_anonymous(SemaphoreSpec::bounded(1).with_undo(true)).unwrap();
-    let v = Value::create_anonymous(ValueSpec::new(b'i', 1, false), None).unwrap();
+    let v = Value::create_anonymous(ValueSpec::new(b'i', 1, false)).unwrap();
     const N: i32 = 5000;
     let kids: Vec<Child> = (0..2)
         .map(|_| {
@@ -157,7 +158,7 @@ fn undo_table_full() {
     // UNDO_SLOTS live processes hold a permit each: one more process cannot take one.
     let n = mpx::sync::UNDO_SLOTS;
     let s = Semaphore::create_anonymous(SemaphoreSpec::new(n + 5).with_undo(true)).unwrap();
-    let go = Event::create_anonymous().unwrap();
+    let go = Event::create_anonymous(()).unwrap();
     let kids: Vec<Child> = (0..n)
         .map(|_| {
             fork(|| {
@@ -190,7 +191,7 @@ fn undo_table_full() {
 fn event_basics() {
     let mut names = Names::new();
     let n = names.add("event");
-    let e = Event::create(&n, Flags::default()).unwrap();
+    let e = Event::create(&n, (), Flags::default()).unwrap();
     assert!(!e.is_set());
     assert_eq!(e.wait(TRY).unwrap_err().kind(), ErrorKind::Timeout);
     assert_eq!(e.wait(Duration::from_millis(10)).unwrap_err().kind(), ErrorKind::Timeout);
@@ -205,8 +206,8 @@ fn event_basics() {
 
 #[test]
 fn event_wakes_waiters_in_other_processes() {
-    let e = Event::create_anonymous().unwrap();
-    let woke = Value::create_anonymous(ValueSpec::new(b'i', 1, false), None).unwrap();
+    let e = Event::create_anonymous(()).unwrap();
+    let woke = Value::create_anonymous(ValueSpec::new(b'i', 1, false)).unwrap();
     let kids: Vec<Child> = (0..3)
         .map(|_| {
             fork(|| match e.wait(WAIT) {
@@ -229,7 +230,7 @@ fn event_wakes_waiters_in_other_processes() {
 
 #[test]
 fn event_set_then_clear_still_wakes_the_sleeper() {
-    let e = Event::create_anonymous().unwrap();
+    let e = Event::create_anonymous(()).unwrap();
     let mut c = fork(|| i32::from(e.wait(WAIT).is_err()));
     std::thread::sleep(Duration::from_millis(50));
     e.set();
@@ -244,7 +245,7 @@ fn barrier_three_processes_many_rounds() {
     let b = Barrier::create_anonymous(3).unwrap();
     // Each round, each process adds 1 << index: every round must sum to 0b111.
     const ROUNDS: usize = 200;
-    let sums = Value::create_anonymous(ValueSpec::new(b'q', ROUNDS, false), None).unwrap();
+    let sums = Value::create_anonymous(ValueSpec::new(b'q', ROUNDS, false)).unwrap();
     let kids: Vec<Child> = (0..3)
         .map(|_| {
             fork(|| {
@@ -338,7 +339,7 @@ fn barrier_bad_input() {
 #[test]
 fn condition_notify_across_processes() {
     let c = Condition::create_anonymous(None).unwrap();
-    let v = Value::create_anonymous(ValueSpec::new(b'i', 2, false), None).unwrap();
+    let v = Value::create_anonymous(ValueSpec::new(b'i', 2, false)).unwrap();
     // Children wait for v[0] == 1 (predicate loop), then count themselves in v[1].
     let kids: Vec<Child> = (0..2)
         .map(|_| {
@@ -372,7 +373,7 @@ fn condition_notify_across_processes() {
 #[test]
 fn condition_notify_one_wakes_exactly_one() {
     let c = Condition::create_anonymous(None).unwrap();
-    let woke = Value::create_anonymous(ValueSpec::new(b'i', 1, false), None).unwrap();
+    let woke = Value::create_anonymous(ValueSpec::new(b'i', 1, false)).unwrap();
     let kids: Vec<Child> = (0..3)
         .map(|_| {
             fork(|| {
@@ -428,7 +429,7 @@ fn condition_wait_timeout_and_misuse() {
     c.notify(5).unwrap();
     c.release().unwrap();
     let o = Condition::open(&n, None, Flags::default()).unwrap();
-    let l = Lock::create_anonymous().unwrap();
+    let l = Lock::create_anonymous(()).unwrap();
     assert_eq!(
         Condition::open(&n, Some(CondLock::Lock(&l)), Flags::default()).err().unwrap().kind(),
         ErrorKind::Invalid
@@ -441,7 +442,7 @@ fn condition_with_a_named_lock() {
     let mut names = Names::new();
     let ln = names.add("cl");
     let cn = names.add("cc");
-    let lock = Lock::create(&ln, Flags::default()).unwrap();
+    let lock = Lock::create(&ln, (), Flags::default()).unwrap();
     let c = Condition::create(&cn, Some(CondLock::Lock(&lock)), Flags::default()).unwrap();
     assert!(!c.has_own_lock());
     // The condition's acquire is the lock's.
@@ -464,15 +465,15 @@ fn condition_with_a_named_lock() {
     assert_eq!(child.wait(), Exit::Code(0));
     // The lock's name removed and reused by another object: opening the condition says so.
     lock.unlink().unwrap();
-    let _other = Lock::create(&ln, Flags::default()).unwrap();
+    let _other = Lock::create(&ln, (), Flags::default()).unwrap();
     let e = Condition::open(&cn, None, Flags::default()).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::NotFound);
 }
 
 #[test]
 fn condition_with_an_anonymous_rlock() {
-    let r = RLock::create_anonymous().unwrap();
-    let other = RLock::create_anonymous().unwrap();
+    let r = RLock::create_anonymous(()).unwrap();
+    let other = RLock::create_anonymous(()).unwrap();
     let c = Condition::create_anonymous(Some(CondLock::RLock(&r))).unwrap();
     let fd = c.fd();
     let e = Condition::from_fd(fd, None, Flags::default()).err().unwrap();
@@ -482,7 +483,7 @@ fn condition_with_an_anonymous_rlock() {
         Condition::from_fd(fd, Some(CondLock::RLock(&other)), Flags::default()).err().unwrap().kind(),
         ErrorKind::Invalid
     );
-    let l = Lock::create_anonymous().unwrap();
+    let l = Lock::create_anonymous(()).unwrap();
     assert_eq!(
         Condition::from_fd(fd, Some(CondLock::Lock(&l)), Flags::default()).err().unwrap().kind(),
         ErrorKind::Invalid
@@ -569,7 +570,7 @@ fn corrupt_state_words_do_not_hang() {
     assert_eq!(bar.n_waiting(), 0);
     // An event word with garbage in the generation: still just a flag.
     let e = names.add("ew");
-    let ev = Event::create(&e, Flags::default()).unwrap();
+    let ev = Event::create(&e, (), Flags::default()).unwrap();
     poke_u32(&e, 0, 0xFFFF_FFFE);
     assert!(!ev.is_set());
     ev.set();
@@ -580,12 +581,12 @@ fn corrupt_state_words_do_not_hang() {
 
 #[test]
 fn uncontended_operations_make_no_system_call() {
-    let l = Lock::create_anonymous().unwrap();
-    let r = RLock::create_anonymous().unwrap();
+    let l = Lock::create_anonymous(()).unwrap();
+    let r = RLock::create_anonymous(()).unwrap();
     let s = Semaphore::create_anonymous(SemaphoreSpec::bounded(1)).unwrap();
     let u = Semaphore::create_anonymous(SemaphoreSpec::bounded(1).with_undo(true)).unwrap();
-    let v = Value::create_anonymous(ValueSpec::new(b'q', 1, true), None).unwrap();
-    let e = Event::create_anonymous().unwrap();
+    let v = Value::create_anonymous(ValueSpec::new(b'q', 1, true)).unwrap();
+    let e = Event::create_anonymous(()).unwrap();
     let c = Condition::create_anonymous(None).unwrap();
     let b = Barrier::create_anonymous(1).unwrap();
     let mut child = fork(|| {

@@ -7,13 +7,14 @@ mod util;
 use std::time::Duration;
 
 use mpx::value::{type_info, TYPES};
+use mpx::Object;
 use mpx::{Acquired, ErrorKind, Flags, Lock, Value, ValueSpec};
 use util::*;
 
 #[test]
 fn every_typecode() {
     for t in TYPES {
-        let v = Value::create_anonymous(ValueSpec::new(t.code, 3, false), None).unwrap();
+        let v = Value::create_anonymous(ValueSpec::new(t.code, 3, false)).unwrap();
         assert_eq!((v.typecode(), v.itemsize(), v.len()), (t.code, t.size, 3));
         assert_eq!(v.as_ptr() as usize % 64, 0);
         let mut buf = vec![0u8; t.size];
@@ -37,7 +38,7 @@ fn typed_access() {
     let mut names = Names::new();
     let n = names.add("typed");
     let init: Vec<u8> = [1.5f64, -2.25, 1e300].iter().flat_map(|x| x.to_ne_bytes()).collect();
-    let v = Value::create(&n, ValueSpec::new(b'd', 3, false), Some(&init), Flags::default()).unwrap();
+    let v = Value::create(&n, ValueSpec::new(b'd', 3, false).with_init(Some(&init)), Flags::default()).unwrap();
     assert_eq!(v.get::<f64>(2).unwrap(), 1e300);
     assert_eq!(v.get_f64(1).unwrap(), -2.25);
     v.set::<f64>(0, 3.0).unwrap();
@@ -56,14 +57,14 @@ fn typed_access() {
     o.write(0, &[0u8; 24]).unwrap();
     assert_eq!(v.get::<f64>(2).unwrap(), 0.0);
     // 'f' rounds.
-    let f = Value::create_anonymous(ValueSpec::new(b'f', 1, false), None).unwrap();
+    let f = Value::create_anonymous(ValueSpec::new(b'f', 1, false)).unwrap();
     f.set_f64(0, 0.1).unwrap();
     assert_eq!(f.get::<f32>(0).unwrap(), 0.1f32);
 }
 
 #[test]
 fn integer_ranges() {
-    let b = Value::create_anonymous(ValueSpec::new(b'b', 1, false), None).unwrap();
+    let b = Value::create_anonymous(ValueSpec::new(b'b', 1, false)).unwrap();
     b.set_i64(0, -128).unwrap();
     assert_eq!(b.get_i64(0).unwrap(), -128);
     assert_eq!(b.get::<i8>(0).unwrap(), -128);
@@ -71,41 +72,41 @@ fn integer_ranges() {
     // Wraps like C: -128 - 1 = 127.
     assert_eq!(b.fetch_add_i64(0, -1).unwrap(), -128);
     assert_eq!(b.get_i64(0).unwrap(), 127);
-    let h = Value::create_anonymous(ValueSpec::new(b'H', 1, false), None).unwrap();
+    let h = Value::create_anonymous(ValueSpec::new(b'H', 1, false)).unwrap();
     assert_eq!(h.set_i64(0, -1).unwrap_err().kind(), ErrorKind::Invalid);
     h.set_i64(0, 65535).unwrap();
     assert_eq!(h.get::<u16>(0).unwrap(), 65535);
-    let q = Value::create_anonymous(ValueSpec::new(b'Q', 1, false), None).unwrap();
+    let q = Value::create_anonymous(ValueSpec::new(b'Q', 1, false)).unwrap();
     q.set::<u64>(0, u64::MAX).unwrap();
     assert_eq!(q.get_i64(0).unwrap_err().kind(), ErrorKind::Invalid);
     assert_eq!(q.fetch_add_i64(0, 1).unwrap(), -1);
     assert_eq!(q.get::<u64>(0).unwrap(), 0);
-    let c = Value::create_anonymous(ValueSpec::new(b'c', 1, false), None).unwrap();
+    let c = Value::create_anonymous(ValueSpec::new(b'c', 1, false)).unwrap();
     c.set::<u8>(0, b'x').unwrap();
     assert_eq!(c.get_i64(0).unwrap(), b'x' as i64);
 }
 
 #[test]
 fn bad_input() {
-    let e = Value::create_anonymous(ValueSpec::new(b'z', 1, false), None).err().unwrap();
+    let e = Value::create_anonymous(ValueSpec::new(b'z', 1, false)).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(e.message().contains("'z'"), "{}", e.message());
-    let e = Value::create_anonymous(ValueSpec::new(b'i', 2, false), Some(&[0u8; 7])).err().unwrap();
+    let e = Value::create_anonymous(ValueSpec::new(b'i', 2, false).with_init(Some(&[0u8; 7]))).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert_eq!(
-        Value::create_anonymous(ValueSpec::new(b'q', usize::MAX / 4, false), None).err().unwrap().kind(),
+        Value::create_anonymous(ValueSpec::new(b'q', usize::MAX / 4, false)).err().unwrap().kind(),
         ErrorKind::Invalid
     );
-    let empty = Value::create_anonymous(ValueSpec::new(b'i', 0, false), None).unwrap();
+    let empty = Value::create_anonymous(ValueSpec::new(b'i', 0, false)).unwrap();
     assert!(empty.is_empty());
     assert_eq!(empty.get::<i32>(0).unwrap_err().kind(), ErrorKind::Invalid);
-    let raw = Value::create_anonymous(ValueSpec::new(b'i', 1, false), None).unwrap();
+    let raw = Value::create_anonymous(ValueSpec::new(b'i', 1, false)).unwrap();
     let e = raw.acquire(Duration::ZERO).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert_eq!(raw.release().unwrap_err().kind(), ErrorKind::Unsupported);
     let mut names = Names::new();
     let n = names.add("notvalue");
-    let _l = Lock::create(&n, Flags::default()).unwrap();
+    let _l = Lock::create(&n, (), Flags::default()).unwrap();
     assert_eq!(Value::open(&n, Flags::default()).err().unwrap().kind(), ErrorKind::Kind);
 }
 
@@ -113,7 +114,7 @@ fn bad_input() {
 fn read_only_open() {
     let mut names = Names::new();
     let n = names.add("ro");
-    let v = Value::create(&n, ValueSpec::new(b'i', 2, true), None, Flags::default()).unwrap();
+    let v = Value::create(&n, ValueSpec::new(b'i', 2, true), Flags::default()).unwrap();
     v.set::<i32>(1, 42).unwrap();
     let r = Value::open(&n, Flags::READ_ONLY).unwrap();
     assert!(r.is_read_only());
@@ -127,7 +128,7 @@ fn read_only_open() {
 
 #[test]
 fn embedded_lock_is_recursive_and_shared() {
-    let v = Value::create_anonymous(ValueSpec::new(b'l', 1, true), None).unwrap();
+    let v = Value::create_anonymous(ValueSpec::new(b'l', 1, true)).unwrap();
     assert!(v.has_lock());
     assert_eq!(v.acquire(Duration::ZERO).unwrap(), Acquired::Clean);
     assert_eq!(v.acquire(Duration::ZERO).unwrap(), Acquired::Clean);
@@ -162,7 +163,7 @@ fn embedded_lock_is_recursive_and_shared() {
 
 #[test]
 fn fetch_add_is_atomic_across_processes() {
-    let v = Value::create_anonymous(ValueSpec::new(b'I', 1, false), None).unwrap();
+    let v = Value::create_anonymous(ValueSpec::new(b'I', 1, false)).unwrap();
     const N: i64 = 50_000;
     let kids: Vec<Child> = (0..3)
         .map(|_| {
@@ -184,7 +185,7 @@ fn fetch_add_is_atomic_across_processes() {
 fn named_value_seen_by_another_process() {
     let mut names = Names::new();
     let n = names.add("named");
-    let v = Value::create(&n, ValueSpec::new(b'q', 4, false), None, Flags::default()).unwrap();
+    let v = Value::create(&n, ValueSpec::new(b'q', 4, false), Flags::default()).unwrap();
     let n2 = n.clone();
     let mut c = fork(move || {
         let v = Value::open(&n2, Flags::default()).unwrap();
@@ -202,7 +203,7 @@ fn named_value_seen_by_another_process() {
 fn corrupt_parameters() {
     let mut names = Names::new();
     let n = names.add("cv");
-    drop(Value::create(&n, ValueSpec::new(b'i', 4, false), None, Flags::default()).unwrap());
+    drop(Value::create(&n, ValueSpec::new(b'i', 4, false), Flags::default()).unwrap());
     patch_param(&n, 0, b'z' as u64);
     assert_eq!(Value::open(&n, Flags::default()).err().unwrap().kind(), ErrorKind::Corrupt);
     patch_param(&n, 0, b'q' as u64); // 8-byte type with the itemsize still 4

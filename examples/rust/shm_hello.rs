@@ -1,5 +1,6 @@
 //! shm_hello.rs: a named shared-memory buffer from Rust. Any process, in any language, can open
 //! "hello-rs" by name while it exists; a second handle stands in for that other process.
+use mpx::Object;
 use mpx::{Flags, SharedMemory};
 
 fn main() -> Result<(), mpx::Error> {

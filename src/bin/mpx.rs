@@ -184,7 +184,7 @@ fn run(args: &[String], out: &mut Out) -> CmdResult {
                 "mpx {} (segment layout version {}, C ABI version {})",
                 mpx::VERSION,
                 LAYOUT_VERSION,
-                mpx::ffi::MPX_ABI_VERSION
+                mpx::ABI_VERSION
             ));
             Ok(())
         }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::frame::{encode_header, parse_header, MAX_HEADER};
 use super::sys::{self, MAX_FDS};
-use crate::object::Flags;
+use crate::object::{Flags, Object};
 use crate::shm::SharedMemory;
 use crate::util::Timeout;
 use crate::{err, Error, ErrorKind, Result};

@@ -7,10 +7,11 @@
 use std::ffi::{c_char, c_int};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
-use super::shm::{mpx_shm, mpx_shm_fd, mpx_shm_open_fd};
-use super::{free_handle, guard, guard_void, handle, mpx_status, out_arg, str_arg, write_handle, MPX_OK};
+use super::handle::{self, plain_handle, ObjectHandle};
+use super::shm::mpx_shm;
+use super::{args, guard, mpx_status, MPX_OK};
 use crate::conn::{self, Connection, Listener, Transport};
-use crate::util::Timeout;
+use crate::object::Object;
 use crate::{err, ErrorKind, Result};
 
 /// Connection flag: the connection can receive.
@@ -34,18 +35,24 @@ pub struct mpx_listener {
     inner: Listener,
 }
 
+plain_handle!(mpx_conn, "conn");
+plain_handle!(mpx_listener, "listener");
+
 fn conn_handle(c: Connection) -> mpx_conn {
     mpx_conn { inner: c }
 }
 
 /// An optional authkey argument: NULL is none (no handshake); otherwise `keylen` bytes (0 is an
 /// empty key, which still runs the handshake).
-unsafe fn key_arg<'a>(key: *const u8, keylen: usize) -> Option<&'a [u8]> {
+///
+/// # Safety
+/// `key` NULL or `keylen` readable bytes.
+unsafe fn key_arg<'a>(key: *const u8, keylen: usize) -> Result<Option<&'a [u8]>> {
     if key.is_null() {
-        None
-    } else {
-        Some(std::slice::from_raw_parts(key, keylen))
+        return Ok(None);
     }
+    // SAFETY: forwarded contract.
+    Ok(Some(unsafe { args::bytes(key.cast(), keylen, "authkey") }?))
 }
 
 /// Makes a connected pair, as Python's `multiprocessing.Pipe(duplex)`. With `duplex` both ends
@@ -54,11 +61,11 @@ unsafe fn key_arg<'a>(key: *const u8, keylen: usize) -> Option<&'a [u8]> {
 #[no_mangle]
 pub unsafe extern "C" fn mpx_pipe(duplex: bool, a: *mut *mut mpx_conn, b: *mut *mut mpx_conn) -> mpx_status {
     guard("mpx_pipe", || {
-        out_arg(a, "a")?;
-        out_arg(b, "b")?;
+        args::out(a, "a")?;
+        args::out(b, "b")?;
         let (x, y) = conn::pipe(duplex)?;
-        write_handle(a, conn_handle(x));
-        Ok(write_handle(b, conn_handle(y)))
+        handle::put(a, conn_handle(x));
+        Ok(handle::put(b, conn_handle(y)))
     })
 }
 
@@ -73,7 +80,7 @@ pub unsafe extern "C" fn mpx_pipe(duplex: bool, a: *mut *mut mpx_conn, b: *mut *
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_from_fd(fd: c_int, flags: u32, out: *mut *mut mpx_conn) -> mpx_status {
     guard("mpx_conn_from_fd", || {
-        out_arg(out, "out")?;
+        args::out(out, "out")?;
         if fd < 0 {
             return Err(err!(Invalid, "connection from fd {fd}: not a file descriptor"));
         }
@@ -87,7 +94,7 @@ pub unsafe extern "C" fn mpx_conn_from_fd(fd: c_int, flags: u32, out: *mut *mut 
         // Check everything first, so that on failure `fd` is untouched and still the caller's.
         let (t, r, w) = Connection::probe_fd(fd, r, w)?;
         let c = Connection::new(OwnedFd::from_raw_fd(fd), t, r, w);
-        Ok(write_handle(out, conn_handle(c)))
+        Ok(handle::put(out, conn_handle(c)))
     })
 }
 
@@ -95,7 +102,7 @@ pub unsafe extern "C" fn mpx_conn_from_fd(fd: c_int, flags: u32, out: *mut *mut 
 /// the stream (MPX_E_CLOSED). NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_close(conn: *mut mpx_conn) {
-    guard_void("mpx_conn_close", || free_handle(conn))
+    handle::close("mpx_conn_close", conn)
 }
 
 /// Writes the connection's descriptor to `*fd` (still owned by the connection) for
@@ -104,8 +111,8 @@ pub unsafe extern "C" fn mpx_conn_close(conn: *mut mpx_conn) {
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_fileno(conn: *const mpx_conn, fd: *mut c_int) -> mpx_status {
     guard("mpx_conn_fileno", || {
-        out_arg(fd, "fd")?;
-        *fd = handle(conn, "conn")?.inner.fileno();
+        args::out(fd, "fd")?;
+        *fd = args::handle(conn)?.inner.fileno();
         Ok(MPX_OK)
     })
 }
@@ -115,8 +122,8 @@ pub unsafe extern "C" fn mpx_conn_fileno(conn: *const mpx_conn, fd: *mut c_int) 
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_flags(conn: *const mpx_conn, flags: *mut u32) -> mpx_status {
     guard("mpx_conn_flags", || {
-        out_arg(flags, "flags")?;
-        let c = &handle(conn, "conn")?.inner;
+        args::out(flags, "flags")?;
+        let c = &args::handle(conn)?.inner;
         let mut f = 0;
         if c.readable() {
             f |= MPX_CONN_READABLE;
@@ -145,22 +152,9 @@ pub unsafe extern "C" fn mpx_conn_peer_address(
     len: *mut usize,
 ) -> mpx_status {
     guard("mpx_conn_peer_address", || {
-        let a = handle(conn, "conn")?.inner.peer_address()?;
-        write_string(&a, buf, cap, len)
+        let a = args::handle(conn)?.inner.peer_address()?;
+        args::write_str(&a, buf, cap, len)
     })
-}
-
-/// Copies `s` NUL-terminated into `buf` (`cap` bytes), its length to `*len` (if not NULL).
-unsafe fn write_string(s: &str, buf: *mut c_char, cap: usize, len: *mut usize) -> Result<mpx_status> {
-    if !len.is_null() {
-        *len = s.len();
-    }
-    if buf.is_null() || cap < s.len() + 1 {
-        return Err(err!(BufferTooSmall, "address needs {} bytes plus NUL, buffer has {cap}", s.len()));
-    }
-    std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast(), s.len());
-    *buf.add(s.len()) = 0;
-    Ok(MPX_OK)
 }
 
 /// Sets the largest incoming message this connection accepts (0: no limit, the default). A
@@ -170,7 +164,7 @@ unsafe fn write_string(s: &str, buf: *mut c_char, cap: usize, len: *mut usize) -
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_set_max_message_size(conn: *const mpx_conn, max: u64) -> mpx_status {
     guard("mpx_conn_set_max_message_size", || {
-        handle(conn, "conn")?.inner.set_max_message_size(if max == 0 { None } else { Some(max) });
+        args::handle(conn)?.inner.set_max_message_size(if max == 0 { None } else { Some(max) });
         Ok(MPX_OK)
     })
 }
@@ -181,24 +175,11 @@ pub unsafe extern "C" fn mpx_conn_set_max_message_size(conn: *const mpx_conn, ma
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_send(conn: *const mpx_conn, buf: *const u8, len: usize) -> mpx_status {
     guard("mpx_conn_send", || {
-        let c = &handle(conn, "conn")?.inner;
-        let data = bytes_arg(buf, len, "buf")?;
+        let c = &args::handle(conn)?.inner;
+        let data = args::bytes(buf.cast(), len, "buf")?;
         c.send(data)?;
         Ok(MPX_OK)
     })
-}
-
-unsafe fn bytes_arg<'a>(buf: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if buf.is_null() {
-        return Err(err!(Invalid, "{what} is NULL"));
-    }
-    if len > isize::MAX as usize {
-        return Err(err!(Invalid, "length {len} is out of range"));
-    }
-    Ok(std::slice::from_raw_parts(buf, len))
 }
 
 /// Receives one message into `buf` (`cap` bytes) and writes its length to `*len`. Waits up to
@@ -217,16 +198,11 @@ pub unsafe extern "C" fn mpx_conn_recv(
     timeout_ns: i64,
 ) -> mpx_status {
     guard("mpx_conn_recv", || {
-        out_arg(len, "len")?;
-        let c = &handle(conn, "conn")?.inner;
-        if buf.is_null() && cap > 0 {
-            return Err(err!(Invalid, "buf is NULL but cap is {cap}"));
-        }
-        if cap > isize::MAX as usize {
-            return Err(err!(Invalid, "cap {cap} is out of range"));
-        }
-        let slice: &mut [u8] = if cap == 0 { &mut [] } else { std::slice::from_raw_parts_mut(buf, cap) };
-        match c.recv_into(slice, Timeout::from_ns(timeout_ns)) {
+        args::out(len, "len")?;
+        let c = &args::handle(conn)?.inner;
+        let t = args::timeout(timeout_ns)?;
+        let slice = args::bytes_mut(buf.cast(), cap, "buf")?;
+        match c.recv_into(slice, t) {
             Ok(n) => {
                 *len = n;
                 Ok(MPX_OK)
@@ -254,9 +230,9 @@ pub unsafe extern "C" fn mpx_conn_recv_alloc(
     timeout_ns: i64,
 ) -> mpx_status {
     guard("mpx_conn_recv_alloc", || {
-        out_arg(buf, "buf")?;
-        out_arg(len, "len")?;
-        let c = &handle(conn, "conn")?.inner;
+        args::out(buf, "buf")?;
+        args::out(len, "len")?;
+        let c = &args::handle(conn)?.inner;
         let mut p: *mut u8 = std::ptr::null_mut();
         let mut alloc = |n: usize| -> Result<*mut u8> {
             let q = libc::malloc(n.max(1)) as *mut u8;
@@ -266,7 +242,7 @@ pub unsafe extern "C" fn mpx_conn_recv_alloc(
             p = q;
             Ok(q)
         };
-        match c.recv_with(Timeout::from_ns(timeout_ns), &mut alloc) {
+        match c.recv_with(args::timeout(timeout_ns)?, &mut alloc) {
             Ok(n) => {
                 *buf = p;
                 *len = n;
@@ -287,8 +263,8 @@ pub unsafe extern "C" fn mpx_conn_recv_alloc(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_poll(conn: *const mpx_conn, timeout_ns: i64, ready: *mut bool) -> mpx_status {
     guard("mpx_conn_poll", || {
-        out_arg(ready, "ready")?;
-        *ready = handle(conn, "conn")?.inner.poll(Timeout::from_ns(timeout_ns))?;
+        args::out(ready, "ready")?;
+        *ready = args::handle(conn)?.inner.poll(args::timeout(timeout_ns)?)?;
         Ok(MPX_OK)
     })
 }
@@ -306,25 +282,23 @@ pub unsafe extern "C" fn mpx_conn_wait(
     nready: *mut usize,
 ) -> mpx_status {
     guard("mpx_conn_wait", || {
-        out_arg(nready, "nready")?;
+        args::out(nready, "nready")?;
         if count == 0 {
             return Err(err!(Invalid, "wait: no connections (count is 0)"));
         }
-        if conns.is_null() {
-            return Err(err!(Invalid, "conns is NULL"));
-        }
-        out_arg(ready, "ready")?;
         if count > 65536 {
             return Err(err!(Invalid, "wait: {count} connections is too many"));
         }
+        let conns = args::array(conns, count, "conns")?;
+        args::out(ready, "ready")?;
+        let ready = args::array_mut(ready, count, "ready")?;
+        let t = args::timeout(timeout_ns)?;
         let mut list = Vec::with_capacity(count);
-        for i in 0..count {
-            list.push(&handle(*conns.add(i), &format!("conns[{i}]"))?.inner);
+        for (i, &c) in conns.iter().enumerate() {
+            list.push(&args::opt_handle(c).ok_or_else(|| err!(Invalid, "conns[{i}] is NULL"))?.inner);
         }
-        let flags = Connection::wait(&list, Timeout::from_ns(timeout_ns))?;
-        for (i, f) in flags.iter().enumerate() {
-            *ready.add(i) = *f;
-        }
+        let flags = Connection::wait(&list, t)?;
+        ready.copy_from_slice(&flags);
         *nready = flags.iter().filter(|f| **f).count();
         Ok(MPX_OK)
     })
@@ -337,14 +311,11 @@ pub unsafe extern "C" fn mpx_conn_wait(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_send_fds(conn: *const mpx_conn, fds: *const c_int, n: usize) -> mpx_status {
     guard("mpx_conn_send_fds", || {
-        let c = &handle(conn, "conn")?.inner;
-        if fds.is_null() {
-            return Err(err!(Invalid, "fds is NULL"));
-        }
+        let c = &args::handle(conn)?.inner;
         if n == 0 || n > MPX_CONN_MAX_FDS {
             return Err(err!(Invalid, "send_fds: {n} descriptors (1..={MPX_CONN_MAX_FDS} can be sent at once)"));
         }
-        c.send_fds(std::slice::from_raw_parts(fds, n))?;
+        c.send_fds(args::array(fds, n, "fds")?)?;
         Ok(MPX_OK)
     })
 }
@@ -363,16 +334,15 @@ pub unsafe extern "C" fn mpx_conn_recv_fds(
     timeout_ns: i64,
 ) -> mpx_status {
     guard("mpx_conn_recv_fds", || {
-        out_arg(n, "n")?;
-        let c = &handle(conn, "conn")?.inner;
-        if fds.is_null() && cap > 0 {
-            return Err(err!(Invalid, "fds is NULL but cap is {cap}"));
-        }
-        match c.recv_fds(cap, Timeout::from_ns(timeout_ns)) {
+        args::out(n, "n")?;
+        let c = &args::handle(conn)?.inner;
+        let t = args::timeout(timeout_ns)?;
+        let out = args::array_mut(fds, cap, "fds")?;
+        match c.recv_fds(cap, t) {
             Ok(got) => {
                 *n = got.len();
-                for (i, fd) in got.into_iter().enumerate() {
-                    *fds.add(i) = fd.into_raw_fd();
+                for (slot, fd) in out.iter_mut().zip(got) {
+                    *slot = fd.into_raw_fd();
                 }
                 Ok(MPX_OK)
             }
@@ -394,13 +364,8 @@ pub unsafe extern "C" fn mpx_conn_recv_fds(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_send_shm(conn: *const mpx_conn, shm: *const mpx_shm) -> mpx_status {
     guard("mpx_conn_send_shm", || {
-        let c = &handle(conn, "conn")?.inner;
-        let mut fd: c_int = -1;
-        let st = mpx_shm_fd(shm, &mut fd);
-        if st != MPX_OK {
-            return Ok(st);
-        }
-        c.send_fds(&[fd])?;
+        let c = &args::handle(conn)?.inner;
+        c.send_fds(&[args::handle(shm)?.inner().fd()])?;
         Ok(MPX_OK)
     })
 }
@@ -416,11 +381,11 @@ pub unsafe extern "C" fn mpx_conn_recv_shm(
     out: *mut *mut mpx_shm,
 ) -> mpx_status {
     guard("mpx_conn_recv_shm", || {
-        out_arg(out, "out")?;
-        let c = &handle(conn, "conn")?.inner;
-        let fds = c.recv_fds(1, Timeout::from_ns(timeout_ns))?;
-        // mpx_shm_open_fd duplicates the descriptor; ours closes when `fds` drops.
-        Ok(mpx_shm_open_fd(fds[0].as_raw_fd(), flags, out))
+        args::out(out, "out")?;
+        let c = &args::handle(conn)?.inner;
+        let fds = c.recv_fds(1, args::timeout(timeout_ns)?)?;
+        // open_fd duplicates the descriptor; ours closes when `fds` drops.
+        handle::open_fd(out, fds[0].as_raw_fd(), flags)
     })
 }
 
@@ -438,10 +403,10 @@ pub unsafe extern "C" fn mpx_listener_create(
     out: *mut *mut mpx_listener,
 ) -> mpx_status {
     guard("mpx_listener_create", || {
-        out_arg(out, "out")?;
-        let address = str_arg(address, "address")?;
-        let l = Listener::bind(address, backlog, key_arg(authkey, keylen))?;
-        Ok(write_handle(out, mpx_listener { inner: l }))
+        args::out(out, "out")?;
+        let address = args::string(address, "address")?;
+        let l = Listener::bind(address, backlog, key_arg(authkey, keylen)?)?;
+        Ok(handle::put(out, mpx_listener { inner: l }))
     })
 }
 
@@ -456,9 +421,9 @@ pub unsafe extern "C" fn mpx_listener_accept(
     out: *mut *mut mpx_conn,
 ) -> mpx_status {
     guard("mpx_listener_accept", || {
-        out_arg(out, "out")?;
-        let c = handle(l, "listener")?.inner.accept(Timeout::from_ns(timeout_ns))?;
-        Ok(write_handle(out, conn_handle(c)))
+        args::out(out, "out")?;
+        let c = args::handle(l)?.inner.accept(args::timeout(timeout_ns)?)?;
+        Ok(handle::put(out, conn_handle(c)))
     })
 }
 
@@ -474,8 +439,8 @@ pub unsafe extern "C" fn mpx_listener_address(
     len: *mut usize,
 ) -> mpx_status {
     guard("mpx_listener_address", || {
-        let l = handle(l, "listener")?;
-        write_string(l.inner.address(), buf, cap, len)
+        let l = args::handle(l)?;
+        args::write_str(l.inner.address(), buf, cap, len)
     })
 }
 
@@ -484,8 +449,8 @@ pub unsafe extern "C" fn mpx_listener_address(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_listener_fileno(l: *const mpx_listener, fd: *mut c_int) -> mpx_status {
     guard("mpx_listener_fileno", || {
-        out_arg(fd, "fd")?;
-        *fd = handle(l, "listener")?.inner.fileno();
+        args::out(fd, "fd")?;
+        *fd = args::handle(l)?.inner.fileno();
         Ok(MPX_OK)
     })
 }
@@ -495,7 +460,7 @@ pub unsafe extern "C" fn mpx_listener_fileno(l: *const mpx_listener, fd: *mut c_
 #[no_mangle]
 pub unsafe extern "C" fn mpx_listener_set_handshake_timeout(l: *const mpx_listener, timeout_ns: i64) -> mpx_status {
     guard("mpx_listener_set_handshake_timeout", || {
-        handle(l, "listener")?.inner.set_handshake_timeout(Timeout::from_ns(timeout_ns));
+        args::handle(l)?.inner.set_handshake_timeout(args::timeout(timeout_ns)?);
         Ok(MPX_OK)
     })
 }
@@ -504,7 +469,7 @@ pub unsafe extern "C" fn mpx_listener_set_handshake_timeout(l: *const mpx_listen
 /// still refers to this socket). Accepted connections stay open. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_listener_close(l: *mut mpx_listener) {
-    guard_void("mpx_listener_close", || free_handle(l))
+    handle::close("mpx_listener_close", l)
 }
 
 /// Connects to a listener at `address` (forms as `mpx_listener_create`) and writes the
@@ -521,9 +486,9 @@ pub unsafe extern "C" fn mpx_client_connect(
     out: *mut *mut mpx_conn,
 ) -> mpx_status {
     guard("mpx_client_connect", || {
-        out_arg(out, "out")?;
-        let address = str_arg(address, "address")?;
-        let c = conn::connect(address, key_arg(authkey, keylen), Timeout::from_ns(timeout_ns))?;
-        Ok(write_handle(out, conn_handle(c)))
+        args::out(out, "out")?;
+        let address = args::string(address, "address")?;
+        let c = conn::connect(address, key_arg(authkey, keylen)?, args::timeout(timeout_ns)?)?;
+        Ok(handle::put(out, conn_handle(c)))
     })
 }

@@ -1,4 +1,6 @@
-//! The C ABI: thin `extern "C"` shims over the Rust API, one file per capability.
+//! The C ABI: thin `extern "C"` shims over the Rust API, one file per capability, with no
+//! logic of their own: every argument check is in [`args`], the lifecycle every object kind
+//! shares (create, open, fd, name, close, unlink) in [`handle`], and the rest is the core's.
 //!
 //! Conventions (docs/C-API.md): every fallible call returns an `mpx_status`; results go through
 //! out-parameters written only on success; NULL or out-of-range arguments are MPX_E_INVALID;
@@ -8,8 +10,10 @@
 #![allow(non_camel_case_types)]
 
 pub mod alloc;
+pub(crate) mod args;
 pub mod conn;
 pub mod core;
+pub(crate) mod handle;
 pub mod process;
 pub mod queue;
 pub mod shm;
@@ -17,11 +21,10 @@ pub mod sync;
 pub mod value;
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-#[cfg(test)]
-use crate::ErrorKind;
+use crate::sync::Acquired;
 use crate::{err, Error, Result};
 
 /// Status code returned by every fallible function: MPX_OK (0) or a negative MPX_E_* code.
@@ -91,6 +94,47 @@ pub const MPX_F_MODE_GROUP: u32 = 4;
 /// Flag (create only): permissions 0666 instead of 0600.
 pub const MPX_F_MODE_ALL: u32 = 8;
 
+// The C constants are literals (cbindgen cannot evaluate `ErrorKind::X as i32`); these checks
+// keep them equal to the core's codes and bits at compile time.
+const _: () = {
+    use crate::ErrorKind as K;
+    let pairs = [
+        (MPX_E_INVALID, K::Invalid),
+        (MPX_E_NOT_FOUND, K::NotFound),
+        (MPX_E_EXISTS, K::Exists),
+        (MPX_E_TIMEOUT, K::Timeout),
+        (MPX_E_FULL, K::Full),
+        (MPX_E_EMPTY, K::Empty),
+        (MPX_E_CLOSED, K::Closed),
+        (MPX_E_TOO_BIG, K::TooBig),
+        (MPX_E_KIND, K::Kind),
+        (MPX_E_VERSION, K::Version),
+        (MPX_E_CORRUPT, K::Corrupt),
+        (MPX_E_PERMISSION, K::Permission),
+        (MPX_E_OWNER_DIED, K::OwnerDied),
+        (MPX_E_WORKER_DIED, K::WorkerDied),
+        (MPX_E_AUTH, K::Auth),
+        (MPX_E_OS, K::Os),
+        (MPX_E_PANIC, K::Panic),
+        (MPX_E_BUFFER_TOO_SMALL, K::BufferTooSmall),
+        (MPX_E_BROKEN, K::Broken),
+        (MPX_E_STATE, K::State),
+        (MPX_E_UNSUPPORTED, K::Unsupported),
+    ];
+    assert!(pairs.len() == K::ALL.len());
+    let mut i = 0;
+    while i < pairs.len() {
+        assert!(pairs[i].0 == pairs[i].1 as i32);
+        i += 1;
+    }
+    assert!(MPX_OK == 0 && MPX_FOREVER == -1 && MPX_ABI_VERSION == crate::ABI_VERSION);
+    assert!(MPX_F_UNLINK_ON_LAST_CLOSE == crate::Flags::UNLINK_ON_LAST_CLOSE.0);
+    assert!(MPX_F_READ_ONLY == crate::Flags::READ_ONLY.0);
+    assert!(MPX_F_MODE_GROUP == crate::Flags::MODE_GROUP.0);
+    assert!(MPX_F_MODE_ALL == crate::Flags::MODE_ALL.0);
+    assert!(crate::Flags::KNOWN == 0b1111);
+};
+
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
     static LAST_ERRNO: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
@@ -148,78 +192,18 @@ pub(crate) fn guard_void(name: &str, f: impl FnOnce()) {
     }
 }
 
-/// A C string argument as &str: NULL and non-UTF-8 are MPX_E_INVALID naming the parameter.
-pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
-    if p.is_null() {
-        return Err(err!(Invalid, "{what} is NULL"));
-    }
-    CStr::from_ptr(p).to_str().map_err(|_| err!(Invalid, "{what} is not valid UTF-8"))
-}
-
-/// A handle argument as a reference: NULL is MPX_E_INVALID.
-pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
-    p.as_ref().ok_or_else(|| err!(Invalid, "{what} is NULL"))
-}
-
-/// Checks an out-parameter before doing any work, so a NULL never costs a side effect.
-pub(crate) fn out_arg<T>(p: *mut T, what: &str) -> Result<()> {
-    if p.is_null() {
-        Err(err!(Invalid, "{what} (out-parameter) is NULL"))
-    } else {
-        Ok(())
+/// The status for an acquisition: MPX_OK, or MPX_E_OWNER_DIED with a message naming the dead
+/// holder (the caller holds the lock either way).
+#[inline(always)]
+pub(crate) fn acquired(a: Acquired, what: impl FnOnce() -> String) -> mpx_status {
+    match a {
+        Acquired::Clean => MPX_OK,
+        Acquired::OwnerDied { pid } => owner_died(pid, what()),
     }
 }
 
-/// Moves a value into a new heap handle and writes it to the out-parameter.
-pub(crate) unsafe fn write_handle<T>(out: *mut *mut T, value: T) -> mpx_status {
-    *out = Box::into_raw(Box::new(value));
-    MPX_OK
-}
-
-/// Frees a handle made by [`write_handle`]; NULL is a no-op.
-pub(crate) unsafe fn free_handle<T>(p: *mut T) {
-    if !p.is_null() {
-        drop(Box::from_raw(p));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constants_match_the_core() {
-        let pairs = [
-            (MPX_E_INVALID, ErrorKind::Invalid),
-            (MPX_E_NOT_FOUND, ErrorKind::NotFound),
-            (MPX_E_EXISTS, ErrorKind::Exists),
-            (MPX_E_TIMEOUT, ErrorKind::Timeout),
-            (MPX_E_FULL, ErrorKind::Full),
-            (MPX_E_EMPTY, ErrorKind::Empty),
-            (MPX_E_CLOSED, ErrorKind::Closed),
-            (MPX_E_TOO_BIG, ErrorKind::TooBig),
-            (MPX_E_KIND, ErrorKind::Kind),
-            (MPX_E_VERSION, ErrorKind::Version),
-            (MPX_E_CORRUPT, ErrorKind::Corrupt),
-            (MPX_E_PERMISSION, ErrorKind::Permission),
-            (MPX_E_OWNER_DIED, ErrorKind::OwnerDied),
-            (MPX_E_WORKER_DIED, ErrorKind::WorkerDied),
-            (MPX_E_AUTH, ErrorKind::Auth),
-            (MPX_E_OS, ErrorKind::Os),
-            (MPX_E_PANIC, ErrorKind::Panic),
-            (MPX_E_BUFFER_TOO_SMALL, ErrorKind::BufferTooSmall),
-            (MPX_E_BROKEN, ErrorKind::Broken),
-            (MPX_E_STATE, ErrorKind::State),
-            (MPX_E_UNSUPPORTED, ErrorKind::Unsupported),
-        ];
-        assert_eq!(pairs.len(), ErrorKind::ALL.len());
-        for (c, k) in pairs {
-            assert_eq!(c, k.code(), "{}", k.name());
-        }
-        assert_eq!(MPX_F_UNLINK_ON_LAST_CLOSE, crate::Flags::UNLINK_ON_LAST_CLOSE.0);
-        assert_eq!(MPX_F_READ_ONLY, crate::Flags::READ_ONLY.0);
-        assert_eq!(MPX_F_MODE_GROUP, crate::Flags::MODE_GROUP.0);
-        assert_eq!(MPX_F_MODE_ALL, crate::Flags::MODE_ALL.0);
-        assert_eq!(crate::Flags::KNOWN, 0b1111);
-    }
+#[cold]
+#[inline(never)]
+fn owner_died(pid: u32, what: String) -> mpx_status {
+    fail(&err!(OwnerDied, "{what}: acquired, but the previous holder (pid {pid}) died holding it"))
 }

@@ -5,7 +5,8 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
-use super::{free_handle, guard, guard_void, handle, mpx_status, out_arg, str_arg, write_handle, MPX_OK};
+use super::handle::{self, plain_handle};
+use super::{args, guard, guard_void, mpx_status, MPX_OK};
 use crate::process::{self, Options, Process, StartMethod, Stdio};
 use crate::{err, Result};
 
@@ -35,6 +36,9 @@ pub struct mpx_process {
     name: CString,
 }
 
+plain_handle!(mpx_proc_opts, "opts");
+plain_handle!(mpx_process, "proc");
+
 impl mpx_process {
     fn new(inner: Process) -> mpx_process {
         let name = CString::new(inner.name()).unwrap_or_default();
@@ -48,8 +52,8 @@ pub type mpx_child_fn = Option<unsafe extern "C" fn(user: *mut c_void) -> c_int>
 /// An entry point: receives the argument bytes given at start; returns the exit code.
 pub type mpx_entry_fn = Option<unsafe extern "C" fn(arg: *const u8, len: usize, user: *mut c_void) -> c_int>;
 
-unsafe fn opts_of<'a>(p: *const mpx_proc_opts) -> Options {
-    p.as_ref().map(|o| o.inner.clone()).unwrap_or_default()
+unsafe fn opts_of(p: *const mpx_proc_opts) -> Options {
+    args::opt_handle(p).map(|o| o.inner.clone()).unwrap_or_default()
 }
 
 unsafe fn opts_mut<'a>(p: *mut mpx_proc_opts) -> Result<&'a mut Options> {
@@ -80,15 +84,15 @@ fn os(s: &str) -> OsString {
 #[no_mangle]
 pub unsafe extern "C" fn mpx_proc_opts_new(out: *mut *mut mpx_proc_opts) -> mpx_status {
     guard("mpx_proc_opts_new", || {
-        out_arg(out, "out")?;
-        Ok(write_handle(out, mpx_proc_opts { inner: Options::new() }))
+        args::out(out, "out")?;
+        Ok(handle::put(out, mpx_proc_opts { inner: Options::new() }))
     })
 }
 
 /// Frees an options object. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_proc_opts_free(opts: *mut mpx_proc_opts) {
-    guard_void("mpx_proc_opts_free", || free_handle(opts))
+    handle::close("mpx_proc_opts_free", opts)
 }
 
 /// Sets the child's name (what `mpx_current_name()` returns in it).
@@ -96,7 +100,7 @@ pub unsafe extern "C" fn mpx_proc_opts_free(opts: *mut mpx_proc_opts) {
 pub unsafe extern "C" fn mpx_proc_opts_set_name(opts: *mut mpx_proc_opts, name: *const c_char) -> mpx_status {
     guard("mpx_proc_opts_set_name", || {
         let o = opts_mut(opts)?;
-        o.name = Some(str_arg(name, "name")?.to_string());
+        o.name = Some(args::string(name, "name")?.to_string());
         Ok(MPX_OK)
     })
 }
@@ -116,7 +120,7 @@ pub unsafe extern "C" fn mpx_proc_opts_set_daemon(opts: *mut mpx_proc_opts, daem
 pub unsafe extern "C" fn mpx_proc_opts_set_cwd(opts: *mut mpx_proc_opts, dir: *const c_char) -> mpx_status {
     guard("mpx_proc_opts_set_cwd", || {
         let o = opts_mut(opts)?;
-        o.cwd = Some(PathBuf::from(str_arg(dir, "dir")?));
+        o.cwd = Some(PathBuf::from(args::string(dir, "dir")?));
         Ok(MPX_OK)
     })
 }
@@ -130,7 +134,7 @@ pub unsafe extern "C" fn mpx_proc_opts_setenv(
 ) -> mpx_status {
     guard("mpx_proc_opts_setenv", || {
         let o = opts_mut(opts)?;
-        let (k, v) = (str_arg(key, "key")?, str_arg(value, "value")?);
+        let (k, v) = (args::string(key, "key")?, args::string(value, "value")?);
         if k.is_empty() || k.contains('=') {
             return Err(err!(Invalid, "environment name '{k}' is empty or contains '='"));
         }
@@ -145,7 +149,7 @@ pub unsafe extern "C" fn mpx_proc_opts_setenv(
 pub unsafe extern "C" fn mpx_proc_opts_unsetenv(opts: *mut mpx_proc_opts, key: *const c_char) -> mpx_status {
     guard("mpx_proc_opts_unsetenv", || {
         let o = opts_mut(opts)?;
-        o.env_remove.push(os(str_arg(key, "key")?));
+        o.env_remove.push(os(args::string(key, "key")?));
         Ok(MPX_OK)
     })
 }
@@ -209,7 +213,7 @@ pub unsafe extern "C" fn mpx_proc_opts_set_stdio_file(
 ) -> mpx_status {
     guard("mpx_proc_opts_set_stdio_file", || {
         let o = opts_mut(opts)?;
-        let path = PathBuf::from(str_arg(path, "path")?);
+        let path = PathBuf::from(args::string(path, "path")?);
         set_stream(o, which, Stdio::File { path, append })
     })
 }
@@ -233,10 +237,10 @@ pub unsafe extern "C" fn mpx_proc_opts_set_affinity(
 ) -> mpx_status {
     guard("mpx_proc_opts_set_affinity", || {
         let o = opts_mut(opts)?;
-        if cpus.is_null() || n == 0 {
-            return Err(err!(Invalid, "affinity: cpus is NULL or empty"));
+        if n == 0 {
+            return Err(err!(Invalid, "affinity: cpus is empty"));
         }
-        let list = std::slice::from_raw_parts(cpus, n);
+        let list = args::array(cpus, n, "cpus")?;
         if let Some(c) = list.iter().find(|c| **c < 0) {
             return Err(err!(Invalid, "affinity: CPU {c} is negative"));
         }
@@ -284,11 +288,11 @@ pub unsafe extern "C" fn mpx_spawn(
     out: *mut *mut mpx_process,
 ) -> mpx_status {
     guard("mpx_spawn", || {
-        out_arg(out, "out")?;
-        let program = str_arg(program, "program")?;
+        args::out(out, "out")?;
+        let program = args::string(program, "program")?;
         let args = str_array(argv, "argv")?;
         let p = process::spawn(program, &args, &opts_of(opts))?;
-        Ok(write_handle(out, mpx_process::new(p)))
+        Ok(handle::put(out, mpx_process::new(p)))
     })
 }
 
@@ -303,11 +307,11 @@ pub unsafe extern "C" fn mpx_fork(
     out: *mut *mut mpx_process,
 ) -> mpx_status {
     guard("mpx_fork", || {
-        out_arg(out, "out")?;
+        args::out(out, "out")?;
         let f = func.ok_or_else(|| err!(Invalid, "fn is NULL"))?;
         let user = user as usize;
         let p = process::fork(&opts_of(opts), move || f(user as *mut c_void))?;
-        Ok(write_handle(out, mpx_process::new(p)))
+        Ok(handle::put(out, mpx_process::new(p)))
     })
 }
 
@@ -315,7 +319,7 @@ pub unsafe extern "C" fn mpx_fork(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_entry_register(name: *const c_char, func: mpx_entry_fn, user: *mut c_void) -> mpx_status {
     guard("mpx_entry_register", || {
-        let name = str_arg(name, "name")?;
+        let name = args::string(name, "name")?;
         let f = func.ok_or_else(|| err!(Invalid, "fn is NULL"))?;
         let user = user as usize;
         process::register(name, move |arg| f(arg.as_ptr(), arg.len(), user as *mut c_void))?;
@@ -361,15 +365,17 @@ pub unsafe extern "C" fn mpx_start(
     out: *mut *mut mpx_process,
 ) -> mpx_status {
     guard("mpx_start", || {
-        out_arg(out, "out")?;
-        let method = StartMethod::from_u32(method).ok_or_else(|| err!(Invalid, "unknown start method {method}"))?;
-        let entry = str_arg(entry, "entry")?;
-        if arg.is_null() && len > 0 {
-            return Err(err!(Invalid, "arg is NULL but len is {len}"));
-        }
-        let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(arg, len) };
+        args::out(out, "out")?;
+        let method = match method {
+            MPX_START_FORK => StartMethod::Fork,
+            MPX_START_SPAWN => StartMethod::Spawn,
+            MPX_START_FORKSERVER => StartMethod::ForkServer,
+            m => return Err(err!(Invalid, "unknown start method {m}")),
+        };
+        let entry = args::string(entry, "entry")?;
+        let bytes = args::bytes(arg.cast(), len, "arg")?;
         let p = process::start(method, entry, bytes, &opts_of(opts))?;
-        Ok(write_handle(out, mpx_process::new(p)))
+        Ok(handle::put(out, mpx_process::new(p)))
     })
 }
 
@@ -397,9 +403,9 @@ pub unsafe extern "C" fn mpx_forkserver_serve(
     len: *mut usize,
 ) -> mpx_status {
     guard("mpx_forkserver_serve", || {
-        out_arg(entry, "entry")?;
-        out_arg(arg, "arg")?;
-        out_arg(len, "len")?;
+        args::out(entry, "entry")?;
+        args::out(arg, "arg")?;
+        args::out(len, "len")?;
         let req = process::forkserver::serve(fd)?;
         let e = CString::new(req.entry).map_err(|_| err!(Corrupt, "entry name has a NUL"))?;
         *entry = super::alloc::malloc_copy(e.as_bytes_with_nul()).cast();
@@ -414,22 +420,22 @@ pub unsafe extern "C" fn mpx_forkserver_serve(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_process_adopt(pid: c_int, name: *const c_char, out: *mut *mut mpx_process) -> mpx_status {
     guard("mpx_process_adopt", || {
-        out_arg(out, "out")?;
-        let name = if name.is_null() { None } else { Some(str_arg(name, "name")?.to_string()) };
-        Ok(write_handle(out, mpx_process::new(Process::adopt(pid, name)?)))
+        args::out(out, "out")?;
+        let name = if name.is_null() { None } else { Some(args::string(name, "name")?.to_string()) };
+        Ok(handle::put(out, mpx_process::new(Process::adopt(pid, name)?)))
     })
 }
 
 /// The process id, or -1 if `proc` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_process_pid(proc_: *const mpx_process) -> c_int {
-    proc_.as_ref().map_or(-1, |p| p.inner.pid())
+    args::opt_handle(proc_).map_or(-1, |p| p.inner.pid())
 }
 
 /// The process's name, or NULL if `proc` is NULL. Valid until `mpx_process_close`.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_process_name(proc_: *const mpx_process) -> *const c_char {
-    proc_.as_ref().map_or(std::ptr::null(), |p| p.name.as_ptr())
+    args::opt_handle(proc_).map_or(std::ptr::null(), |p| p.name.as_ptr())
 }
 
 /// Waits up to `timeout_ns` (MPX_FOREVER blocks, 0 polls) for the process to end and writes its
@@ -442,11 +448,8 @@ pub unsafe extern "C" fn mpx_process_join(
     exitcode: *mut c_int,
 ) -> mpx_status {
     guard("mpx_process_join", || {
-        let p = handle(proc_, "proc")?;
-        if timeout_ns < -1 {
-            return Err(err!(Invalid, "timeout {timeout_ns} ns is negative (use MPX_FOREVER or >= 0)"));
-        }
-        let code = p.inner.join(crate::Timeout::from_ns(timeout_ns))?;
+        let p = args::handle(proc_)?;
+        let code = p.inner.join(args::timeout(timeout_ns)?)?;
         if !exitcode.is_null() {
             *exitcode = code;
         }
@@ -458,8 +461,8 @@ pub unsafe extern "C" fn mpx_process_join(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_process_is_alive(proc_: *const mpx_process, alive: *mut bool) -> mpx_status {
     guard("mpx_process_is_alive", || {
-        out_arg(alive, "alive")?;
-        *alive = handle(proc_, "proc")?.inner.is_alive()?;
+        args::out(alive, "alive")?;
+        *alive = args::handle(proc_)?.inner.is_alive()?;
         Ok(MPX_OK)
     })
 }
@@ -473,9 +476,9 @@ pub unsafe extern "C" fn mpx_process_exitcode(
     exitcode: *mut c_int,
 ) -> mpx_status {
     guard("mpx_process_exitcode", || {
-        out_arg(finished, "finished")?;
-        out_arg(exitcode, "exitcode")?;
-        let code = handle(proc_, "proc")?.inner.exitcode()?;
+        args::out(finished, "finished")?;
+        args::out(exitcode, "exitcode")?;
+        let code = args::handle(proc_)?.inner.exitcode()?;
         *finished = code.is_some();
         if let Some(c) = code {
             *exitcode = c;
@@ -488,7 +491,7 @@ pub unsafe extern "C" fn mpx_process_exitcode(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_process_signal(proc_: *const mpx_process, sig: c_int) -> mpx_status {
     guard("mpx_process_signal", || {
-        handle(proc_, "proc")?.inner.signal(sig)?;
+        args::handle(proc_)?.inner.signal(sig)?;
         Ok(MPX_OK)
     })
 }
@@ -516,8 +519,8 @@ pub unsafe extern "C" fn mpx_process_interrupt(proc_: *const mpx_process) -> mpx
 #[no_mangle]
 pub unsafe extern "C" fn mpx_process_sentinel(proc_: *const mpx_process, fd: *mut c_int) -> mpx_status {
     guard("mpx_process_sentinel", || {
-        out_arg(fd, "fd")?;
-        *fd = handle(proc_, "proc")?.inner.sentinel()?;
+        args::out(fd, "fd")?;
+        *fd = args::handle(proc_)?.inner.sentinel()?;
         Ok(MPX_OK)
     })
 }
@@ -526,7 +529,7 @@ pub unsafe extern "C" fn mpx_process_sentinel(proc_: *const mpx_process, fd: *mu
 /// ends, so it never lingers as a zombie. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_process_close(proc_: *mut mpx_process) {
-    guard_void("mpx_process_close", || free_handle(proc_))
+    handle::close("mpx_process_close", proc_)
 }
 
 /// The calling process's id.
@@ -565,7 +568,7 @@ pub unsafe extern "C" fn mpx_current_name(buf: *mut c_char, cap: usize, len: *mu
 #[no_mangle]
 pub unsafe extern "C" fn mpx_set_current_name(name: *const c_char) -> mpx_status {
     guard("mpx_set_current_name", || {
-        process::current::set_name(str_arg(name, "name")?);
+        process::current::set_name(args::string(name, "name")?);
         Ok(MPX_OK)
     })
 }

@@ -15,10 +15,10 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 
 use super::alloc::malloc_copy;
-use super::sync::{c_name, split_flags, timeout_arg};
-use super::{free_handle, guard, guard_void, handle, mpx_status, out_arg, str_arg, write_handle, MPX_OK};
-use crate::queue::{Queue, QueueSpec, Variant};
-use crate::{err, Flags, Result};
+use super::handle::{self, object_handle};
+use super::{args, guard, mpx_status, MPX_OK};
+use crate::queue::{flat_len, Queue, QueueSpec, Variant};
+use crate::{err, Result};
 
 /// Queue flag (create): a JoinableQueue (task_done / join).
 pub const MPX_QUEUE_JOINABLE: u32 = 0x1_0000;
@@ -27,17 +27,15 @@ pub const MPX_QUEUE_SIMPLE: u32 = 0x2_0000;
 /// The largest capacity a queue can be created with (2 GiB).
 pub const MPX_QUEUE_MAX_CAPACITY: usize = 2147483648;
 
+const _: () = assert!(MPX_QUEUE_MAX_CAPACITY == crate::queue::MAX_CAPACITY);
+
 /// A queue handle (opaque). Free with `mpx_queue_close`. May be used from several threads.
 pub struct mpx_queue {
     inner: Queue,
     name: CString,
 }
 
-impl mpx_queue {
-    fn new(inner: Queue) -> mpx_queue {
-        mpx_queue { name: c_name(inner.name()), inner }
-    }
-}
+object_handle!(mpx_queue, Queue, "queue");
 
 fn spec(capacity: usize, max_messages: u64, own: u32, what: &str) -> Result<QueueSpec> {
     let variant = match own {
@@ -64,12 +62,11 @@ pub unsafe extern "C" fn mpx_queue_create(
     out: *mut *mut mpx_queue,
 ) -> mpx_status {
     guard("mpx_queue_create", || {
-        out_arg(out, "out")?;
-        let name = str_arg(name, "name")?;
-        let what = format!("queue '{name}'");
-        let (f, own) = split_flags(flags, MPX_QUEUE_JOINABLE | MPX_QUEUE_SIMPLE, &what)?;
-        let q = Queue::create(name, spec(capacity, max_messages, own, &what)?, f)?;
-        Ok(write_handle(out, mpx_queue::new(q)))
+        handle::create_with(out, name, |name| {
+            let what = format!("queue '{name}'");
+            let (f, own) = args::flags(flags, MPX_QUEUE_JOINABLE | MPX_QUEUE_SIMPLE, &what)?;
+            Ok((spec(capacity, max_messages, own, &what)?, f))
+        })
     })
 }
 
@@ -83,14 +80,14 @@ pub unsafe extern "C" fn mpx_queue_create_anonymous(
     out: *mut *mut mpx_queue,
 ) -> mpx_status {
     guard("mpx_queue_create_anonymous", || {
-        out_arg(out, "out")?;
         let what = "anonymous queue";
-        let (f, own) = split_flags(flags, MPX_QUEUE_JOINABLE | MPX_QUEUE_SIMPLE, what)?;
-        if f.0 != 0 {
-            return Err(err!(Invalid, "{what}: flags {:#x} apply to named objects only", f.0));
-        }
-        let q = Queue::create_anonymous(spec(capacity, max_messages, own, what)?)?;
-        Ok(write_handle(out, mpx_queue::new(q)))
+        let own = args::anonymous_flags(
+            flags,
+            MPX_QUEUE_JOINABLE | MPX_QUEUE_SIMPLE,
+            "MPX_QUEUE_JOINABLE or MPX_QUEUE_SIMPLE",
+            what,
+        )?;
+        handle::create_anonymous(out, spec(capacity, max_messages, own, what)?)
     })
 }
 
@@ -99,20 +96,13 @@ pub unsafe extern "C" fn mpx_queue_create_anonymous(
 /// MPX_E_VERSION / MPX_E_CORRUPT if the segment does not validate.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_open(name: *const c_char, flags: u32, out: *mut *mut mpx_queue) -> mpx_status {
-    guard("mpx_queue_open", || {
-        out_arg(out, "out")?;
-        let q = Queue::open(str_arg(name, "name")?, Flags(flags))?;
-        Ok(write_handle(out, mpx_queue::new(q)))
-    })
+    guard("mpx_queue_open", || handle::open(out, name, flags))
 }
 
 /// Opens the queue behind an inherited or received fd (duplicated: the caller keeps `fd`).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_open_fd(fd: c_int, flags: u32, out: *mut *mut mpx_queue) -> mpx_status {
-    guard("mpx_queue_open_fd", || {
-        out_arg(out, "out")?;
-        Ok(write_handle(out, mpx_queue::new(Queue::from_fd(fd, Flags(flags))?)))
-    })
+    guard("mpx_queue_open_fd", || handle::open_fd(out, fd, flags))
 }
 
 /// Frees the handle. Does not shut the queue down nor remove its name; an open reservation or
@@ -120,56 +110,32 @@ pub unsafe extern "C" fn mpx_queue_open_fd(fd: c_int, flags: u32, out: *mut *mut
 /// exits). NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_close(q: *mut mpx_queue) {
-    guard_void("mpx_queue_close", || free_handle(q))
+    handle::close("mpx_queue_close", q)
 }
 
 /// Removes a queue's name (processes that have it open keep using it).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_unlink(name: *const c_char) -> mpx_status {
-    guard("mpx_queue_unlink", || {
-        Queue::unlink_name(str_arg(name, "name")?)?;
-        Ok(MPX_OK)
-    })
+    guard("mpx_queue_unlink", || handle::unlink::<mpx_queue>(name))
 }
 
 /// Removes this queue's name if it still refers to this queue. MPX_E_INVALID for an anonymous
 /// queue, MPX_E_NOT_FOUND if the name was already removed.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_unlink_self(q: *const mpx_queue) -> mpx_status {
-    guard("mpx_queue_unlink_self", || {
-        handle(q, "queue")?.inner.unlink()?;
-        Ok(MPX_OK)
-    })
+    guard("mpx_queue_unlink_self", || handle::unlink_self(q))
 }
 
 /// Writes the queue's fd to `*fd` (owned by the handle; dup it to keep it).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_fd(q: *const mpx_queue, fd: *mut c_int) -> mpx_status {
-    guard("mpx_queue_fd", || {
-        out_arg(fd, "fd")?;
-        *fd = handle(q, "queue")?.inner.fd();
-        Ok(MPX_OK)
-    })
+    guard("mpx_queue_fd", || handle::fd(q, fd))
 }
 
 /// The queue's name ("" if anonymous; NULL for a NULL handle). Valid until `mpx_queue_close`.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_name(q: *const mpx_queue) -> *const c_char {
-    q.as_ref().map_or(std::ptr::null(), |q| q.name.as_ptr())
-}
-
-/// A byte argument: NULL is allowed only for an empty one.
-unsafe fn bytes_arg<'a>(p: *const c_void, len: usize, what: &str) -> Result<&'a [u8]> {
-    if p.is_null() {
-        if len == 0 {
-            return Ok(&[]);
-        }
-        return Err(err!(Invalid, "{what} is NULL (with length {len})"));
-    }
-    if len > isize::MAX as usize {
-        return Err(err!(Invalid, "{what}: length {len} is out of range"));
-    }
-    Ok(std::slice::from_raw_parts(p.cast(), len))
+    handle::name(q)
 }
 
 /// Puts one message of `len` bytes (NULL `data` only with `len` 0), waiting at most
@@ -184,9 +150,9 @@ pub unsafe extern "C" fn mpx_queue_put(
     timeout_ns: i64,
 ) -> mpx_status {
     guard("mpx_queue_put", || {
-        let q = handle(q, "queue")?;
-        let t = timeout_arg(timeout_ns)?;
-        q.inner.put(bytes_arg(data, len, "data")?, t)?;
+        let q = args::handle(q)?;
+        let t = args::timeout(timeout_ns)?;
+        q.inner.put(args::bytes(data, len, "data")?, t)?;
         Ok(MPX_OK)
     })
 }
@@ -205,36 +171,18 @@ pub unsafe extern "C" fn mpx_queue_get(
     timeout_ns: i64,
 ) -> mpx_status {
     guard("mpx_queue_get", || {
-        out_arg(len, "len")?;
-        let q = handle(q, "queue")?;
-        let t = timeout_arg(timeout_ns)?;
-        if buf.is_null() && cap != 0 {
-            return Err(err!(Invalid, "buf is NULL (with capacity {cap})"));
-        }
-        let mut need = 0usize;
-        let got = q.inner.get_with(t, |m| {
-            if m.len() > cap {
-                need = m.len();
-                return None;
-            }
-            // SAFETY: buf has cap >= m.len() bytes (checked non-NULL unless cap is 0).
-            if !m.is_empty() {
-                std::ptr::copy_nonoverlapping(m.as_ptr(), buf.cast::<u8>(), m.len());
-            }
-            Some(m.len())
-        })?;
-        match got {
-            Some(n) => {
+        args::out(len, "len")?;
+        let q = args::handle(q)?;
+        let t = args::timeout(timeout_ns)?;
+        match q.inner.get_into_or_size(args::bytes_mut(buf, cap, "buf")?, t)? {
+            Ok(n) => {
                 *len = n;
                 Ok(MPX_OK)
             }
-            None => {
+            Err(need) => {
+                // The one out-parameter written on failure: the size to grow the buffer to.
                 *len = need;
-                Err(err!(
-                    BufferTooSmall,
-                    "{}: the next message has {need} bytes; the buffer holds {cap}",
-                    q.inner.segment().describe()
-                ))
+                Err(q.inner.too_small(need, cap))
             }
         }
     })
@@ -250,10 +198,10 @@ pub unsafe extern "C" fn mpx_queue_get_alloc(
     timeout_ns: i64,
 ) -> mpx_status {
     guard("mpx_queue_get_alloc", || {
-        out_arg(data, "data")?;
-        out_arg(len, "len")?;
-        let q = handle(q, "queue")?;
-        let t = timeout_arg(timeout_ns)?;
+        args::out(data, "data")?;
+        args::out(len, "len")?;
+        let q = args::handle(q)?;
+        let t = args::timeout(timeout_ns)?;
         let (p, n) = q.inner.get_with(t, |m| Some((malloc_copy(m), m.len())))?.expect("always taken");
         *data = p;
         *len = n;
@@ -274,37 +222,11 @@ pub unsafe extern "C" fn mpx_queue_put_many(
     timeout_ns: i64,
 ) -> mpx_status {
     guard("mpx_queue_put_many", || {
-        let q = handle(q, "queue")?;
-        let t = timeout_arg(timeout_ns)?;
-        if n == 0 {
-            return Ok(MPX_OK);
-        }
-        if lens.is_null() {
-            return Err(err!(Invalid, "lens is NULL"));
-        }
-        if n > isize::MAX as usize / std::mem::size_of::<usize>() {
-            return Err(err!(Invalid, "n {n} is out of range"));
-        }
-        let lens = std::slice::from_raw_parts(lens, n);
-        let mut total: usize = 0;
-        for &l in lens {
-            total = total.checked_add(l).ok_or_else(|| err!(Invalid, "lens add up to more than memory holds"))?;
-        }
-        let src = bytes_arg(data, total, "data")?;
-        // The messages are filled in order, so a running offset finds each one.
-        let mut off = 0;
-        q.inner.put_many_with(
-            n,
-            |i| lens[i],
-            t,
-            |i, dst| {
-                if i == 0 {
-                    off = 0;
-                }
-                dst.copy_from_slice(&src[off..off + lens[i]]);
-                off += lens[i];
-            },
-        )?;
+        let q = args::handle(q)?;
+        let t = args::timeout(timeout_ns)?;
+        let lens = args::array(lens, n, "lens")?;
+        let data = args::bytes(data, flat_len(lens)?, "data")?;
+        q.inner.put_many_flat(data, lens, t)?;
         Ok(MPX_OK)
     })
 }
@@ -325,42 +247,24 @@ pub unsafe extern "C" fn mpx_queue_get_many(
     timeout_ns: i64,
 ) -> mpx_status {
     guard("mpx_queue_get_many", || {
-        out_arg(count, "count")?;
-        out_arg(lens, "lens")?;
-        let q = handle(q, "queue")?;
-        let t = timeout_arg(timeout_ns)?;
-        if buf.is_null() && cap != 0 {
-            return Err(err!(Invalid, "buf is NULL (with capacity {cap})"));
+        args::out(count, "count")?;
+        args::out(lens, "lens")?;
+        let q = args::handle(q)?;
+        let t = args::timeout(timeout_ns)?;
+        if max_n == 0 {
+            return Err(err!(Invalid, "max_n 0: nothing to get"));
         }
-        if max_n == 0 || max_n > isize::MAX as usize / std::mem::size_of::<usize>() {
-            return Err(err!(Invalid, "max_n {max_n} is out of range"));
-        }
-        let lens = std::slice::from_raw_parts_mut(lens, max_n);
-        let (mut used, mut k, mut need) = (0usize, 0usize, 0usize);
-        let got = q.inner.get_many_with(max_n, t, |m| {
-            if m.len() > cap - used {
-                need = m.len();
-                return false;
+        let lens = args::array_mut(lens, max_n, "lens")?;
+        match q.inner.get_many_into(args::bytes_mut(buf, cap, "buf")?, lens, t)? {
+            Ok(got) => {
+                *count = got;
+                Ok(MPX_OK)
             }
-            if !m.is_empty() {
-                // SAFETY: buf has cap bytes and used + m.len() <= cap.
-                std::ptr::copy_nonoverlapping(m.as_ptr(), buf.cast::<u8>().add(used), m.len());
+            Err(need) => {
+                lens[0] = need;
+                Err(q.inner.too_small(need, cap))
             }
-            used += m.len();
-            lens[k] = m.len();
-            k += 1;
-            true
-        })?;
-        if got == 0 {
-            lens[0] = need;
-            return Err(err!(
-                BufferTooSmall,
-                "{}: the next message has {need} bytes; the buffer holds {cap}",
-                q.inner.segment().describe()
-            ));
         }
-        *count = got;
-        Ok(MPX_OK)
     })
 }
 
@@ -377,9 +281,9 @@ pub unsafe extern "C" fn mpx_queue_reserve(
     ptr: *mut *mut c_void,
 ) -> mpx_status {
     guard("mpx_queue_reserve", || {
-        out_arg(ptr, "ptr")?;
-        let q = handle(q, "queue")?;
-        let t = timeout_arg(timeout_ns)?;
+        args::out(ptr, "ptr")?;
+        let q = args::handle(q)?;
+        let t = args::timeout(timeout_ns)?;
         *ptr = q.inner.reserve_raw(max_len, t)?.cast();
         Ok(MPX_OK)
     })
@@ -391,7 +295,7 @@ pub unsafe extern "C" fn mpx_queue_reserve(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_commit(q: *const mpx_queue, len: usize) -> mpx_status {
     guard("mpx_queue_commit", || {
-        handle(q, "queue")?.inner.commit_raw(len)?;
+        args::handle(q)?.inner.commit_raw(len)?;
         Ok(MPX_OK)
     })
 }
@@ -400,7 +304,7 @@ pub unsafe extern "C" fn mpx_queue_commit(q: *const mpx_queue, len: usize) -> mp
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_abort(q: *const mpx_queue) -> mpx_status {
     guard("mpx_queue_abort", || {
-        handle(q, "queue")?.inner.abort_raw()?;
+        args::handle(q)?.inner.abort_raw()?;
         Ok(MPX_OK)
     })
 }
@@ -418,10 +322,10 @@ pub unsafe extern "C" fn mpx_queue_read(
     len: *mut usize,
 ) -> mpx_status {
     guard("mpx_queue_read", || {
-        out_arg(ptr, "ptr")?;
-        out_arg(len, "len")?;
-        let q = handle(q, "queue")?;
-        let t = timeout_arg(timeout_ns)?;
+        args::out(ptr, "ptr")?;
+        args::out(len, "len")?;
+        let q = args::handle(q)?;
+        let t = args::timeout(timeout_ns)?;
         let (p, n) = q.inner.read_raw(t)?;
         *ptr = p.cast();
         *len = n;
@@ -434,7 +338,7 @@ pub unsafe extern "C" fn mpx_queue_read(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_read_commit(q: *const mpx_queue) -> mpx_status {
     guard("mpx_queue_read_commit", || {
-        handle(q, "queue")?.inner.read_commit_raw()?;
+        args::handle(q)?.inner.read_commit_raw()?;
         Ok(MPX_OK)
     })
 }
@@ -443,7 +347,7 @@ pub unsafe extern "C" fn mpx_queue_read_commit(q: *const mpx_queue) -> mpx_statu
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_read_abort(q: *const mpx_queue) -> mpx_status {
     guard("mpx_queue_read_abort", || {
-        handle(q, "queue")?.inner.read_abort_raw()?;
+        args::handle(q)?.inner.read_abort_raw()?;
         Ok(MPX_OK)
     })
 }
@@ -454,7 +358,7 @@ pub unsafe extern "C" fn mpx_queue_read_abort(q: *const mpx_queue) -> mpx_status
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_shutdown(q: *const mpx_queue) -> mpx_status {
     guard("mpx_queue_shutdown", || {
-        handle(q, "queue")?.inner.shutdown()?;
+        args::handle(q)?.inner.shutdown()?;
         Ok(MPX_OK)
     })
 }
@@ -462,58 +366,58 @@ pub unsafe extern "C" fn mpx_queue_shutdown(q: *const mpx_queue) -> mpx_status {
 /// Whether the queue was shut down (false for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_is_shutdown(q: *const mpx_queue) -> bool {
-    q.as_ref().is_some_and(|q| q.inner.is_shutdown())
+    args::opt_handle(q).is_some_and(|q| q.inner.is_shutdown())
 }
 
 /// Messages in the queue (exact whenever no put or get is half-way; 0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_qsize(q: *const mpx_queue) -> usize {
-    q.as_ref().map_or(0, |q| q.inner.qsize() as usize)
+    args::opt_handle(q).map_or(0, |q| q.inner.qsize() as usize)
 }
 
 /// Whether the queue holds no message (true for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_empty(q: *const mpx_queue) -> bool {
-    q.as_ref().map_or(true, |q| q.inner.is_empty())
+    args::opt_handle(q).map_or(true, |q| q.inner.is_empty())
 }
 
 /// Whether a put would wait now: the message limit is reached or not even an empty message
 /// fits (false for NULL). A large message may not fit while this is false.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_full(q: *const mpx_queue) -> bool {
-    q.as_ref().is_some_and(|q| q.inner.is_full())
+    args::opt_handle(q).is_some_and(|q| q.inner.is_full())
 }
 
 /// Ring bytes (records with their 8-byte headers, padded to 8), >= the capacity asked for
 /// (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_capacity(q: *const mpx_queue) -> usize {
-    q.as_ref().map_or(0, |q| q.inner.capacity())
+    args::opt_handle(q).map_or(0, |q| q.inner.capacity())
 }
 
 /// The largest message that can be put (capacity - 8; 0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_max_message(q: *const mpx_queue) -> usize {
-    q.as_ref().map_or(0, |q| q.inner.max_message())
+    args::opt_handle(q).map_or(0, |q| q.inner.max_message())
 }
 
 /// The message limit (0: none, or NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_max_messages(q: *const mpx_queue) -> u64 {
-    q.as_ref().map_or(0, |q| q.inner.max_messages())
+    args::opt_handle(q).map_or(0, |q| q.inner.max_messages())
 }
 
 /// Ring bytes in use now (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_bytes_used(q: *const mpx_queue) -> usize {
-    q.as_ref().map_or(0, |q| q.inner.bytes_used() as usize)
+    args::opt_handle(q).map_or(0, |q| q.inner.bytes_used() as usize)
 }
 
 /// The variant flag the queue was created with: 0, MPX_QUEUE_JOINABLE or MPX_QUEUE_SIMPLE
 /// (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_variant(q: *const mpx_queue) -> u32 {
-    q.as_ref().map_or(0, |q| match q.inner.variant() {
+    args::opt_handle(q).map_or(0, |q| match q.inner.variant() {
         Variant::Queue => 0,
         Variant::Joinable => MPX_QUEUE_JOINABLE,
         Variant::Simple => MPX_QUEUE_SIMPLE,
@@ -526,7 +430,7 @@ pub unsafe extern "C" fn mpx_queue_variant(q: *const mpx_queue) -> u32 {
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_task_done(q: *const mpx_queue) -> mpx_status {
     guard("mpx_queue_task_done", || {
-        handle(q, "queue")?.inner.task_done()?;
+        args::handle(q)?.inner.task_done()?;
         Ok(MPX_OK)
     })
 }
@@ -536,8 +440,8 @@ pub unsafe extern "C" fn mpx_queue_task_done(q: *const mpx_queue) -> mpx_status 
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_join(q: *const mpx_queue, timeout_ns: i64) -> mpx_status {
     guard("mpx_queue_join", || {
-        let q = handle(q, "queue")?;
-        q.inner.join(timeout_arg(timeout_ns)?)?;
+        let q = args::handle(q)?;
+        q.inner.join(args::timeout(timeout_ns)?)?;
         Ok(MPX_OK)
     })
 }
@@ -545,12 +449,12 @@ pub unsafe extern "C" fn mpx_queue_join(q: *const mpx_queue, timeout_ns: i64) ->
 /// JoinableQueue: messages put and not yet marked done (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_unfinished(q: *const mpx_queue) -> u64 {
-    q.as_ref().map_or(0, |q| q.inner.unfinished())
+    args::opt_handle(q).map_or(0, |q| q.inner.unfinished())
 }
 
 /// How many times a process found a side of the queue held by a dead process and repaired it
 /// (0 for NULL). For monitoring and tests.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_recoveries(q: *const mpx_queue) -> u64 {
-    q.as_ref().map_or(0, |q| q.inner.recoveries())
+    args::opt_handle(q).map_or(0, |q| q.inner.recoveries())
 }

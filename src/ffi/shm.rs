@@ -2,8 +2,9 @@
 
 use std::ffi::{c_char, c_int, CString};
 
-use super::{free_handle, guard, guard_void, handle, mpx_status, out_arg, str_arg, write_handle, MPX_OK};
-use crate::{Flags, SharedMemory};
+use super::handle::{self, object_handle};
+use super::{args, guard, mpx_status, MPX_OK};
+use crate::SharedMemory;
 
 /// A shared-memory buffer handle (opaque). Free with `mpx_shm_close`.
 pub struct mpx_shm {
@@ -12,12 +13,7 @@ pub struct mpx_shm {
     name: CString,
 }
 
-impl mpx_shm {
-    fn new(inner: SharedMemory) -> mpx_shm {
-        let name = CString::new(inner.name().unwrap_or("")).unwrap_or_default();
-        mpx_shm { inner, name }
-    }
-}
+object_handle!(mpx_shm, SharedMemory, "shm");
 
 /// Creates a named shared-memory buffer of `size` zeroed bytes (`size` > 0) and writes its handle
 /// to `*out`.
@@ -32,12 +28,7 @@ pub unsafe extern "C" fn mpx_shm_create(
     flags: u32,
     out: *mut *mut mpx_shm,
 ) -> mpx_status {
-    guard("mpx_shm_create", || {
-        out_arg(out, "out")?;
-        let name = str_arg(name, "name")?;
-        let shm = SharedMemory::create(name, size, Flags(flags))?;
-        Ok(write_handle(out, mpx_shm::new(shm)))
-    })
+    guard("mpx_shm_create", || handle::create(out, name, size, flags))
 }
 
 /// Opens an existing named buffer and writes its handle to `*out`.
@@ -47,23 +38,14 @@ pub unsafe extern "C" fn mpx_shm_create(
 /// it is not a buffer, MPX_E_VERSION or MPX_E_CORRUPT if its header does not validate.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_open(name: *const c_char, flags: u32, out: *mut *mut mpx_shm) -> mpx_status {
-    guard("mpx_shm_open", || {
-        out_arg(out, "out")?;
-        let name = str_arg(name, "name")?;
-        let shm = SharedMemory::open(name, Flags(flags))?;
-        Ok(write_handle(out, mpx_shm::new(shm)))
-    })
+    guard("mpx_shm_open", || handle::open(out, name, flags))
 }
 
 /// Creates an anonymous buffer of `size` bytes in a memfd sealed against resizing. It has no
 /// name and cannot leak; share it by passing `mpx_shm_fd` to a child or over a Unix socket.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_create_anonymous(size: usize, out: *mut *mut mpx_shm) -> mpx_status {
-    guard("mpx_shm_create_anonymous", || {
-        out_arg(out, "out")?;
-        let shm = SharedMemory::create_anonymous(size)?;
-        Ok(write_handle(out, mpx_shm::new(shm)))
-    })
+    guard("mpx_shm_create_anonymous", || handle::create_anonymous(out, size))
 }
 
 /// Opens the buffer behind a file descriptor (inherited, or received over a Unix socket). The
@@ -71,42 +53,34 @@ pub unsafe extern "C" fn mpx_shm_create_anonymous(size: usize, out: *mut *mut mp
 /// MPX_F_READ_ONLY.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_open_fd(fd: c_int, flags: u32, out: *mut *mut mpx_shm) -> mpx_status {
-    guard("mpx_shm_open_fd", || {
-        out_arg(out, "out")?;
-        let shm = SharedMemory::from_fd(fd, Flags(flags))?;
-        Ok(write_handle(out, mpx_shm::new(shm)))
-    })
+    guard("mpx_shm_open_fd", || handle::open_fd(out, fd, flags))
 }
 
 /// The first byte of the buffer (page-aligned), or NULL if `shm` is NULL. Valid until
 /// `mpx_shm_close`.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_ptr(shm: *const mpx_shm) -> *mut u8 {
-    shm.as_ref().map_or(std::ptr::null_mut(), |s| s.inner.as_ptr())
+    args::opt_handle(shm).map_or(std::ptr::null_mut(), |s| s.inner.as_ptr())
 }
 
 /// The buffer's size in bytes (as created), or 0 if `shm` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_size(shm: *const mpx_shm) -> usize {
-    shm.as_ref().map_or(0, |s| s.inner.len())
+    args::opt_handle(shm).map_or(0, |s| s.inner.len())
 }
 
 /// The buffer's name ("" for an anonymous buffer), or NULL if `shm` is NULL. Valid until
 /// `mpx_shm_close`.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_name(shm: *const mpx_shm) -> *const c_char {
-    shm.as_ref().map_or(std::ptr::null(), |s| s.name.as_ptr())
+    handle::name(shm)
 }
 
 /// Writes the buffer's file descriptor to `*fd`. The handle keeps owning it (do not close it);
 /// `dup` it to keep it beyond `mpx_shm_close`.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_fd(shm: *const mpx_shm, fd: *mut c_int) -> mpx_status {
-    guard("mpx_shm_fd", || {
-        out_arg(fd, "fd")?;
-        *fd = handle(shm, "shm")?.inner.fd();
-        Ok(MPX_OK)
-    })
+    guard("mpx_shm_fd", || handle::fd(shm, fd))
 }
 
 /// Writes the offset of the data within the segment file to `*offset` (a multiple of the page
@@ -114,8 +88,8 @@ pub unsafe extern "C" fn mpx_shm_fd(shm: *const mpx_shm, fd: *mut c_int) -> mpx_
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_data_offset(shm: *const mpx_shm, offset: *mut usize) -> mpx_status {
     guard("mpx_shm_data_offset", || {
-        out_arg(offset, "offset")?;
-        *offset = handle(shm, "shm")?.inner.data_offset();
+        args::out(offset, "offset")?;
+        *offset = args::handle(shm)?.inner.data_offset();
         Ok(MPX_OK)
     })
 }
@@ -125,17 +99,14 @@ pub unsafe extern "C" fn mpx_shm_data_offset(shm: *const mpx_shm, offset: *mut u
 /// NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_close(shm: *mut mpx_shm) {
-    guard_void("mpx_shm_close", || free_handle(shm))
+    handle::close("mpx_shm_close", shm)
 }
 
 /// Removes a buffer's name. Processes that have it open keep using it; the memory is freed when
 /// the last one closes. Returns MPX_E_NOT_FOUND if there is no such name.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_unlink(name: *const c_char) -> mpx_status {
-    guard("mpx_shm_unlink", || {
-        SharedMemory::unlink_name(str_arg(name, "name")?)?;
-        Ok(MPX_OK)
-    })
+    guard("mpx_shm_unlink", || handle::unlink::<mpx_shm>(name))
 }
 
 /// Removes this buffer's name, but only if the name still refers to this buffer (a name that
@@ -143,8 +114,5 @@ pub unsafe extern "C" fn mpx_shm_unlink(name: *const c_char) -> mpx_status {
 /// `mpx_shm_unlink` when names are reused.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_shm_unlink_self(shm: *const mpx_shm) -> mpx_status {
-    guard("mpx_shm_unlink_self", || {
-        handle(shm, "shm")?.inner.unlink()?;
-        Ok(MPX_OK)
-    })
+    guard("mpx_shm_unlink_self", || handle::unlink_self(shm))
 }

@@ -2,10 +2,11 @@
 
 use std::ffi::{c_char, c_int, c_void, CString};
 
-use super::sync::{acquired, c_name, split_flags, timeout_arg};
-use super::{free_handle, guard, guard_void, handle, mpx_status, out_arg, str_arg, write_handle, MPX_OK};
+use super::handle::{self, object_handle};
+use super::{acquired, args, guard, mpx_status, MPX_OK};
+use crate::object::Object;
 use crate::value::{Value, ValueSpec};
-use crate::{err, Result};
+use crate::Result;
 
 /// Value flag (create): embed a recursive lock in the value (Python's lock=True), used with
 /// `mpx_value_acquire` / `mpx_value_release`.
@@ -18,42 +19,24 @@ pub struct mpx_value {
     name: CString,
 }
 
-impl mpx_value {
-    fn new(inner: Value) -> mpx_value {
-        mpx_value { name: c_name(inner.name()), inner }
-    }
-}
+object_handle!(mpx_value, Value, "value");
 
-unsafe fn bytes_in<'a>(p: *const c_void, len: usize, what: &str) -> Result<&'a [u8]> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if p.is_null() {
-        return Err(err!(Invalid, "{what} is NULL"));
-    }
-    Ok(std::slice::from_raw_parts(p.cast::<u8>(), len))
-}
-
-unsafe fn bytes_out<'a>(p: *mut c_void, len: usize, what: &str) -> Result<&'a mut [u8]> {
-    if len == 0 {
-        return Ok(&mut []);
-    }
-    if p.is_null() {
-        return Err(err!(Invalid, "{what} is NULL"));
-    }
-    Ok(std::slice::from_raw_parts_mut(p.cast::<u8>(), len))
-}
-
-unsafe fn spec_and_init<'a>(
+/// The spec from the C arguments (`init` NULL with `init_size` 0: zeros).
+///
+/// # Safety
+/// `init` NULL or `init_size` readable bytes.
+unsafe fn spec<'a>(
     typecode: c_char,
     count: usize,
     init: *const c_void,
     init_size: usize,
     own: u32,
-) -> Result<(ValueSpec, Option<&'a [u8]>)> {
+) -> Result<ValueSpec<'a>> {
     let spec = ValueSpec::new(typecode as u8, count, own & MPX_VALUE_LOCK != 0);
-    let init = if init.is_null() && init_size == 0 { None } else { Some(bytes_in(init, init_size, "init")?) };
-    Ok((spec, init))
+    // SAFETY: forwarded contract.
+    let init =
+        if init.is_null() && init_size == 0 { None } else { Some(unsafe { args::bytes(init, init_size, "init") }?) };
+    Ok(spec.with_init(init))
 }
 
 /// Creates a named value (`count` 1) or array of `count` elements of `typecode`, zeroed, or
@@ -70,11 +53,10 @@ pub unsafe extern "C" fn mpx_value_create(
     out: *mut *mut mpx_value,
 ) -> mpx_status {
     guard("mpx_value_create", || {
-        out_arg(out, "out")?;
-        let name = str_arg(name, "name")?;
-        let (obj, own) = split_flags(flags, MPX_VALUE_LOCK, &format!("value '{name}'"))?;
-        let (spec, init) = spec_and_init(typecode, count, init, init_size, own)?;
-        Ok(write_handle(out, mpx_value::new(Value::create(name, spec, init, obj)?)))
+        handle::create_with(out, name, |name| {
+            let (f, own) = args::flags(flags, MPX_VALUE_LOCK, &format!("value '{name}'"))?;
+            Ok((spec(typecode, count, init, init_size, own)?, f))
+        })
     })
 }
 
@@ -89,13 +71,8 @@ pub unsafe extern "C" fn mpx_value_create_anonymous(
     out: *mut *mut mpx_value,
 ) -> mpx_status {
     guard("mpx_value_create_anonymous", || {
-        out_arg(out, "out")?;
-        let (obj, own) = split_flags(flags, MPX_VALUE_LOCK, "anonymous value")?;
-        if obj.0 != 0 {
-            return Err(err!(Invalid, "anonymous value: only MPX_VALUE_LOCK applies"));
-        }
-        let (spec, init) = spec_and_init(typecode, count, init, init_size, own)?;
-        Ok(write_handle(out, mpx_value::new(Value::create_anonymous(spec, init)?)))
+        let own = args::anonymous_flags(flags, MPX_VALUE_LOCK, "MPX_VALUE_LOCK", "anonymous value")?;
+        handle::create_anonymous(out, spec(typecode, count, init, init_size, own)?)
     })
 }
 
@@ -103,51 +80,44 @@ pub unsafe extern "C" fn mpx_value_create_anonymous(
 /// MPX_E_PERMISSION), MPX_F_UNLINK_ON_LAST_CLOSE.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_open(name: *const c_char, flags: u32, out: *mut *mut mpx_value) -> mpx_status {
-    guard("mpx_value_open", || {
-        out_arg(out, "out")?;
-        let v = Value::open(str_arg(name, "name")?, crate::Flags(flags))?;
-        Ok(write_handle(out, mpx_value::new(v)))
-    })
+    guard("mpx_value_open", || handle::open(out, name, flags))
 }
 
 /// Opens the value behind an fd (duplicated).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_open_fd(fd: c_int, flags: u32, out: *mut *mut mpx_value) -> mpx_status {
-    guard("mpx_value_open_fd", || {
-        out_arg(out, "out")?;
-        Ok(write_handle(out, mpx_value::new(Value::from_fd(fd, crate::Flags(flags))?)))
-    })
+    guard("mpx_value_open_fd", || handle::open_fd(out, fd, flags))
 }
 
 /// The typecode ('i', 'd', ...; 0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_typecode(value: *const mpx_value) -> c_char {
-    value.as_ref().map_or(0, |v| v.inner.typecode() as c_char)
+    args::opt_handle(value).map_or(0, |v| v.inner.typecode() as c_char)
 }
 
 /// Bytes per element (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_itemsize(value: *const mpx_value) -> usize {
-    value.as_ref().map_or(0, |v| v.inner.itemsize())
+    args::opt_handle(value).map_or(0, |v| v.inner.itemsize())
 }
 
 /// Number of elements (1 for a Value; 0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_count(value: *const mpx_value) -> usize {
-    value.as_ref().map_or(0, |v| v.inner.len())
+    args::opt_handle(value).map_or(0, |v| v.inner.len())
 }
 
 /// The first element (64-byte aligned) for zero-copy access, NULL for NULL. Valid until
 /// `mpx_value_close`. Plain accesses through it are not synchronized: use the lock or atomics.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_ptr(value: *const mpx_value) -> *mut c_void {
-    value.as_ref().map_or(std::ptr::null_mut(), |v| v.inner.as_ptr().cast())
+    args::opt_handle(value).map_or(std::ptr::null_mut(), |v| v.inner.as_ptr().cast())
 }
 
 /// Whether it was created with MPX_VALUE_LOCK (false for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_has_lock(value: *const mpx_value) -> bool {
-    value.as_ref().is_some_and(|v| v.inner.has_lock())
+    args::opt_handle(value).is_some_and(|v| v.inner.has_lock())
 }
 
 /// Copies element `index` into `out`; `size` must equal the itemsize (the type check of the
@@ -160,9 +130,9 @@ pub unsafe extern "C" fn mpx_value_get(
     size: usize,
 ) -> mpx_status {
     guard("mpx_value_get", || {
-        let v = handle(value, "value")?;
-        out_arg(out, "out")?;
-        v.inner.get_bytes(index, bytes_out(out, size, "out")?)?;
+        let v = args::handle(value)?;
+        args::out(out, "out")?;
+        v.inner.get_bytes(index, args::bytes_mut(out, size, "out")?)?;
         Ok(MPX_OK)
     })
 }
@@ -176,11 +146,8 @@ pub unsafe extern "C" fn mpx_value_set(
     size: usize,
 ) -> mpx_status {
     guard("mpx_value_set", || {
-        let v = handle(value, "value")?;
-        if in_.is_null() {
-            return Err(err!(Invalid, "in is NULL"));
-        }
-        v.inner.set_bytes(index, bytes_in(in_, size, "in")?)?;
+        let v = args::handle(value)?;
+        v.inner.set_bytes(index, args::bytes(in_, size, "in")?)?;
         Ok(MPX_OK)
     })
 }
@@ -195,8 +162,8 @@ pub unsafe extern "C" fn mpx_value_read(
     size: usize,
 ) -> mpx_status {
     guard("mpx_value_read", || {
-        let v = handle(value, "value")?;
-        v.inner.read(start, bytes_out(out, size, "out")?)?;
+        let v = args::handle(value)?;
+        v.inner.read(start, args::bytes_mut(out, size, "out")?)?;
         Ok(MPX_OK)
     })
 }
@@ -210,8 +177,8 @@ pub unsafe extern "C" fn mpx_value_write(
     size: usize,
 ) -> mpx_status {
     guard("mpx_value_write", || {
-        let v = handle(value, "value")?;
-        v.inner.write(start, bytes_in(in_, size, "in")?)?;
+        let v = args::handle(value)?;
+        v.inner.write(start, args::bytes(in_, size, "in")?)?;
         Ok(MPX_OK)
     })
 }
@@ -221,8 +188,8 @@ pub unsafe extern "C" fn mpx_value_write(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_get_i64(value: *const mpx_value, index: usize, out: *mut i64) -> mpx_status {
     guard("mpx_value_get_i64", || {
-        out_arg(out, "out")?;
-        *out = handle(value, "value")?.inner.get_i64(index)?;
+        args::out(out, "out")?;
+        *out = args::handle(value)?.inner.get_i64(index)?;
         Ok(MPX_OK)
     })
 }
@@ -231,7 +198,7 @@ pub unsafe extern "C" fn mpx_value_get_i64(value: *const mpx_value, index: usize
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_set_i64(value: *const mpx_value, index: usize, v: i64) -> mpx_status {
     guard("mpx_value_set_i64", || {
-        handle(value, "value")?.inner.set_i64(index, v)?;
+        args::handle(value)?.inner.set_i64(index, v)?;
         Ok(MPX_OK)
     })
 }
@@ -246,10 +213,8 @@ pub unsafe extern "C" fn mpx_value_fetch_add_i64(
     old: *mut i64,
 ) -> mpx_status {
     guard("mpx_value_fetch_add_i64", || {
-        let o = handle(value, "value")?.inner.fetch_add_i64(index, delta)?;
-        if !old.is_null() {
-            *old = o;
-        }
+        let o = args::handle(value)?.inner.fetch_add_i64(index, delta)?;
+        args::write_opt(old, o);
         Ok(MPX_OK)
     })
 }
@@ -258,8 +223,8 @@ pub unsafe extern "C" fn mpx_value_fetch_add_i64(
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_get_f64(value: *const mpx_value, index: usize, out: *mut f64) -> mpx_status {
     guard("mpx_value_get_f64", || {
-        out_arg(out, "out")?;
-        *out = handle(value, "value")?.inner.get_f64(index)?;
+        args::out(out, "out")?;
+        *out = args::handle(value)?.inner.get_f64(index)?;
         Ok(MPX_OK)
     })
 }
@@ -268,7 +233,7 @@ pub unsafe extern "C" fn mpx_value_get_f64(value: *const mpx_value, index: usize
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_set_f64(value: *const mpx_value, index: usize, v: f64) -> mpx_status {
     guard("mpx_value_set_f64", || {
-        handle(value, "value")?.inner.set_f64(index, v)?;
+        args::handle(value)?.inner.set_f64(index, v)?;
         Ok(MPX_OK)
     })
 }
@@ -278,15 +243,15 @@ pub unsafe extern "C" fn mpx_value_set_f64(value: *const mpx_value, index: usize
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_acquire(value: *const mpx_value, timeout_ns: i64) -> mpx_status {
     // Fast path before the guard: atomics only, cannot panic.
-    if let Some(l) = value.as_ref().and_then(|v| v.inner.usable_lock()) {
-        if timeout_ns >= -1 && l.try_fast_recursive() {
+    if let Some(l) = args::opt_handle(value).and_then(|v| v.inner.usable_lock()) {
+        if args::timeout_ok(timeout_ns) && l.try_fast_recursive() {
             return MPX_OK;
         }
     }
     guard("mpx_value_acquire", || {
-        let v = handle(value, "value")?;
-        let a = v.inner.acquire(timeout_arg(timeout_ns)?)?;
-        Ok(acquired(a, || v.inner.segment().describe()))
+        let v = args::handle(value)?;
+        let a = v.inner.acquire(args::timeout(timeout_ns)?)?;
+        Ok(acquired(a, || v.inner.describe()))
     })
 }
 
@@ -294,13 +259,13 @@ pub unsafe extern "C" fn mpx_value_acquire(value: *const mpx_value, timeout_ns: 
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_release(value: *const mpx_value) -> mpx_status {
     // Fast path before the guard: atomics only, cannot panic.
-    if let Some(l) = value.as_ref().and_then(|v| v.inner.usable_lock()) {
+    if let Some(l) = args::opt_handle(value).and_then(|v| v.inner.usable_lock()) {
         if l.try_release_fast_recursive() {
             return MPX_OK;
         }
     }
     guard("mpx_value_release", || {
-        handle(value, "value")?.inner.release()?;
+        args::handle(value)?.inner.release()?;
         Ok(MPX_OK)
     })
 }
@@ -308,30 +273,23 @@ pub unsafe extern "C" fn mpx_value_release(value: *const mpx_value) -> mpx_statu
 /// Writes the value's fd to `*fd` (owned by the handle).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_fd(value: *const mpx_value, fd: *mut c_int) -> mpx_status {
-    guard("mpx_value_fd", || {
-        out_arg(fd, "fd")?;
-        *fd = handle(value, "value")?.inner.fd();
-        Ok(MPX_OK)
-    })
+    guard("mpx_value_fd", || handle::fd(value, fd))
 }
 
 /// The value's name ("" if anonymous, NULL for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_name(value: *const mpx_value) -> *const c_char {
-    value.as_ref().map_or(std::ptr::null(), |v| v.name.as_ptr())
+    handle::name(value)
 }
 
 /// Frees the handle. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_close(value: *mut mpx_value) {
-    guard_void("mpx_value_close", || free_handle(value))
+    handle::close("mpx_value_close", value)
 }
 
 /// Removes a value's name.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_unlink(name: *const c_char) -> mpx_status {
-    guard("mpx_value_unlink", || {
-        Value::unlink_name(str_arg(name, "name")?)?;
-        Ok(MPX_OK)
-    })
+    guard("mpx_value_unlink", || handle::unlink::<mpx_value>(name))
 }

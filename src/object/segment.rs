@@ -1,13 +1,19 @@
 //! Creating, opening, validating, closing and unlinking segments.
 
-use std::ffi::CString;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use memmap2::{MmapOptions, MmapRaw};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, SealFlag};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::stat::{FileStat, Mode, SFlag};
+
 use super::header::{Header, HEADER_SIZE, LAYOUT_VERSION, MAGIC, READY};
 use super::{name, Kind};
-use crate::util::{cvt, realtime_ns};
+use crate::util::realtime_ns;
 use crate::{err, Error, ErrorKind, Result};
 
 /// Creation and opening options, shared by every kind. The values are the C ABI's `MPX_F_*`.
@@ -40,14 +46,14 @@ impl Flags {
         Ok(self)
     }
 
-    fn mode(self) -> libc::mode_t {
-        if self.contains(Flags::MODE_ALL) {
+    fn mode(self) -> Mode {
+        Mode::from_bits_truncate(if self.contains(Flags::MODE_ALL) {
             0o666
         } else if self.contains(Flags::MODE_GROUP) {
             0o660
         } else {
             0o600
-        }
+        })
     }
 }
 
@@ -78,7 +84,7 @@ const READY_WAIT: Duration = Duration::from_secs(2);
 const SETTLED: Duration = Duration::from_millis(250);
 
 /// Whether the file has not changed (size, mode or contents) for SETTLED.
-fn settled(st: &libc::stat) -> bool {
+fn settled(st: &FileStat) -> bool {
     let changed = (st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128)
         .max(st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128);
     (realtime_ns() as i128 - changed) > SETTLED.as_nanos() as i128
@@ -91,13 +97,16 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// One mapped segment. Dropping it unmaps and closes (and, with UNLINK_ON_LAST_CLOSE, removes
 /// the name if this was the last user). Closing never unlinks otherwise.
 pub struct Segment {
-    /// ManuallyDrop: Drop closes it before deciding an unlink-on-last-close.
-    fd: std::mem::ManuallyDrop<OwnedFd>,
-    base: *mut u8,
-    len: usize,
+    /// ManuallyDrop, as `fd`: Drop unmaps before it closes, and closes before it decides an
+    /// unlink-on-last-close (a mapping keeps the open file description, and its lock, alive).
+    map: ManuallyDrop<MmapRaw>,
+    fd: ManuallyDrop<OwnedFd>,
     name: Option<String>,
     kind: Kind,
     flags: Flags,
+    /// Whether this handle counts as a user (holds the shared liveness lock). Only inspection
+    /// ([`Segment::inspect`]) opens without it.
+    user: bool,
     /// The validated layout, read once at create/open: another process may rewrite the header
     /// afterwards, and nothing derived from shared memory is trusted twice.
     layout: Layout,
@@ -112,11 +121,6 @@ struct Layout {
     flags: u32,
 }
 
-// SAFETY: the mapping is process-wide memory; the segment's owner decides how it is accessed
-// (atomics, locks). The handle itself holds no thread-affine state.
-unsafe impl Send for Segment {}
-unsafe impl Sync for Segment {}
-
 fn describe(kind: Kind, name: Option<&str>) -> String {
     match name {
         Some(n) => format!("{} '{}'", kind.name(), n),
@@ -128,25 +132,27 @@ fn round_up(v: usize, align: usize) -> Option<usize> {
     v.checked_add(align - 1).map(|x| x & !(align - 1))
 }
 
-fn fstat(fd: RawFd) -> Result<libc::stat> {
-    // SAFETY: st is plain data written by fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    cvt(unsafe { libc::fstat(fd, &mut st) }).map_err(|e| e.context("fstat"))?;
-    Ok(st)
+fn fstat(fd: RawFd) -> Result<FileStat> {
+    // SAFETY: only called with descriptors this module owns for the duration of the call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::sys::stat::fstat(fd).map_err(|e| Error::os(e, "fstat"))
 }
 
 /// Whether `path` still names the file open as `fd` (false once it was unlinked or replaced).
 fn path_is_fd(path: &str, fd: RawFd) -> bool {
-    let Ok(c) = CString::new(path) else { return false };
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: c is NUL-terminated, st is writable.
-    if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
-        return false;
+    match (nix::sys::stat::stat(path), fstat(fd)) {
+        (Ok(st), Ok(me)) => me.st_ino == st.st_ino && me.st_dev == st.st_dev,
+        _ => false,
     }
-    match fstat(fd) {
-        Ok(me) => me.st_ino == st.st_ino && me.st_dev == st.st_dev,
-        Err(_) => false,
-    }
+}
+
+/// One flock operation; Err(errno) when it fails. libc, not nix: nix's `Flock` owns the
+/// descriptor and unlocks explicitly when dropped, which would release the lock for a forked
+/// child sharing the open file description (the liveness lock must live until the last
+/// reference to the description closes), and nix's plain `flock` is deprecated.
+fn flock(fd: RawFd, op: libc::c_int) -> std::result::Result<(), Errno> {
+    // SAFETY: flock takes any integer; an invalid descriptor is EBADF.
+    Errno::result(unsafe { libc::flock(fd, op) }).map(drop)
 }
 
 /// Takes the shared liveness lock, retrying while a gc or last-close briefly holds it
@@ -154,13 +160,10 @@ fn path_is_fd(path: &str, fd: RawFd) -> bool {
 fn lock_shared(fd: RawFd, what: &str) -> Result<()> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
-        // SAFETY: flock on a valid fd.
-        if unsafe { libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) } == 0 {
-            return Ok(());
-        }
-        let e = crate::error::errno();
-        if e != libc::EWOULDBLOCK && e != libc::EINTR {
-            return Err(Error::from_errno(e, format!("{what}: flock")));
+        match flock(fd, libc::LOCK_SH | libc::LOCK_NB) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EWOULDBLOCK | Errno::EINTR) => {}
+            Err(e) => return Err(Error::os(e, format!("{what}: flock"))),
         }
         if Instant::now() >= deadline {
             return Err(err!(Timeout, "{what}: another process holds the segment exclusively"));
@@ -172,47 +175,34 @@ fn lock_shared(fd: RawFd, what: &str) -> Result<()> {
 /// Whether some process holds a liveness lock on the file open as `fd` (probed with a
 /// non-blocking exclusive lock on a separate open file description, released at once).
 pub(crate) fn in_use(fd: RawFd) -> bool {
-    // SAFETY: flock on a valid fd; we release what we take.
-    unsafe {
-        if libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 {
-            libc::flock(fd, libc::LOCK_UN);
-            false
-        } else {
-            true
-        }
+    if flock(fd, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+        let _ = flock(fd, libc::LOCK_UN);
+        false
+    } else {
+        true
     }
 }
 
 /// A copy of the header read with pread (None if the file is shorter or the read fails).
-fn pread_header(fd: RawFd) -> Option<Header> {
-    let mut snap = std::mem::MaybeUninit::<Header>::zeroed();
-    // SAFETY: snap is HEADER_SIZE writable bytes; Header is plain data (integers, byte arrays, an
-    // AtomicU32), valid for any bit pattern, so the bytes read form a valid value.
-    let n = unsafe { libc::pread(fd, snap.as_mut_ptr().cast(), HEADER_SIZE, 0) };
-    (n == HEADER_SIZE as isize).then(|| unsafe { snap.assume_init() })
+fn pread_header(fd: &OwnedFd) -> Option<Header> {
+    let mut bytes = [0u8; HEADER_SIZE];
+    let n = nix::sys::uio::pread(fd, &mut bytes, 0).ok()?;
+    // SAFETY: Header is repr(C) plain data (integers, byte arrays, an AtomicU32) of HEADER_SIZE
+    // bytes, valid for any bit pattern; read_unaligned copies it out of the byte buffer.
+    (n == HEADER_SIZE).then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Header>()) })
 }
 
-fn open_path(path: &str, oflag: libc::c_int, mode: libc::mode_t) -> std::result::Result<OwnedFd, i32> {
-    let c = CString::new(path).map_err(|_| libc::EINVAL)?;
+fn open_path(path: &str, oflag: OFlag, mode: Mode) -> std::result::Result<OwnedFd, Errno> {
     // O_NOFOLLOW: /dev/shm is world-writable; never follow a planted symlink.
-    // SAFETY: c is NUL-terminated.
-    let fd = unsafe { libc::open(c.as_ptr(), oflag | libc::O_NOFOLLOW | libc::O_CLOEXEC, mode as libc::c_uint) };
-    if fd < 0 {
-        Err(crate::error::errno())
-    } else {
-        // SAFETY: fd was just opened and is owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
+    nix::fcntl::open(path, oflag | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, mode)
 }
 
-fn map(fd: RawFd, len: usize, writable: bool, what: &str) -> Result<*mut u8> {
-    let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
-    // SAFETY: mapping a file we hold open; the result is checked.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
-    if p == libc::MAP_FAILED {
-        return Err(Error::last_os(format!("{what}: mmap of {len} bytes")));
-    }
-    Ok(p.cast())
+fn map(fd: &OwnedFd, len: usize, writable: bool, what: &str) -> Result<MmapRaw> {
+    let mut opts = MmapOptions::new();
+    opts.len(len);
+    let raw = fd.as_raw_fd();
+    let m = if writable { opts.map_raw(raw) } else { opts.map_raw_read_only(raw) };
+    m.map_err(|e| Error::from(e).context(format!("{what}: mmap of {len} bytes")))
 }
 
 impl Segment {
@@ -233,19 +223,21 @@ impl Segment {
         let what = describe(spec.kind, Some(name));
         let total = Self::layout(&spec, &what)?;
         let path = name::path_of(name);
+        let private = Mode::from_bits_truncate(0o600);
         for _ in 0..16 {
-            let fd = open_path(&path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600).map_err(|e| match e {
-                libc::EEXIST => err!(Exists, "{what}: already exists"),
-                e => Error::from_errno(e, format!("{what}: create {path}")),
+            let oflag = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL;
+            let fd = open_path(&path, oflag, private).map_err(|e| match e {
+                Errno::EEXIST => err!(Exists, "{what}: already exists"),
+                e => Error::os(e, format!("{what}: create {path}")),
             })?;
             // Size first, so an opener never sees a file shorter than the header for long.
-            if let Err(e) = cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), total as libc::off_t) }) {
+            if let Err(e) = nix::unistd::ftruncate(&fd, total as libc::off_t) {
                 let _ = std::fs::remove_file(&path);
-                return Err(e.context(format!("{what}: ftruncate to {total} bytes")));
+                return Err(Error::os(e, format!("{what}: ftruncate to {total} bytes")));
             }
             // The umask would narrow a group/world mode; 0600 (the default) it leaves alone.
-            if flags.mode() != 0o600 {
-                unsafe { libc::fchmod(fd.as_raw_fd(), flags.mode()) };
+            if flags.mode() != private {
+                let _ = nix::sys::stat::fchmod(&fd, flags.mode());
             }
             lock_shared(fd.as_raw_fd(), &what)?;
             if !path_is_fd(&path, fd.as_raw_fd()) {
@@ -274,20 +266,14 @@ impl Segment {
     pub fn create_anonymous(spec: SegmentSpec, init: impl FnOnce(&Segment) -> Result<()>) -> Result<Segment> {
         let what = describe(spec.kind, None);
         let total = Self::layout(&spec, &what)?;
-        let label = CString::new(format!("mpx:{}", spec.kind.name())).unwrap();
-        // SAFETY: label is NUL-terminated.
-        let raw = unsafe { libc::memfd_create(label.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-        if raw < 0 {
-            return Err(Error::last_os(format!("{what}: memfd_create")));
-        }
-        // SAFETY: raw was just created.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        cvt(unsafe { libc::ftruncate(raw, total as libc::off_t) })
-            .map_err(|e| e.context(format!("{what}: ftruncate")))?;
+        let label = format!("mpx:{}", spec.kind.name());
+        let fd = memfd_create(label.as_str(), MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
+            .map_err(|e| Error::os(e, format!("{what}: memfd_create")))?;
+        nix::unistd::ftruncate(&fd, total as libc::off_t).map_err(|e| Error::os(e, format!("{what}: ftruncate")))?;
         // No process may shrink it under another's mapping (that would SIGBUS the reader).
-        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-        cvt(unsafe { libc::fcntl(raw, libc::F_ADD_SEALS, seals) }).map_err(|e| e.context(format!("{what}: seal")))?;
-        lock_shared(raw, &what)?;
+        let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
+        nix::fcntl::fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| Error::os(e, format!("{what}: seal")))?;
+        lock_shared(fd.as_raw_fd(), &what)?;
         let seg = Self::init(fd, total, spec, None, Flags::default(), &what)?;
         init(&seg)?;
         seg.header().ready.store(READY, Ordering::Release);
@@ -310,14 +296,21 @@ impl Segment {
         flags: Flags,
         what: &str,
     ) -> Result<Segment> {
-        let base = map(fd.as_raw_fd(), total, true, what)?;
+        let map = map(&fd, total, true, what)?;
         let data_offset = round_up(HEADER_SIZE, spec.data_align).unwrap();
         let layout = Layout { data_offset, data_size: spec.data_size, params: spec.params, flags: flags.0 };
-        let seg =
-            Segment { fd: std::mem::ManuallyDrop::new(fd), base, len: total, name, kind: spec.kind, flags, layout };
+        let seg = Segment {
+            map: ManuallyDrop::new(map),
+            fd: ManuallyDrop::new(fd),
+            name,
+            kind: spec.kind,
+            flags,
+            user: true,
+            layout,
+        };
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and ours alone until
         // `ready` is published; a fresh file is zero-filled.
-        let h = unsafe { &mut *(base as *mut Header) };
+        let h = unsafe { &mut *seg.base().cast::<Header>() };
         h.magic = MAGIC;
         h.layout_version = LAYOUT_VERSION;
         h.kind = spec.kind as u32;
@@ -344,21 +337,35 @@ impl Segment {
         let what = describe(kind, Some(name));
         let path = name::path_of(name);
         let writable = !flags.contains(Flags::READ_ONLY);
-        let oflag = if writable { libc::O_RDWR } else { libc::O_RDONLY };
+        let oflag = if writable { OFlag::O_RDWR } else { OFlag::O_RDONLY };
         for _ in 0..16 {
-            let fd = open_path(&path, oflag, 0).map_err(|e| match e {
-                libc::ENOENT => err!(NotFound, "{what}: no such object"),
-                libc::ELOOP => err!(Permission, "{what}: {path} is a symbolic link"),
-                e => Error::from_errno(e, format!("{what}: open {path}")),
-            })?;
+            let fd = Self::open_file(&path, oflag, &what)?;
             lock_shared(fd.as_raw_fd(), &what)?;
             if !path_is_fd(&path, fd.as_raw_fd()) {
                 // Removed (gc, last close, unlink) while we were opening: look again.
                 continue;
             }
-            return Self::attach(fd, kind, Some(name.to_string()), flags, &what);
+            return Self::attach(fd, kind, Some(name.to_string()), flags, true, &what);
         }
         Err(err!(NotFound, "{what}: object keeps disappearing while being opened"))
+    }
+
+    fn open_file(path: &str, oflag: OFlag, what: &str) -> Result<OwnedFd> {
+        open_path(path, oflag, Mode::empty()).map_err(|e| match e {
+            Errno::ENOENT => err!(NotFound, "{what}: no such object"),
+            Errno::ELOOP => err!(Permission, "{what}: {path} is a symbolic link"),
+            e => Error::os(e, format!("{what}: open {path}")),
+        })
+    }
+
+    /// Opens a named segment to look at it (`mpx ls`, `mpx info`): read-only and without the
+    /// liveness lock, so the look changes nothing. It neither counts as a user (a real last user
+    /// closing meanwhile still removes an unlink-on-last-close object) nor unlinks at close.
+    pub fn inspect(name: &str, kind: Kind) -> Result<Segment> {
+        name::validate(name)?;
+        let what = describe(kind, Some(name));
+        let fd = Self::open_file(&name::path_of(name), OFlag::O_RDONLY, &what)?;
+        Self::attach(fd, kind, Some(name.to_string()), Flags::READ_ONLY, false, &what)
     }
 
     /// Opens the segment behind an inherited or received fd (a memfd or a named segment's fd).
@@ -369,6 +376,8 @@ impl Segment {
         if fd < 0 {
             return Err(err!(Invalid, "{what}: not a file descriptor"));
         }
+        // libc, not nix: nix's fcntl takes a BorrowedFd, which promises an open descriptor, and
+        // the caller's number may name nothing (EBADF is then the answer we want).
         // SAFETY: F_DUPFD_CLOEXEC on any integer is safe; failure is reported.
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
@@ -380,16 +389,16 @@ impl Segment {
             return Err(err!(Invalid, "{what}: UNLINK_ON_LAST_CLOSE needs a named object"));
         }
         lock_shared(dup, &what)?;
-        Self::attach(owned, kind, None, flags, &what)
+        Self::attach(owned, kind, None, flags, true, &what)
     }
 
-    fn attach(fd: OwnedFd, kind: Kind, name: Option<String>, flags: Flags, what: &str) -> Result<Segment> {
+    fn attach(fd: OwnedFd, kind: Kind, name: Option<String>, flags: Flags, user: bool, what: &str) -> Result<Segment> {
         let raw = fd.as_raw_fd();
         let deadline = Instant::now() + READY_WAIT;
         // Wait until the file is at least a header long (a creator sizes it right after O_EXCL).
         let size = loop {
             let st = fstat(raw)?;
-            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
                 return Err(err!(Invalid, "{what}: not a regular shared-memory file"));
             }
             let size = st.st_size as u64;
@@ -406,21 +415,31 @@ impl Segment {
         };
         let len = usize::try_from(size).map_err(|_| err!(Corrupt, "{what}: size {size} does not fit in memory"))?;
         let writable = !flags.contains(Flags::READ_ONLY);
-        let base = map(raw, len, writable, what)?;
-        let seg =
-            Segment { fd: std::mem::ManuallyDrop::new(fd), base, len, name, kind, flags, layout: Layout::default() };
         // A buffer's data starts on its own page, and its users (Python's buffer, a C pointer)
         // may never touch the header page: read a published header with pread instead of through
         // the mapping, so that opening populates no page table entry and closing unmaps an
         // untouched mapping (together ~5 us of an open+close here). Only a copy that is published
         // and validates completely is taken; anything else (not ready yet, a torn copy, a
         // corrupt header) goes the mapped way below, which waits and reports.
-        if kind == Kind::Buffer {
-            if let Some(snap) = pread_header(raw).filter(|s| s.ready.load(Ordering::Relaxed) == READY) {
-                std::sync::atomic::fence(Ordering::Acquire);
-                if snap.validate(size, what) == Ok(Kind::Buffer) {
-                    return seg.adopt(snap);
-                }
+        let snap = if kind == Kind::Buffer {
+            pread_header(&fd).filter(|s| s.ready.load(Ordering::Relaxed) == READY)
+        } else {
+            None
+        };
+        let map = map(&fd, len, writable, what)?;
+        let seg = Segment {
+            map: ManuallyDrop::new(map),
+            fd: ManuallyDrop::new(fd),
+            name,
+            kind,
+            flags,
+            user,
+            layout: Layout::default(),
+        };
+        if let Some(snap) = snap {
+            std::sync::atomic::fence(Ordering::Acquire);
+            if snap.validate(size, what) == Ok(Kind::Buffer) {
+                return seg.adopt(snap);
             }
         }
         let h = seg.header();
@@ -447,7 +466,7 @@ impl Segment {
         // Validate a private copy, so that what was checked is what is used: another process may
         // rewrite the shared header at any time. (Volatile: the memory is shared.)
         // SAFETY: the header lies within the mapping; Header is plain data.
-        let snap: Header = unsafe { std::ptr::read_volatile(seg.base as *const Header) };
+        let snap: Header = unsafe { std::ptr::read_volatile(seg.base() as *const Header) };
         let actual = snap.validate(size, what)?;
         if actual != kind {
             return Err(err!(Kind, "{what}: the object is {}, not {}", actual.with_article(), kind.with_article()));
@@ -465,10 +484,12 @@ impl Segment {
         };
         // Opened by descriptor: recover the name from the header if it still names this very
         // file, so that unlink-on-last-close and name queries work as for a handle opened by name.
-        if self.name.is_none() && !snap.name().is_empty() && name::validate(snap.name()).is_ok() {
-            if path_is_fd(&name::path_of(snap.name()), self.fd()) {
-                self.name = Some(snap.name().to_string());
-            }
+        if self.name.is_none()
+            && !snap.name().is_empty()
+            && name::validate(snap.name()).is_ok()
+            && path_is_fd(&name::path_of(snap.name()), self.fd())
+        {
+            self.name = Some(snap.name().to_string());
         }
         Ok(self)
     }
@@ -484,15 +505,19 @@ impl Segment {
         })
     }
 
+    fn base(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
     pub fn header(&self) -> &Header {
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned.
-        unsafe { &*(self.base as *const Header) }
+        unsafe { &*(self.base() as *const Header) }
     }
 
     /// Start of the kind's area.
     pub fn data_ptr(&self) -> *mut u8 {
-        // SAFETY: validated: data_offset + data_size <= len.
-        unsafe { self.base.add(self.layout.data_offset) }
+        // SAFETY: validated: data_offset + data_size <= the mapping's length.
+        unsafe { self.base().add(self.layout.data_offset) }
     }
 
     pub fn data_offset(&self) -> usize {
@@ -548,14 +573,16 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         // The flag is the object's (set by its creator, stored in the header) or this handle's.
-        let unlink_last = self.flags.contains(Flags::UNLINK_ON_LAST_CLOSE)
-            || Flags(self.layout.flags).contains(Flags::UNLINK_ON_LAST_CLOSE);
-        // SAFETY: base/len are our mapping; nothing borrowed from it outlives self.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
+        // An inspecting handle is no user: it never decides an unlink.
+        let unlink_last = self.user
+            && (self.flags.contains(Flags::UNLINK_ON_LAST_CLOSE)
+                || Flags(self.layout.flags).contains(Flags::UNLINK_ON_LAST_CLOSE));
+        // SAFETY: nothing borrowed from the mapping outlives self; it is not used after this.
+        unsafe { ManuallyDrop::drop(&mut self.map) };
         // The probe below must find this very file under the name, not a newer one.
         let ino = if unlink_last { fstat(self.fd.as_raw_fd()).ok().map(|st| (st.st_dev, st.st_ino)) } else { None };
         // SAFETY: the fd is not used after this point.
-        unsafe { std::mem::ManuallyDrop::drop(&mut self.fd) };
+        unsafe { ManuallyDrop::drop(&mut self.fd) };
         // Closing drops our liveness lock, unless a forked child still shares this open file
         // description (by descriptor or mapping): then the object is still in use, correctly.
         if let (true, Some(name)) = (unlink_last, &self.name) {
@@ -563,14 +590,14 @@ impl Drop for Segment {
             // process holds a shared one. A concurrent opener retries its shared lock until we
             // finish, then sees the name gone and retries, so the decision is race-free.
             let path = name::path_of(name);
-            if let Ok(probe) = open_path(&path, libc::O_RDONLY, 0) {
+            if let Ok(probe) = open_path(&path, OFlag::O_RDONLY, Mode::empty()) {
                 let fd = probe.as_raw_fd();
                 let same = fstat(fd).ok().map(|st| (st.st_dev, st.st_ino)) == ino && ino.is_some();
                 // Check the name again once the lock is ours: another last user may have removed
                 // this file and a creator made a new one under the name since the probe opened
                 // it (unlocked, the old file would pass), and that one must stay. While we hold
                 // the lock, no other last-close can remove the file we checked.
-                if same && unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 && path_is_fd(&path, fd) {
+                if same && flock(fd, libc::LOCK_EX | libc::LOCK_NB).is_ok() && path_is_fd(&path, fd) {
                     let _ = std::fs::remove_file(&path);
                 }
             }

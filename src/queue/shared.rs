@@ -23,12 +23,10 @@
 //! a record starts at `index % R`. The put and get counts give the exact size; the done count
 //! (JoinableQueue) the unfinished tasks, `put count - done`.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use crate::sync::futex;
 use crate::sync::RawLock;
-use crate::{err, Error, Result};
+use crate::wait::Signal;
 
 /// Bytes of the state before the ring: one page, so the ring starts page-aligned in the file
 /// and can be mapped on its own.
@@ -72,61 +70,6 @@ pub(crate) struct Published {
     _reserved: [u64; 6],
 }
 
-/// A futex word that sleepers mark with WAITERS, so a waker makes a system call only when
-/// someone sleeps. Wakers bump the counter (clearing WAITERS) and wake everyone; a sleeper that
-/// died leaves WAITERS set, which costs the next waker one needless FUTEX_WAKE and no more.
-#[repr(C, align(64))]
-pub(crate) struct Signal {
-    pub word: AtomicU32,
-    _reserved: [u32; 15],
-}
-
-const WAITERS: u32 = 1 << 31;
-
-impl Signal {
-    /// Wakes the sleepers, if any. Must follow (in SeqCst order) the store that makes their
-    /// condition true: together with `arm` this is the store-buffering pattern, so either the
-    /// sleeper sees the new state or the waker sees WAITERS.
-    #[inline]
-    pub fn notify(&self) {
-        if self.word.load(SeqCst) & WAITERS != 0 {
-            self.wake_all();
-        }
-    }
-
-    /// Wakes every sleeper unconditionally (close, recovery).
-    #[cold]
-    pub fn wake_all(&self) {
-        let mut s = self.word.load(Relaxed);
-        loop {
-            match self.word.compare_exchange_weak(s, s.wrapping_add(1) & !WAITERS, SeqCst, Relaxed) {
-                Ok(_) => break,
-                Err(x) => s = x,
-            }
-        }
-        futex::wake(&self.word, futex::ALL);
-    }
-
-    /// Announces a sleeper; returns the value to sleep on. Re-check the condition after this.
-    pub fn arm(&self) -> u32 {
-        let mut s = self.word.load(SeqCst);
-        loop {
-            if s & WAITERS != 0 {
-                return s;
-            }
-            match self.word.compare_exchange_weak(s, s | WAITERS, SeqCst, SeqCst) {
-                Ok(_) => return s | WAITERS,
-                Err(x) => s = x,
-            }
-        }
-    }
-
-    /// Sleeps while the word is `armed`, at most `d`.
-    pub fn sleep(&self, armed: u32, d: Duration) {
-        futex::wait(&self.word, armed, Some(d));
-    }
-}
-
 #[repr(C, align(64))]
 pub(crate) struct Meta {
     pub magic: AtomicU32,
@@ -160,79 +103,3 @@ pub(crate) struct State {
 
 const _: () = assert!(std::mem::size_of::<State>() == 704);
 const _: () = assert!(std::mem::size_of::<State>() <= STATE_SIZE);
-
-/// The system page size.
-pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p <= 0 {
-        4096
-    } else {
-        p as usize
-    }
-}
-
-/// The ring, mapped twice in a row: a record that runs past the end of the ring continues in
-/// the second mapping, which is the same memory as the ring's start. So every message is one
-/// contiguous slice (zero-copy reads and writes need that) and no padding records are needed.
-pub(crate) struct Ring {
-    base: *mut u8,
-    len: usize,
-}
-
-impl Ring {
-    /// Maps `len` bytes of the file `fd` at `offset` (both page multiples) twice back to back.
-    pub fn map(fd: i32, offset: usize, len: usize, what: &str) -> Result<Ring> {
-        let total = len.checked_mul(2).ok_or_else(|| err!(Invalid, "{what}: ring of {len} bytes is too large"))?;
-        // Reserve the address range first so that the two halves are adjacent.
-        // SAFETY: an anonymous PROT_NONE mapping; the result is checked.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                total,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(Error::last_os(format!("{what}: reserving {total} bytes of address space for the ring")));
-        }
-        for half in 0..2 {
-            // SAFETY: MAP_FIXED inside the range reserved above, which we own.
-            let p = unsafe {
-                libc::mmap(
-                    base.cast::<u8>().add(half * len).cast(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_FIXED,
-                    fd,
-                    offset as libc::off_t,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                let e = Error::last_os(format!("{what}: mapping the ring"));
-                // SAFETY: unmapping the range we reserved.
-                unsafe { libc::munmap(base, total) };
-                return Err(e);
-            }
-        }
-        Ok(Ring { base: base.cast(), len })
-    }
-
-    /// Pointer to ring position `pos` (< len); `len` bytes from there are valid.
-    #[inline]
-    pub fn at(&self, pos: usize) -> *mut u8 {
-        debug_assert!(pos < self.len);
-        // SAFETY: pos < len and the mapping is 2 * len bytes.
-        unsafe { self.base.add(pos) }
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping; nothing borrowed from it outlives the queue.
-        unsafe { libc::munmap(self.base.cast(), self.len * 2) };
-    }
-}

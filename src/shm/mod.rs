@@ -1,8 +1,6 @@
 //! Shared-memory buffers: a named or anonymous block of bytes every process maps at once.
 
-use std::os::fd::RawFd;
-
-use crate::object::{Flags, Kind, Segment, SegmentSpec};
+use crate::object::{Kind, Layout, Object, Segment};
 use crate::{err, Result};
 
 /// Alignment of a buffer's data within its segment: a page, so the pointer suits any SIMD width
@@ -15,45 +13,29 @@ pub struct SharedMemory {
     seg: Segment,
 }
 
-impl SharedMemory {
-    fn spec(size: usize) -> Result<SegmentSpec> {
-        if size == 0 {
+impl Object for SharedMemory {
+    const KIND: Kind = Kind::Buffer;
+    const READ_ONLY_OK: bool = true;
+    /// The size in bytes (> 0).
+    type Spec<'a> = usize;
+
+    fn layout(size: &usize) -> Result<Layout> {
+        if *size == 0 {
             return Err(err!(Invalid, "shm size must be greater than 0"));
         }
-        Ok(SegmentSpec { kind: Kind::Buffer, data_size: size, data_align: DATA_ALIGN, params: [0; 4] })
+        Ok(Layout { data_size: *size, data_align: DATA_ALIGN, params: [0; 4] })
     }
 
-    /// Creates a named buffer of `size` zeroed bytes. Fails with Exists if the name is taken.
-    pub fn create(name: &str, size: usize, flags: Flags) -> Result<SharedMemory> {
-        let spec = Self::spec(size).map_err(|e| e.context(format!("shm '{name}'")))?;
-        Ok(SharedMemory { seg: Segment::create(name, spec, flags, |_| Ok(()))? })
+    fn attach(seg: Segment) -> Result<SharedMemory> {
+        Ok(SharedMemory { seg })
     }
 
-    /// Opens an existing named buffer (Flags::READ_ONLY maps it read-only).
-    pub fn open(name: &str, flags: Flags) -> Result<SharedMemory> {
-        Ok(SharedMemory { seg: Segment::open(name, Kind::Buffer, flags)? })
+    fn segment(&self) -> &Segment {
+        &self.seg
     }
+}
 
-    /// Creates an anonymous buffer (memfd, sealed against resizing): share it by fd.
-    pub fn create_anonymous(size: usize) -> Result<SharedMemory> {
-        Ok(SharedMemory { seg: Segment::create_anonymous(Self::spec(size)?, |_| Ok(()))? })
-    }
-
-    /// Opens the buffer behind an inherited or received fd (duplicated; the caller keeps its fd).
-    pub fn from_fd(fd: RawFd, flags: Flags) -> Result<SharedMemory> {
-        Ok(SharedMemory { seg: Segment::from_fd(fd, Kind::Buffer, flags)? })
-    }
-
-    /// Removes a buffer's name (processes that have it open keep their mapping).
-    pub fn unlink_name(name: &str) -> Result<()> {
-        Segment::unlink(name)
-    }
-
-    /// Removes this buffer's name.
-    pub fn unlink(&self) -> Result<()> {
-        self.seg.unlink_self()
-    }
-
+impl SharedMemory {
     pub fn as_ptr(&self) -> *mut u8 {
         self.seg.data_ptr()
     }
@@ -85,25 +67,12 @@ impl SharedMemory {
         std::slice::from_raw_parts_mut(self.as_ptr(), self.len())
     }
 
-    pub fn name(&self) -> Option<&str> {
-        self.seg.name()
-    }
-
     pub fn is_read_only(&self) -> bool {
         self.seg.is_read_only()
-    }
-
-    /// The segment's fd (owned by this handle): pass it to a child or over a Unix socket.
-    pub fn fd(&self) -> RawFd {
-        self.seg.fd()
     }
 
     /// Byte offset of the data within the segment file (a multiple of the page size).
     pub fn data_offset(&self) -> usize {
         self.seg.data_offset()
-    }
-
-    pub fn segment(&self) -> &Segment {
-        &self.seg
     }
 }

@@ -13,13 +13,10 @@
 //! generations late cannot be told and counts as passed. A process that dies while waiting stays
 //! counted (as in Python, where nothing notices); the others then time out or need a reset.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 
-use super::futex::{self, Deadline};
-use super::{create_segment, open_segment, segment_accessors, state_ptr};
-use crate::object::{Flags, Kind, Segment};
-use crate::util::Timeout;
+use crate::object::{Kind, Layout, Mapped, Object, Segment};
+use crate::wait::{futex, Deadline, Spin, Timeout};
 use crate::{err, Result};
 
 /// Most parties a barrier can have.
@@ -51,55 +48,47 @@ struct State {
 }
 
 pub struct Barrier {
-    seg: Segment,
-    st: NonNull<State>,
+    m: Mapped<State>,
     parties: u32,
+    spin: Spin,
 }
 
-segment_accessors!(Barrier);
+impl Object for Barrier {
+    const KIND: Kind = Kind::Barrier;
+    /// The number of parties.
+    type Spec<'a> = u32;
 
-impl Barrier {
-    fn size() -> usize {
-        std::mem::size_of::<State>()
+    fn layout(parties: &u32) -> Result<Layout> {
+        if *parties == 0 || *parties > MAX_PARTIES {
+            return Err(err!(Invalid, "parties must be 1..={MAX_PARTIES}, not {parties}"));
+        }
+        Ok(Layout::of::<State>([*parties as u64, 0, 0, 0]))
     }
 
-    fn wrap(seg: Segment) -> Result<Barrier> {
+    fn attach(seg: Segment) -> Result<Barrier> {
         let parties = seg.params()[0];
         if parties == 0 || parties > MAX_PARTIES as u64 {
             return Err(err!(Corrupt, "{}: invalid number of parties {parties}", seg.describe()));
         }
-        let st = state_ptr::<State>(&seg, Self::size())?;
-        Ok(Barrier { seg, st, parties: parties as u32 })
+        Ok(Barrier { m: Mapped::new(seg, 0)?, parties: parties as u32, spin: Spin::new() })
     }
 
-    fn new_segment(name: Option<&str>, parties: u32, flags: Flags) -> Result<Segment> {
-        if parties == 0 || parties > MAX_PARTIES {
-            let what = name.map_or("anonymous barrier".to_string(), |n| format!("barrier '{n}'"));
-            return Err(err!(Invalid, "{what}: parties must be 1..={MAX_PARTIES}, not {parties}"));
+    fn segment(&self) -> &Segment {
+        self.m.segment()
+    }
+
+    fn summary(&self) -> Option<String> {
+        let mut t = format!("{} of {} waiting", self.n_waiting(), self.parties());
+        if self.is_broken() {
+            t.push_str(", broken");
         }
-        create_segment(name, Kind::Barrier, Self::size(), [parties as u64, 0, 0, 0], flags, |_| Ok(()))
+        Some(t)
     }
+}
 
-    /// Creates a named barrier for `parties` processes (or threads).
-    pub fn create(name: &str, parties: u32, flags: Flags) -> Result<Barrier> {
-        Self::wrap(Self::new_segment(Some(name), parties, flags)?)
-    }
-
-    pub fn create_anonymous(parties: u32) -> Result<Barrier> {
-        Self::wrap(Self::new_segment(None, parties, Flags::default())?)
-    }
-
-    pub fn open(name: &str, flags: Flags) -> Result<Barrier> {
-        Self::wrap(open_segment(Some(name), -1, Kind::Barrier, flags, false)?)
-    }
-
-    pub fn from_fd(fd: std::os::fd::RawFd, flags: Flags) -> Result<Barrier> {
-        Self::wrap(open_segment(None, fd, Kind::Barrier, flags, false)?)
-    }
-
+impl Barrier {
     fn state(&self) -> &State {
-        // SAFETY: checked by state_ptr; the mapping lives as long as self.
-        unsafe { self.st.as_ref() }
+        self.m.state()
     }
 
     fn wake_all(&self) {
@@ -110,7 +99,7 @@ impl Barrier {
     }
 
     fn broken_err(&self, why: &str) -> crate::Error {
-        err!(Broken, "{}: {why}", self.seg.describe())
+        err!(Broken, "{}: {why}", self.describe())
     }
 
     /// Waits until `parties` waiters have arrived and returns this waiter's arrival index
@@ -139,9 +128,7 @@ impl Barrier {
         };
         let deadline = Deadline::new(timeout.into());
         let moved = |w: u32| gen(w) != my_gen || w & BROKEN != 0;
-        if !deadline.is_try() {
-            futex::spin_until(|| moved(st.word.load(Acquire)));
-        }
+        self.spin.until(&deadline, 1, || moved(st.word.load(Acquire)));
         loop {
             let w = st.word.load(Acquire);
             if gen(w) != my_gen {
@@ -159,7 +146,7 @@ impl Barrier {
                 // As in Python: a timeout breaks the barrier for every waiter.
                 if st.word.compare_exchange(w, w | BROKEN, AcqRel, Relaxed).is_ok() {
                     self.wake_all();
-                    return Err(err!(Timeout, "{}: timed out waiting; the barrier is now broken", self.seg.describe()));
+                    return Err(err!(Timeout, "{}: timed out waiting; the barrier is now broken", self.describe()));
                 }
                 continue;
             }

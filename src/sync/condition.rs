@@ -26,14 +26,12 @@
 //! usual "wait in a loop on a predicate" rule).
 
 use std::os::fd::RawFd;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
-use super::futex::{self, Deadline};
 use super::lock::RawLock;
-use super::{create_segment, open_segment, segment_accessors, state_ptr, Acquired, Lock, RLock};
-use crate::object::{name, Flags, Kind, Segment};
-use crate::util::Timeout;
+use super::{Acquired, Lock, RLock};
+use crate::object::{create_segment, name, open_segment, At, Flags, Kind, Layout, Mapped, Object, Segment};
+use crate::wait::{futex, Deadline, Spin, Timeout};
 use crate::{err, Result};
 
 const MODE_OWN: u64 = 0;
@@ -102,79 +100,88 @@ enum Held {
 }
 
 fn file_id(fd: RawFd) -> Result<(u64, u64)> {
-    // SAFETY: st is plain data written by fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(crate::Error::last_os("fstat"));
-    }
-    Ok((st.st_dev as u64, st.st_ino as u64))
+    // SAFETY: the fd belongs to a live Lock/RLock handle the caller holds for this call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let st = nix::sys::stat::fstat(fd).map_err(|e| crate::Error::os(e, "fstat"))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 pub struct Condition {
-    seg: Segment,
-    st: NonNull<State>,
+    m: Mapped<State>,
     held: Held,
+    /// Waits for a notify, and for the lock.
+    spin: Spin,
+    lock_spin: Spin,
 }
 
-segment_accessors!(Condition);
+impl Object for Condition {
+    const KIND: Kind = Kind::Condition;
+    /// The lock to use: None gives the condition its own recursive lock (Python's Condition()).
+    type Spec<'a> = Option<CondLock<'a>>;
 
-impl Condition {
-    fn size() -> usize {
-        std::mem::size_of::<State>()
-    }
-
-    fn new_segment(name: Option<&str>, lock: Option<CondLock>, flags: Flags) -> Result<Segment> {
+    fn layout(lock: &Option<CondLock>) -> Result<Layout> {
         let mode = match lock {
             None => MODE_OWN,
             Some(CondLock::Lock(_)) => MODE_LOCK,
             Some(CondLock::RLock(_)) => MODE_RLOCK,
         };
-        let ext = match lock {
-            Some(l) => Some((l, file_id(l.fd())?)),
-            None => None,
-        };
-        create_segment(name, Kind::Condition, Self::size(), [mode, 0, 0, 0], flags, |seg| {
-            // SAFETY: the area holds a State (size requested above), aligned, not yet published.
-            let st = unsafe { &mut *seg.data_ptr().cast::<State>() };
-            if let Some((l, (dev, ino))) = ext {
-                let n = l.name().unwrap_or("").as_bytes();
-                st.ext.kind.store(l.kind() as u32, Relaxed);
-                st.ext.dev.store(dev, Relaxed);
-                st.ext.ino.store(ino, Relaxed);
-                st.ext.name[..n.len()].copy_from_slice(n);
-                st.ext.name_len.store(n.len() as u32, Relaxed);
-            }
-            Ok(())
-        })
+        Ok(Layout::of::<State>([mode, 0, 0, 0]))
+    }
+
+    fn init(seg: &Segment, lock: &Option<CondLock>) -> Result<()> {
+        let Some(l) = lock else { return Ok(()) };
+        let (dev, ino) = file_id(l.fd())?;
+        // SAFETY: the area holds a State (Layout::of), aligned, not yet published.
+        let st = unsafe { &mut *seg.data_ptr().cast::<State>() };
+        let n = l.name().unwrap_or("").as_bytes();
+        st.ext.kind.store(l.kind() as u32, Relaxed);
+        st.ext.dev.store(dev, Relaxed);
+        st.ext.ino.store(ino, Relaxed);
+        st.ext.name[..n.len()].copy_from_slice(n);
+        st.ext.name_len.store(n.len() as u32, Relaxed);
+        Ok(())
+    }
+
+    /// Without a lock handle: a condition with an external lock opens it by name.
+    fn attach(seg: Segment) -> Result<Condition> {
+        Self::bind(seg, None)
     }
 
     /// Creates a named condition. `lock`: None gives it its own recursive lock (Python's
     /// Condition()); a Lock or RLock makes it use that one. A named lock is found again by
     /// `open`; an anonymous lock must be passed to `open`/`from_fd` by every user.
-    pub fn create(name: &str, lock: Option<CondLock>, flags: Flags) -> Result<Condition> {
-        Self::wrap(Self::new_segment(Some(name), lock, flags)?, lock)
+    fn create(name: &str, lock: Option<CondLock>, flags: Flags) -> Result<Condition> {
+        Self::bind(create_segment::<Self>(Some(name), &lock, flags)?, lock)
     }
 
-    pub fn create_anonymous(lock: Option<CondLock>) -> Result<Condition> {
-        Self::wrap(Self::new_segment(None, lock, Flags::default())?, lock)
+    fn create_anonymous(lock: Option<CondLock>) -> Result<Condition> {
+        Self::bind(create_segment::<Self>(None, &lock, Flags::default())?, lock)
     }
 
+    fn segment(&self) -> &Segment {
+        self.m.segment()
+    }
+}
+
+impl Condition {
     /// Opens a named condition. With an external lock, pass it as `lock` or (if the lock is
-    /// named) leave None to have it opened by name.
+    /// named) leave None to have it opened by name. (Shadows [`Object::open`], which can only do
+    /// the latter.)
     pub fn open(name: &str, lock: Option<CondLock>, flags: Flags) -> Result<Condition> {
-        Self::wrap(open_segment(Some(name), -1, Kind::Condition, flags, false)?, lock)
+        Self::bind(open_segment::<Self>(At::Name(name), flags)?, lock)
     }
 
+    /// Opens the condition behind an fd; `lock` as for [`Condition::open`].
     pub fn from_fd(fd: RawFd, lock: Option<CondLock>, flags: Flags) -> Result<Condition> {
-        Self::wrap(open_segment(None, fd, Kind::Condition, flags, false)?, lock)
+        Self::bind(open_segment::<Self>(At::Fd(fd), flags)?, lock)
     }
 
-    fn wrap(seg: Segment, lock: Option<CondLock>) -> Result<Condition> {
+    /// Attaches the condition's lock: its own, the handle given, or the named one it records.
+    fn bind(seg: Segment, lock: Option<CondLock>) -> Result<Condition> {
         let what = seg.describe();
-        let st = state_ptr::<State>(&seg, Self::size())?;
-        // SAFETY: checked above.
-        let state = unsafe { st.as_ref() };
-        let mode = seg.params()[0];
+        let m = Mapped::<State>::new(seg, 0)?;
+        let state = m.state();
+        let mode = m.segment().params()[0];
         let held = match mode {
             MODE_OWN => {
                 if lock.is_some() {
@@ -234,12 +241,11 @@ impl Condition {
             }
             m => return Err(err!(Corrupt, "{what}: unknown lock mode {m}")),
         };
-        Ok(Condition { seg, st, held })
+        Ok(Condition { m, held, spin: Spin::new(), lock_spin: Spin::new() })
     }
 
     fn state(&self) -> &State {
-        // SAFETY: checked by state_ptr; the mapping lives as long as self.
-        unsafe { self.st.as_ref() }
+        self.m.state()
     }
 
     /// The lock and whether it is recursive.
@@ -259,13 +265,13 @@ impl Condition {
     /// Acquires the condition's lock.
     pub fn acquire(&self, timeout: impl Into<Timeout>) -> Result<Acquired> {
         let (l, rec) = self.lock();
-        l.acquire(rec, timeout.into()).map_err(|e| e.context(self.seg.describe()))
+        l.acquire(rec, timeout.into(), &self.lock_spin).map_err(|e| e.context(self.describe()))
     }
 
     /// Releases the condition's lock.
     pub fn release(&self) -> Result<()> {
         let (l, rec) = self.lock();
-        l.release(rec).map_err(|e| e.context(self.seg.describe()))
+        l.release(rec).map_err(|e| e.context(self.describe()))
     }
 
     /// Whether the calling thread holds the condition's lock.
@@ -278,7 +284,7 @@ impl Condition {
     /// in every case: Ok (notified), Err(Timeout), or Ok(OwnerDied) if re-acquiring it took it
     /// over from a dead holder (notified or not: check the predicate).
     pub fn wait(&self, timeout: impl Into<Timeout>) -> Result<Acquired> {
-        let what = || self.seg.describe();
+        let what = || self.describe();
         let (lk, _) = self.lock();
         if !lk.is_mine() {
             return Err(err!(State, "{}: cannot wait: the lock is not held by this thread", what()));
@@ -297,9 +303,7 @@ impl Condition {
                     return Err(e.context(what()));
                 }
             };
-            if !deadline.is_try() {
-                futex::spin_until(|| h.seq.load(Acquire) != s);
-            }
+            self.spin.until(&deadline, 1, || h.seq.load(Acquire) != s);
             if h.seq.load(Acquire) == s {
                 let left = deadline.remaining();
                 if left == Some(std::time::Duration::ZERO) || (futex::wait(&h.seq, s, left) && deadline.expired()) {
@@ -307,7 +311,7 @@ impl Condition {
                 }
             }
             // Held again from here on, whatever happens.
-            acquired = acquired.or(lk.acquire_restore(depth).map_err(|e| e.context(what()))?);
+            acquired = acquired.or(lk.acquire_restore(depth, &self.lock_spin).map_err(|e| e.context(what()))?);
             let t = h.tokens.load(Relaxed);
             if t > 0 {
                 h.tokens.store(t - 1, Relaxed);
@@ -327,7 +331,7 @@ impl Condition {
     /// Wakes up to `n` waiters. The calling thread must hold the lock.
     pub fn notify(&self, n: u32) -> Result<()> {
         if !self.lock().0.is_mine() {
-            return Err(err!(State, "{}: cannot notify: the lock is not held by this thread", self.seg.describe()));
+            return Err(err!(State, "{}: cannot notify: the lock is not held by this thread", self.describe()));
         }
         let h = &self.state().head;
         let waiting = h.waiting.load(Relaxed);

@@ -5,13 +5,10 @@
 //! again before it ran (as Python's Event.wait does). `set` calls FUTEX_WAKE only when someone
 //! sleeps.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 
-use super::futex::{self, Deadline};
-use super::{create_segment, open_segment, segment_accessors, state_ptr};
-use crate::object::{Flags, Kind, Segment};
-use crate::util::Timeout;
+use crate::object::{Kind, Layout, Mapped, Object, Segment};
+use crate::wait::{futex, Deadline, Spin, Timeout};
 use crate::{err, Result};
 
 #[repr(C, align(64))]
@@ -22,42 +19,34 @@ struct State {
 }
 
 pub struct Event {
-    seg: Segment,
-    st: NonNull<State>,
+    m: Mapped<State>,
+    spin: Spin,
 }
 
-segment_accessors!(Event);
+impl Object for Event {
+    const KIND: Kind = Kind::Event;
+    type Spec<'a> = ();
+
+    fn layout(_: &()) -> Result<Layout> {
+        Ok(Layout::of::<State>([0; 4]))
+    }
+
+    fn attach(seg: Segment) -> Result<Event> {
+        Ok(Event { m: Mapped::new(seg, 0)?, spin: Spin::new() })
+    }
+
+    fn segment(&self) -> &Segment {
+        self.m.segment()
+    }
+
+    fn summary(&self) -> Option<String> {
+        Some((if self.is_set() { "set" } else { "clear" }).into())
+    }
+}
 
 impl Event {
-    fn size() -> usize {
-        std::mem::size_of::<State>()
-    }
-
-    fn wrap(seg: Segment) -> Result<Event> {
-        let st = state_ptr::<State>(&seg, Self::size())?;
-        Ok(Event { seg, st })
-    }
-
-    /// Creates a named event (not set).
-    pub fn create(name: &str, flags: Flags) -> Result<Event> {
-        Self::wrap(create_segment(Some(name), Kind::Event, Self::size(), [0; 4], flags, |_| Ok(()))?)
-    }
-
-    pub fn create_anonymous() -> Result<Event> {
-        Self::wrap(create_segment(None, Kind::Event, Self::size(), [0; 4], Flags::default(), |_| Ok(()))?)
-    }
-
-    pub fn open(name: &str, flags: Flags) -> Result<Event> {
-        Self::wrap(open_segment(Some(name), -1, Kind::Event, flags, false)?)
-    }
-
-    pub fn from_fd(fd: std::os::fd::RawFd, flags: Flags) -> Result<Event> {
-        Self::wrap(open_segment(None, fd, Kind::Event, flags, false)?)
-    }
-
     fn state(&self) -> &State {
-        // SAFETY: checked by state_ptr; the mapping lives as long as self.
-        unsafe { self.st.as_ref() }
+        self.m.state()
     }
 
     /// Sets the flag and wakes every waiter.
@@ -89,7 +78,7 @@ impl Event {
         // Set, or set and cleared again, since we looked.
         let done = |w: u32| w & 1 != 0 || w >> 1 != w0 >> 1;
         let deadline = Deadline::new(timeout.into());
-        if !deadline.is_try() && futex::spin_until(|| done(st.word.load(Acquire))) {
+        if self.spin.until(&deadline, 1, || done(st.word.load(Acquire))) {
             return Ok(());
         }
         loop {
@@ -99,7 +88,7 @@ impl Event {
             }
             let left = deadline.remaining();
             if left == Some(std::time::Duration::ZERO) {
-                return Err(err!(Timeout, "{}: timed out waiting for the event", self.seg.describe()));
+                return Err(err!(Timeout, "{}: timed out waiting for the event", self.describe()));
             }
             st.sleepers.fetch_add(1, SeqCst);
             futex::wait(&st.word, w, left);

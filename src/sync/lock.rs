@@ -17,15 +17,13 @@
 //! the same holder it checks the holder's liveness (owner::alive) and, if it died, takes the lock
 //! over with a CAS from the dead word, reporting OwnerDied.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
-use super::futex::{self, Backoff, Deadline};
 use super::owner::{self, Me, PID_BITS};
-use super::{create_segment, open_segment, segment_accessors, state_ptr, Acquired};
-use crate::object::{Flags, Kind, Segment};
-use crate::util::Timeout;
+use super::Acquired;
+use crate::object::{Kind, Layout, Mapped, Object, Segment};
+use crate::wait::{futex, Backoff, Deadline, Spin, Timeout};
 use crate::{err, Error, Result};
 
 pub(crate) const PID_MASK: u32 = (1 << PID_BITS) - 1;
@@ -52,7 +50,7 @@ fn not_held() -> Error {
 impl RawLock {
     /// Acquires. `recursive`: RLock semantics (the owning thread may acquire again).
     #[inline(always)]
-    pub(crate) fn acquire(&self, recursive: bool, timeout: Timeout) -> Result<Acquired> {
+    pub(crate) fn acquire(&self, recursive: bool, timeout: Timeout, spin: &Spin) -> Result<Acquired> {
         let me = owner::me();
         if recursive && self.is_mine_as(&me) {
             return self.reenter();
@@ -61,7 +59,7 @@ impl RawLock {
             self.publish(&me, recursive);
             return Ok(Acquired::Clean);
         }
-        self.acquire_slow(&me, recursive, Deadline::new(timeout))
+        self.acquire_slow(&me, recursive, Deadline::new(timeout), spin)
     }
 
     /// Takes a free lock with one CAS, or returns false (then call `acquire`). Cannot fail or
@@ -154,19 +152,14 @@ impl RawLock {
 
     #[cold]
     #[inline(never)]
-    fn acquire_slow(&self, me: &Me, recursive: bool, deadline: Deadline) -> Result<Acquired> {
-        if !deadline.is_try() {
-            let mut got = false;
-            futex::spin_until(|| {
-                let w = self.word.load(Relaxed);
-                got = w & PID_MASK == 0
-                    && self.word.compare_exchange(w, me.pid | (w & WAITERS), Acquire, Relaxed).is_ok();
-                got
-            });
-            if got {
-                self.publish(me, recursive);
-                return Ok(Acquired::Clean);
-            }
+    fn acquire_slow(&self, me: &Me, recursive: bool, deadline: Deadline, spin: &Spin) -> Result<Acquired> {
+        let got = spin.until(&deadline, 1, || {
+            let w = self.word.load(Relaxed);
+            w & PID_MASK == 0 && self.word.compare_exchange(w, me.pid | (w & WAITERS), Acquire, Relaxed).is_ok()
+        });
+        if got {
+            self.publish(me, recursive);
+            return Ok(Acquired::Clean);
         }
         let mut backoff = Backoff::new();
         // The holder seen before the last sleep, and whether that sleep ran its full slice.
@@ -320,13 +313,13 @@ impl RawLock {
     }
 
     /// For Condition.wait: acquires (without limit) and restores the depth.
-    pub(crate) fn acquire_restore(&self, depth: u32) -> Result<Acquired> {
+    pub(crate) fn acquire_restore(&self, depth: u32, spin: &Spin) -> Result<Acquired> {
         let me = owner::me();
         let a = if self.word.compare_exchange(0, me.pid, Acquire, Relaxed).is_ok() {
             self.publish(&me, true);
             Acquired::Clean
         } else {
-            self.acquire_slow(&me, true, Deadline::new(Timeout::Forever))?
+            self.acquire_slow(&me, true, Deadline::new(Timeout::Forever), spin)?
         };
         self.count.store(depth.max(1), Relaxed);
         Ok(a)
@@ -344,52 +337,45 @@ impl RawLock {
 /// [`Acquired::OwnerDied`]. Not recursive: acquiring it twice from one thread waits for the
 /// timeout. Dropping the handle does not release the lock.
 pub struct Lock {
-    seg: Segment,
-    st: NonNull<RawLock>,
+    m: Mapped<RawLock>,
+    spin: Spin,
 }
 
-segment_accessors!(Lock);
+impl Object for Lock {
+    const KIND: Kind = Kind::Lock;
+    type Spec<'a> = ();
+
+    fn layout(_: &()) -> Result<Layout> {
+        Ok(Layout::of::<RawLock>([0; 4]))
+    }
+
+    fn attach(seg: Segment) -> Result<Lock> {
+        Ok(Lock { m: Mapped::new(seg, 0)?, spin: Spin::new() })
+    }
+
+    fn segment(&self) -> &Segment {
+        self.m.segment()
+    }
+
+    fn summary(&self) -> Option<String> {
+        Some(match self.holder_pid() {
+            Some(pid) => format!("held by pid {pid}"),
+            None => "free".into(),
+        })
+    }
+}
 
 impl Lock {
-    fn size() -> usize {
-        std::mem::size_of::<RawLock>()
-    }
-
-    fn wrap(seg: Segment) -> Result<Lock> {
-        let st = state_ptr::<RawLock>(&seg, Self::size())?;
-        Ok(Lock { seg, st })
-    }
-
-    /// Creates a named lock (free). Fails with Exists if the name is taken.
-    pub fn create(name: &str, flags: Flags) -> Result<Lock> {
-        Self::wrap(create_segment(Some(name), Kind::Lock, Self::size(), [0; 4], flags, |_| Ok(()))?)
-    }
-
-    /// Creates an anonymous lock: share it with a child by fd.
-    pub fn create_anonymous() -> Result<Lock> {
-        Self::wrap(create_segment(None, Kind::Lock, Self::size(), [0; 4], Flags::default(), |_| Ok(()))?)
-    }
-
-    /// Opens a named lock.
-    pub fn open(name: &str, flags: Flags) -> Result<Lock> {
-        Self::wrap(open_segment(Some(name), -1, Kind::Lock, flags, false)?)
-    }
-
-    /// Opens the lock behind an inherited or received fd (duplicated; the caller keeps its own).
-    pub fn from_fd(fd: std::os::fd::RawFd, flags: Flags) -> Result<Lock> {
-        Self::wrap(open_segment(None, fd, Kind::Lock, flags, false)?)
-    }
-
+    #[inline(always)]
     pub(crate) fn raw(&self) -> &RawLock {
-        // SAFETY: checked by state_ptr; the mapping lives as long as self.
-        unsafe { self.st.as_ref() }
+        self.m.state()
     }
 
     /// Acquires, waiting at most `timeout` (Timeout::After(ZERO) tries once). Timeout is an
     /// error of kind Timeout; a takeover from a dead holder is Ok(Acquired::OwnerDied).
     #[inline]
     pub fn acquire(&self, timeout: impl Into<Timeout>) -> Result<Acquired> {
-        self.raw().acquire(false, timeout.into()).map_err(|e| e.context(self.seg.describe()))
+        self.raw().acquire(false, timeout.into(), &self.spin).map_err(|e| e.context(self.describe()))
     }
 
     /// Tries once without waiting (a holder found dead is taken over).
@@ -400,7 +386,7 @@ impl Lock {
     /// Releases. Any process may release a held lock; releasing a free lock is a State error.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        self.raw().release(false).map_err(|e| e.context(self.seg.describe()))
+        self.raw().release(false).map_err(|e| e.context(self.describe()))
     }
 
     /// Whether some process holds it now.

@@ -3,59 +3,53 @@
 //! owner may release. Same state and owner-death takeover as [`super::Lock`] (a thread that
 //! exits holding it inside a live process is not detected, as in Python).
 
-use std::ptr::NonNull;
 use std::time::Duration;
 
 use super::lock::RawLock;
-use super::{create_segment, open_segment, segment_accessors, state_ptr, Acquired};
-use crate::object::{Flags, Kind, Segment};
-use crate::util::Timeout;
+use super::Acquired;
+use crate::object::{Kind, Layout, Mapped, Object, Segment};
+use crate::wait::{Spin, Timeout};
 use crate::Result;
 
 pub struct RLock {
-    seg: Segment,
-    st: NonNull<RawLock>,
+    m: Mapped<RawLock>,
+    spin: Spin,
 }
 
-segment_accessors!(RLock);
+impl Object for RLock {
+    const KIND: Kind = Kind::RLock;
+    type Spec<'a> = ();
+
+    fn layout(_: &()) -> Result<Layout> {
+        Ok(Layout::of::<RawLock>([0; 4]))
+    }
+
+    fn attach(seg: Segment) -> Result<RLock> {
+        Ok(RLock { m: Mapped::new(seg, 0)?, spin: Spin::new() })
+    }
+
+    fn segment(&self) -> &Segment {
+        self.m.segment()
+    }
+
+    fn summary(&self) -> Option<String> {
+        Some(match self.holder_pid() {
+            Some(pid) => format!("held by pid {pid}"),
+            None => "free".into(),
+        })
+    }
+}
 
 impl RLock {
-    fn size() -> usize {
-        std::mem::size_of::<RawLock>()
-    }
-
-    fn wrap(seg: Segment) -> Result<RLock> {
-        let st = state_ptr::<RawLock>(&seg, Self::size())?;
-        Ok(RLock { seg, st })
-    }
-
-    /// Creates a named recursive lock (free).
-    pub fn create(name: &str, flags: Flags) -> Result<RLock> {
-        Self::wrap(create_segment(Some(name), Kind::RLock, Self::size(), [0; 4], flags, |_| Ok(()))?)
-    }
-
-    /// Creates an anonymous recursive lock: share it with a child by fd.
-    pub fn create_anonymous() -> Result<RLock> {
-        Self::wrap(create_segment(None, Kind::RLock, Self::size(), [0; 4], Flags::default(), |_| Ok(()))?)
-    }
-
-    pub fn open(name: &str, flags: Flags) -> Result<RLock> {
-        Self::wrap(open_segment(Some(name), -1, Kind::RLock, flags, false)?)
-    }
-
-    pub fn from_fd(fd: std::os::fd::RawFd, flags: Flags) -> Result<RLock> {
-        Self::wrap(open_segment(None, fd, Kind::RLock, flags, false)?)
-    }
-
+    #[inline(always)]
     pub(crate) fn raw(&self) -> &RawLock {
-        // SAFETY: checked by state_ptr; the mapping lives as long as self.
-        unsafe { self.st.as_ref() }
+        self.m.state()
     }
 
     /// Acquires (again, if the calling thread owns it), waiting at most `timeout`.
     #[inline]
     pub fn acquire(&self, timeout: impl Into<Timeout>) -> Result<Acquired> {
-        self.raw().acquire(true, timeout.into()).map_err(|e| e.context(self.seg.describe()))
+        self.raw().acquire(true, timeout.into(), &self.spin).map_err(|e| e.context(self.describe()))
     }
 
     pub fn try_acquire(&self) -> Result<Acquired> {
@@ -65,7 +59,7 @@ impl RLock {
     /// Releases one level. Releasing a lock the calling thread does not own is a State error.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        self.raw().release(true).map_err(|e| e.context(self.seg.describe()))
+        self.raw().release(true).map_err(|e| e.context(self.describe()))
     }
 
     /// Recursion depth held by the calling thread (0 if it is not the owner).

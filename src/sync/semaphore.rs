@@ -21,16 +21,13 @@
 //! a failed try, an acquire that finds the table full, and `reclaim()` give the permits of dead
 //! processes back.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
-use super::futex::{self, Backoff, Deadline};
 use super::lock::RawLock;
 use super::owner::{self, Me};
-use super::{create_segment, open_segment, segment_accessors, state_ptr};
-use crate::object::{Flags, Kind, Segment};
-use crate::util::Timeout;
+use crate::object::{Kind, Layout, Mapped, Object, Segment};
+use crate::wait::{futex, Backoff, Deadline, Spin, Timeout};
 use crate::{err, Result};
 
 /// The largest value (and maximum) a semaphore can have: Linux's SEM_VALUE_MAX.
@@ -129,8 +126,8 @@ impl SemaphoreSpec {
 
 /// A counting semaphore shared between processes.
 pub struct Semaphore {
-    seg: Segment,
-    st: NonNull<State>,
+    /// The head is always there; in undo mode a full State and the slot table follow it.
+    m: Mapped<Head>,
     max: u32,
     initial: u32,
     bounded: bool,
@@ -138,12 +135,28 @@ pub struct Semaphore {
     slots: u32,
     /// Where this process's slot was last seen (checked before use).
     hint: AtomicU32,
+    /// Waits for a permit, and for the undo guard.
+    spin: Spin,
+    guard_spin: Spin,
 }
 
-segment_accessors!(Semaphore);
+impl Object for Semaphore {
+    const KIND: Kind = Kind::Semaphore;
+    type Spec<'a> = SemaphoreSpec;
 
-impl Semaphore {
-    fn wrap(seg: Segment) -> Result<Semaphore> {
+    fn layout(spec: &SemaphoreSpec) -> Result<Layout> {
+        let params = spec.params()?;
+        Ok(Layout::new(SemaphoreSpec::data_size(&params), params))
+    }
+
+    fn init(seg: &Segment, spec: &SemaphoreSpec) -> Result<()> {
+        // SAFETY: the area is at least HEAD_SIZE bytes, aligned, and not yet published.
+        let head = unsafe { &*seg.data_ptr().cast::<Head>() };
+        head.value.store(spec.value, Relaxed);
+        Ok(())
+    }
+
+    fn attach(seg: Segment) -> Result<Semaphore> {
         // Params are read once and checked: the header is shared memory.
         let p = seg.params();
         let what = seg.describe();
@@ -155,66 +168,52 @@ impl Semaphore {
         if undo != (slots > 0) || slots > MAX_SLOTS {
             return Err(err!(Corrupt, "{what}: invalid undo table size {slots}"));
         }
-        let need = SemaphoreSpec::data_size(&p);
-        let st = if undo { state_ptr::<State>(&seg, need)? } else { state_ptr::<Head>(&seg, need)?.cast::<State>() };
         Ok(Semaphore {
-            seg,
-            st,
+            m: Mapped::new(seg, SemaphoreSpec::data_size(&p))?,
             max: max as u32,
             initial: initial as u32,
             bounded: max < MAX_VALUE as u64,
             slots: slots as u32,
             // Spread processes over the table so they rarely meet at their first hint.
             hint: AtomicU32::new(std::process::id()),
+            spin: Spin::new(),
+            guard_spin: Spin::new(),
         })
     }
 
-    fn new_segment(name: Option<&str>, spec: SemaphoreSpec, flags: Flags) -> Result<Segment> {
-        let what = name.map_or("anonymous semaphore".to_string(), |n| format!("semaphore '{n}'"));
-        let params = spec.params().map_err(|e| e.context(&what))?;
-        let size = SemaphoreSpec::data_size(&params);
-        create_segment(name, Kind::Semaphore, size, params, flags, |seg| {
-            // SAFETY: the area is at least HEAD_SIZE bytes, aligned, and not yet published.
-            let head = unsafe { &*seg.data_ptr().cast::<Head>() };
-            head.value.store(spec.value, Relaxed);
-            Ok(())
-        })
+    fn segment(&self) -> &Segment {
+        self.m.segment()
     }
 
-    /// Creates a named semaphore.
-    pub fn create(name: &str, spec: SemaphoreSpec, flags: Flags) -> Result<Semaphore> {
-        Self::wrap(Self::new_segment(Some(name), spec, flags)?)
+    fn summary(&self) -> Option<String> {
+        let mut t = format!("value {}", self.get_value());
+        if self.is_bounded() {
+            t.push_str(&format!(" of {}", self.max_value()));
+        }
+        if self.is_undo() {
+            t.push_str(", undo");
+        }
+        Some(t)
     }
+}
 
-    /// Creates an anonymous semaphore: share it with a child by fd.
-    pub fn create_anonymous(spec: SemaphoreSpec) -> Result<Semaphore> {
-        Self::wrap(Self::new_segment(None, spec, Flags::default())?)
-    }
-
-    pub fn open(name: &str, flags: Flags) -> Result<Semaphore> {
-        Self::wrap(open_segment(Some(name), -1, Kind::Semaphore, flags, false)?)
-    }
-
-    pub fn from_fd(fd: std::os::fd::RawFd, flags: Flags) -> Result<Semaphore> {
-        Self::wrap(open_segment(None, fd, Kind::Semaphore, flags, false)?)
-    }
-
+impl Semaphore {
     fn head(&self) -> &Head {
-        // SAFETY: state_ptr checked at least HEAD_SIZE bytes.
-        unsafe { &self.st.as_ref().head }
+        self.m.state()
     }
 
-    /// Undo mode only (state_ptr checked the whole State and the table).
+    /// Undo mode only (attach checked that the area holds the whole State and the table).
     fn undo_state(&self) -> &State {
         debug_assert!(self.slots > 0);
-        // SAFETY: in undo mode the area holds State followed by `slots` slots.
-        unsafe { self.st.as_ref() }
+        // SAFETY: in undo mode the area holds State (which starts with the Head) followed by
+        // `slots` slots; Mapped checked the size and the alignment (64, as State's).
+        unsafe { self.m.ptr().cast::<State>().as_ref() }
     }
 
     fn slot(&self, i: u32) -> &Slot {
         assert!(i < self.slots);
         // SAFETY: i < slots, and the area holds `slots` entries after State.
-        unsafe { &*self.st.as_ptr().cast::<u8>().add(UNDO_BASE).cast::<Slot>().add(i as usize) }
+        unsafe { &*self.m.ptr().as_ptr().cast::<u8>().add(UNDO_BASE).cast::<Slot>().add(i as usize) }
     }
 
     /// Acquires one permit, waiting at most `timeout`.
@@ -228,7 +227,7 @@ impl Semaphore {
             }
             self.acquire_slow(Deadline::new(timeout.into()))
         };
-        r.map_err(|e| e.context(self.seg.describe()))
+        r.map_err(|e| e.context(self.describe()))
     }
 
     pub fn try_acquire(&self) -> Result<()> {
@@ -277,7 +276,7 @@ impl Semaphore {
     #[cold]
     fn acquire_slow(&self, deadline: Deadline) -> Result<()> {
         let h = self.head();
-        if !deadline.is_try() && futex::spin_until(|| self.take()) {
+        if self.spin.until(&deadline, 1, || self.take()) {
             return Ok(());
         }
         loop {
@@ -300,7 +299,7 @@ impl Semaphore {
     #[inline]
     pub fn release(&self) -> Result<()> {
         let r = if self.slots > 0 { self.release_undo() } else { self.release_plain() };
-        r.map_err(|e| e.context(self.seg.describe()))
+        r.map_err(|e| e.context(self.describe()))
     }
 
     fn too_many(&self, v: u32) -> crate::Error {
@@ -363,7 +362,7 @@ impl Semaphore {
             None | Some(None) => Timeout::Forever,
             Some(Some(left)) => Timeout::After(left.max(Duration::from_millis(1))),
         };
-        let a = self.undo_state().guard.acquire(false, t)?;
+        let a = self.undo_state().guard.acquire(false, t, &self.guard_spin)?;
         if a.owner_died() {
             self.roll_back();
         }
@@ -508,7 +507,7 @@ impl Semaphore {
             if deadline.expired() {
                 return Err(err!(Timeout, "timed out waiting for a permit"));
             }
-            if futex::spin_until(|| h.value.load(Relaxed) > 0) {
+            if self.spin.until(&deadline, 1, || h.value.load(Relaxed) > 0) {
                 continue;
             }
             let slice = backoff.next();
@@ -562,7 +561,7 @@ impl Semaphore {
             return Ok(0);
         }
         let me = owner::me();
-        self.lock_guard(None).map_err(|e| e.context(self.seg.describe()))?;
+        self.lock_guard(None).map_err(|e| e.context(self.describe()))?;
         let n = self.reclaim_locked(&me);
         self.unlock_guard();
         self.wake_after_reclaim(n);

@@ -8,14 +8,12 @@
 //! 64-byte aligned area). Single elements are read and written with atomic loads and stores
 //! of their width, so a get never sees half of a set; bulk reads and writes are plain copies.
 
-use std::os::fd::RawFd;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::time::Duration;
 
-use crate::object::{Flags, Kind, Segment};
-use crate::sync::{create_segment, open_segment, segment_accessors, state_ptr, Acquired, RawLock};
-use crate::util::Timeout;
+use crate::object::{Kind, Layout, Mapped, Object, Segment};
+use crate::sync::{Acquired, RawLock};
+use crate::wait::{Spin, Timeout};
 use crate::{err, Result};
 
 const ELEMS_OFFSET: usize = 64;
@@ -116,50 +114,58 @@ element!(f64, b"d", |b: u64| f64::from_bits(b), |v: f64| v.to_bits());
 
 /// What a new Value or Array looks like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ValueSpec {
+pub struct ValueSpec<'a> {
     /// A typecode from [`TYPES`] (b'i', b'd', ...).
     pub typecode: u8,
     /// Elements: 1 for a Value, n for an Array (0 is allowed).
     pub count: usize,
     /// Embed a recursive lock (Python's lock=True).
     pub lock: bool,
+    /// The initial elements as native-endian bytes (exactly count * itemsize); None: zeros.
+    pub init: Option<&'a [u8]>,
 }
 
-impl ValueSpec {
-    pub fn new(typecode: u8, count: usize, lock: bool) -> ValueSpec {
-        ValueSpec { typecode, count, lock }
+impl<'a> ValueSpec<'a> {
+    pub fn new(typecode: u8, count: usize, lock: bool) -> ValueSpec<'a> {
+        ValueSpec { typecode, count, lock, init: None }
+    }
+
+    /// The same spec with initial contents.
+    pub fn with_init(self, init: Option<&'a [u8]>) -> ValueSpec<'a> {
+        ValueSpec { init, ..self }
     }
 }
 
 /// A typed shared value or array.
 pub struct Value {
-    seg: Segment,
-    lock: NonNull<RawLock>,
-    elems: *mut u8,
+    /// The lock state (unused without a lock); the elements follow it at ELEMS_OFFSET.
+    m: Mapped<RawLock>,
     info: TypeInfo,
     count: usize,
     has_lock: bool,
     read_only: bool,
+    spin: Spin,
 }
 
-segment_accessors!(Value);
+impl Object for Value {
+    const KIND: Kind = Kind::Value;
+    const READ_ONLY_OK: bool = true;
+    type Spec<'a> = ValueSpec<'a>;
 
-impl Value {
-    fn new_segment(name: Option<&str>, spec: ValueSpec, init: Option<&[u8]>, flags: Flags) -> Result<Segment> {
-        let what = name.map_or("anonymous value".to_string(), |n| format!("value '{n}'"));
+    fn layout(spec: &ValueSpec) -> Result<Layout> {
         let info = type_info(spec.typecode).ok_or_else(|| {
-            err!(Invalid, "{what}: unknown typecode {} (use one of c u b B h H i I l L q Q f d)", show(spec.typecode))
+            err!(Invalid, "unknown typecode {} (use one of c u b B h H i I l L q Q f d)", show(spec.typecode))
         })?;
         let bytes = spec
             .count
             .checked_mul(info.size)
             .and_then(|b| b.checked_add(ELEMS_OFFSET))
-            .ok_or_else(|| err!(Invalid, "{what}: {} elements of {} bytes is too large", spec.count, info.size))?;
-        if let Some(init) = init {
+            .ok_or_else(|| err!(Invalid, "{} elements of {} bytes is too large", spec.count, info.size))?;
+        if let Some(init) = spec.init {
             if init.len() != spec.count * info.size {
                 return Err(err!(
                     Invalid,
-                    "{what}: initial data is {} bytes, {} elements of {} ({}) need {}",
+                    "initial data is {} bytes, {} elements of {} ({}) need {}",
                     init.len(),
                     spec.count,
                     show(info.code),
@@ -169,35 +175,18 @@ impl Value {
             }
         }
         let params = [info.code as u64, spec.count as u64, info.size as u64, if spec.lock { F_LOCK } else { 0 }];
-        create_segment(name, Kind::Value, bytes, params, flags, |seg| {
-            if let Some(init) = init {
-                // SAFETY: the area is `bytes` long and not yet shared.
-                unsafe { std::ptr::copy_nonoverlapping(init.as_ptr(), seg.data_ptr().add(ELEMS_OFFSET), init.len()) };
-            }
-            Ok(())
-        })
+        Ok(Layout::new(bytes, params))
     }
 
-    /// Creates a named value (count 1) or array, zeroed or filled from `init` (native-endian
-    /// bytes, exactly count * itemsize).
-    pub fn create(name: &str, spec: ValueSpec, init: Option<&[u8]>, flags: Flags) -> Result<Value> {
-        Self::wrap(Self::new_segment(Some(name), spec, init, flags)?)
+    fn init(seg: &Segment, spec: &ValueSpec) -> Result<()> {
+        if let Some(init) = spec.init {
+            // SAFETY: layout() made the area ELEMS_OFFSET + init.len() bytes; it is not yet shared.
+            unsafe { std::ptr::copy_nonoverlapping(init.as_ptr(), seg.data_ptr().add(ELEMS_OFFSET), init.len()) };
+        }
+        Ok(())
     }
 
-    pub fn create_anonymous(spec: ValueSpec, init: Option<&[u8]>) -> Result<Value> {
-        Self::wrap(Self::new_segment(None, spec, init, Flags::default())?)
-    }
-
-    /// Opens a named value (Flags::READ_ONLY maps it read-only: gets work, sets fail).
-    pub fn open(name: &str, flags: Flags) -> Result<Value> {
-        Self::wrap(open_segment(Some(name), -1, Kind::Value, flags, true)?)
-    }
-
-    pub fn from_fd(fd: RawFd, flags: Flags) -> Result<Value> {
-        Self::wrap(open_segment(None, fd, Kind::Value, flags, true)?)
-    }
-
-    fn wrap(seg: Segment) -> Result<Value> {
+    fn attach(seg: Segment) -> Result<Value> {
         let what = seg.describe();
         let p = seg.params();
         let code = u8::try_from(p[0]).ok().and_then(type_info);
@@ -212,11 +201,33 @@ impl Value {
             .checked_mul(info.size)
             .and_then(|b| b.checked_add(ELEMS_OFFSET))
             .ok_or_else(|| err!(Corrupt, "{what}: invalid count {count}"))?;
-        let lock = state_ptr::<RawLock>(&seg, need)?;
-        // SAFETY: state_ptr checked the area holds `need` bytes.
-        let elems = unsafe { lock.as_ptr().cast::<u8>().add(ELEMS_OFFSET) };
         let read_only = seg.is_read_only();
-        Ok(Value { lock, elems, info, count, has_lock: p[3] & F_LOCK != 0, read_only, seg })
+        Ok(Value {
+            m: Mapped::new(seg, need)?,
+            info,
+            count,
+            has_lock: p[3] & F_LOCK != 0,
+            read_only,
+            spin: Spin::new(),
+        })
+    }
+
+    fn segment(&self) -> &Segment {
+        self.m.segment()
+    }
+
+    fn summary(&self) -> Option<String> {
+        let lock = if self.has_lock() { ", with lock" } else { "" };
+        Some(format!("'{}' x {}{lock}", self.typecode() as char, self.len()))
+    }
+}
+
+impl Value {
+    /// The first element (ELEMS_OFFSET into the area that Mapped checked holds them all).
+    #[inline(always)]
+    fn elems(&self) -> *mut u8 {
+        // SAFETY: attach checked the area holds ELEMS_OFFSET + count * itemsize bytes.
+        unsafe { self.m.ptr().as_ptr().cast::<u8>().add(ELEMS_OFFSET) }
     }
 
     /// The typecode (b'i', b'd', ...).
@@ -252,20 +263,20 @@ impl Value {
     /// The first element (64-byte aligned), for zero-copy access. Valid while `self` lives;
     /// writing through it on a read-only mapping faults.
     pub fn as_ptr(&self) -> *mut u8 {
-        self.elems
+        self.elems()
     }
 
     fn check_index(&self, index: usize) -> Result<*mut u8> {
         if index >= self.count {
-            return Err(err!(Invalid, "{}: index {index} out of range (length {})", self.seg.describe(), self.count));
+            return Err(err!(Invalid, "{}: index {index} out of range (length {})", self.describe(), self.count));
         }
         // SAFETY: index < count, so the element lies inside the checked area.
-        Ok(unsafe { self.elems.add(index * self.info.size) })
+        Ok(unsafe { self.elems().add(index * self.info.size) })
     }
 
     fn check_write(&self) -> Result<()> {
         if self.read_only {
-            return Err(err!(Permission, "{}: opened read-only", self.seg.describe()));
+            return Err(err!(Permission, "{}: opened read-only", self.describe()));
         }
         Ok(())
     }
@@ -300,7 +311,7 @@ impl Value {
             return Err(err!(
                 Invalid,
                 "{}: holds {} ({}), not {}",
-                self.seg.describe(),
+                self.describe(),
                 show(self.info.code),
                 self.info.c_type,
                 std::any::type_name::<T>()
@@ -361,7 +372,7 @@ impl Value {
             return Err(err!(
                 Invalid,
                 "{}: elements are {} bytes ({} {}), not {len}",
-                self.seg.describe(),
+                self.describe(),
                 self.info.size,
                 show(self.info.code),
                 self.info.c_type
@@ -372,11 +383,11 @@ impl Value {
 
     fn check_range(&self, start: usize, n: usize) -> Result<*mut u8> {
         match start.checked_add(n) {
-            Some(end) if end <= self.count => Ok(unsafe { self.elems.add(start * self.info.size) }),
+            Some(end) if end <= self.count => Ok(unsafe { self.elems().add(start * self.info.size) }),
             _ => Err(err!(
                 Invalid,
                 "{}: elements {start}..{start}+{n} out of range (length {})",
-                self.seg.describe(),
+                self.describe(),
                 self.count
             )),
         }
@@ -407,7 +418,7 @@ impl Value {
             return Err(err!(
                 Invalid,
                 "{}: {len} bytes is not a whole number of {}-byte elements",
-                self.seg.describe(),
+                self.describe(),
                 self.info.size
             ));
         }
@@ -419,7 +430,7 @@ impl Value {
             return Err(err!(
                 Invalid,
                 "{}: holds {} ({}); {api} needs {}",
-                self.seg.describe(),
+                self.describe(),
                 show(self.info.code),
                 self.info.c_type,
                 if ok.contains(&Class::Float) { "a float typecode (f d)" } else { "an integer typecode" }
@@ -451,8 +462,7 @@ impl Value {
         self.need_class(&[Class::Signed, Class::Unsigned], "get_i64")?;
         let p = self.check_index(index)?;
         let v = self.int_of(self.load_bits(p));
-        i64::try_from(v)
-            .map_err(|_| err!(Invalid, "{}: element {index} = {v} does not fit in int64", self.seg.describe()))
+        i64::try_from(v).map_err(|_| err!(Invalid, "{}: element {index} = {v} does not fit in int64", self.describe()))
     }
 
     /// Sets an integer element; a value outside the typecode's range is an error.
@@ -463,7 +473,7 @@ impl Value {
             return Err(err!(
                 Invalid,
                 "{}: {v} is out of range for {} ({}): {lo}..={hi}",
-                self.seg.describe(),
+                self.describe(),
                 show(self.info.code),
                 self.info.c_type
             ));
@@ -515,8 +525,7 @@ impl Value {
     #[inline(always)]
     pub(crate) fn usable_lock(&self) -> Option<&RawLock> {
         if self.has_lock && !self.read_only {
-            // SAFETY: checked by state_ptr; the mapping lives as long as self.
-            Some(unsafe { self.lock.as_ref() })
+            Some(self.m.state())
         } else {
             None
         }
@@ -524,16 +533,15 @@ impl Value {
 
     fn lock_raw(&self) -> Result<&RawLock> {
         if !self.has_lock {
-            return Err(err!(Unsupported, "{}: was created without a lock", self.seg.describe()));
+            return Err(err!(Unsupported, "{}: was created without a lock", self.describe()));
         }
         self.check_write()?;
-        // SAFETY: checked by state_ptr; the mapping lives as long as self.
-        Ok(unsafe { self.lock.as_ref() })
+        Ok(self.m.state())
     }
 
     /// Acquires the embedded recursive lock (Python's get_lock().acquire()).
     pub fn acquire(&self, timeout: impl Into<Timeout>) -> Result<Acquired> {
-        self.lock_raw()?.acquire(true, timeout.into()).map_err(|e| e.context(self.seg.describe()))
+        self.lock_raw()?.acquire(true, timeout.into(), &self.spin).map_err(|e| e.context(self.describe()))
     }
 
     pub fn try_acquire(&self) -> Result<Acquired> {
@@ -542,7 +550,7 @@ impl Value {
 
     /// Releases the embedded lock (the calling thread must own it).
     pub fn release(&self) -> Result<()> {
-        self.lock_raw()?.release(true).map_err(|e| e.context(self.seg.describe()))
+        self.lock_raw()?.release(true).map_err(|e| e.context(self.describe()))
     }
 
     /// Recursion depth of the embedded lock held by the calling thread.

@@ -1,0 +1,148 @@
+//! Spinning before sleeping, for as long as it pays here and now.
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use super::Deadline;
+
+/// The longest spin: about what a futex sleep and wake costs on the slower machines of this
+/// kind (12-30 us measured), so that a waiter never spends more on spinning than sleeping would
+/// have cost (the classic 2-competitive rule).
+const MAX_NS: u32 = 30_000;
+/// The shortest spin, where a site keeps failing: still covers a handoff between two running
+/// processes (0.1-1 us) with room to spare.
+const MIN_NS: u32 = 2_000;
+/// After this much pure spinning the spinner yields between checks, so that on a busy machine
+/// the process it waits for can run on this CPU.
+const PURE: Duration = Duration::from_micros(5);
+/// Checks before the first clock read (a few hundred ns): most handoffs end in here.
+const FIRST_CHECKS: u32 = 64;
+/// Checks between two clock reads afterwards.
+const CHECKS_PER_CLOCK: u32 = 32;
+
+/// How long waiters at one site spin before they sleep. The budget adapts by what the site
+/// observes: it doubles (up to MAX_NS) after a spin that saw its condition, and halves (down to
+/// MIN_NS) after one that ended in a sleep, so a site whose waits are long (a lock held for
+/// milliseconds, a queue idle between bursts, a peer that is not running on a loaded machine)
+/// soon stops burning a core, and one whose handoffs are quick keeps catching them. One per
+/// handle (or per state it guards); any number of threads may share it.
+#[derive(Debug)]
+pub(crate) struct Spin {
+    budget_ns: AtomicU32,
+}
+
+impl Default for Spin {
+    fn default() -> Spin {
+        Spin::new()
+    }
+}
+
+impl Spin {
+    pub(crate) const fn new() -> Spin {
+        Spin { budget_ns: AtomicU32::new(MAX_NS) }
+    }
+
+    /// Spins until `ready()` holds, at most this site's budget and never past the deadline,
+    /// with `gap` PAUSEs between checks (a check that reads a line the other side keeps writing
+    /// slows that side down; 1 checks as often as possible). Never spins for a zero timeout.
+    /// Returns whether `ready()` held.
+    #[inline]
+    pub(crate) fn until(&self, deadline: &Deadline, gap: u32, mut ready: impl FnMut() -> bool) -> bool {
+        if deadline.is_try() {
+            return false;
+        }
+        let budget = self.budget_ns.load(Relaxed);
+        let ok = spin(deadline, gap, budget, &mut ready);
+        let next = if ok { budget.saturating_mul(2).min(MAX_NS) } else { (budget / 2).max(MIN_NS) };
+        if next != budget {
+            self.budget_ns.store(next, Relaxed);
+        }
+        ok
+    }
+
+    /// The current budget in ns (tests, diagnostics).
+    #[cfg(test)]
+    pub(crate) fn budget_ns(&self) -> u32 {
+        self.budget_ns.load(Relaxed)
+    }
+}
+
+/// By time, not by count: one PAUSE takes anywhere from 6 ns to 140 ns depending on the CPU and
+/// hypervisor, so a count tuned on one machine is wrong on the next.
+#[inline]
+fn spin(d: &Deadline, gap: u32, budget_ns: u32, ready: &mut impl FnMut() -> bool) -> bool {
+    let pause = || {
+        for _ in 0..gap {
+            std::hint::spin_loop();
+        }
+    };
+    for _ in 0..FIRST_CHECKS {
+        if ready() {
+            return true;
+        }
+        pause();
+    }
+    let budget = Duration::from_nanos(budget_ns as u64);
+    let start = Instant::now();
+    loop {
+        for _ in 0..CHECKS_PER_CLOCK {
+            if ready() {
+                return true;
+            }
+            pause();
+        }
+        let spent = start.elapsed();
+        if spent >= budget || d.expired() {
+            return false;
+        }
+        if spent >= PURE {
+            // nix::sched::sched_yield would do the same; it cannot fail on Linux.
+            let _ = nix::sched::sched_yield();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::Timeout;
+
+    #[test]
+    fn adapts_both_ways_and_stays_in_bounds() {
+        let s = Spin::new();
+        let d = Deadline::new(Timeout::Forever);
+        assert_eq!(s.budget_ns(), MAX_NS);
+        for _ in 0..10 {
+            assert!(!s.until(&d, 1, || false));
+        }
+        assert_eq!(s.budget_ns(), MIN_NS);
+        assert!(s.until(&d, 1, || true));
+        assert_eq!(s.budget_ns(), 2 * MIN_NS);
+        for _ in 0..10 {
+            assert!(s.until(&d, 1, || true));
+        }
+        assert_eq!(s.budget_ns(), MAX_NS);
+    }
+
+    #[test]
+    fn a_try_never_spins() {
+        let s = Spin::new();
+        let mut calls = 0;
+        assert!(!s.until(&Deadline::new(Timeout::After(Duration::ZERO)), 1, || {
+            calls += 1;
+            true
+        }));
+        assert_eq!(calls, 0);
+        assert_eq!(s.budget_ns(), MAX_NS);
+    }
+
+    #[test]
+    fn sees_a_condition_that_turns_true() {
+        let s = Spin::new();
+        let mut n = 0;
+        assert!(s.until(&Deadline::new(Timeout::Forever), 1, || {
+            n += 1;
+            n > 100
+        }));
+    }
+}
