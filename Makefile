@@ -47,11 +47,14 @@ $(BUILD)/%: %.c include/mpx.h $(wildcard tests/c/*.h) | lib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDMPX)
 
-$(BUILD)/%: %.cpp include/mpx.h bindings/cpp/mpx.hpp $(wildcard tests/cpp/*.hpp tests/c/*.h) | lib
+# The C++ binding: the umbrella mpx.hpp and one header per capability under mpx/.
+CPP_HDRS   := $(wildcard bindings/cpp/mpx.hpp bindings/cpp/mpx/*.hpp)
+
+$(BUILD)/%: %.cpp include/mpx.h $(CPP_HDRS) $(wildcard tests/cpp/*.hpp tests/c/*.h) | lib
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 $(CXXFLAGS) $< -o $@ $(LDMPX)
 
-$(BUILD)/%-cxx20: %.cpp include/mpx.h bindings/cpp/mpx.hpp $(wildcard tests/cpp/*.hpp tests/c/*.h) | lib
+$(BUILD)/%-cxx20: %.cpp include/mpx.h $(CPP_HDRS) $(wildcard tests/cpp/*.hpp tests/c/*.h) | lib
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 $(CXXFLAGS) $< -o $@ $(LDMPX)
 
