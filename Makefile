@@ -30,7 +30,7 @@ CPP_SRCS   := $(wildcard tests/cpp/*.cpp) $(wildcard examples/cpp/*.cpp) $(wildc
 C_BINS     := $(patsubst %.c,$(BUILD)/%,$(C_SRCS))
 CPP_BINS   := $(patsubst %.cpp,$(BUILD)/%,$(CPP_SRCS)) $(patsubst %.cpp,$(BUILD)/%-cxx20,$(filter tests/cpp/test_%,$(CPP_SRCS)))
 
-.PHONY: all lib native venv pyext test test-rust test-c test-cpp test-python check-header check-shm demo bench clean
+.PHONY: all lib native venv pyext test test-rust test-c test-contract test-cpp test-python check-header check-shm demo bench clean
 
 all: lib native
 
@@ -58,7 +58,20 @@ $(BUILD)/%-cxx20: %.cpp include/mpx.h $(CPP_HDRS) $(wildcard tests/cpp/*.hpp tes
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 $(CXXFLAGS) $< -o $@ $(LDMPX)
 
-native: $(C_BINS) $(CPP_BINS)
+# The C ABI contract test is generated from the header (docs/C-API.md, "How the contract is
+# checked"), so it is remade whenever the header or the generator changes.
+CONTRACT_GEN := tests/c/contract/gen_contract.py
+CONTRACT_SRC := $(BUILD)/tests/c/contract/test_contract.c
+CONTRACT_BIN := $(BUILD)/tests/c/contract/test_contract
+
+$(CONTRACT_SRC): $(CONTRACT_GEN) include/mpx.h
+	@mkdir -p $(dir $@)
+	$(PYTHON) $(CONTRACT_GEN) include/mpx.h $@
+
+$(CONTRACT_BIN): $(CONTRACT_SRC) tests/c/contract/contract.h tests/c/testutil.h | lib
+	$(CC) $(CFLAGS) -I$(ROOT)/tests/c -I$(ROOT)/tests/c/contract $< -o $@ $(LDMPX)
+
+native: $(C_BINS) $(CPP_BINS) $(CONTRACT_BIN)
 
 $(VENV)/.ready: bindings/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,8 +96,11 @@ test-rust:
 	$(CARGO) test --release -- --test-threads=2
 
 test-c: native
-	@set -e; for t in $(filter $(BUILD)/tests/c/test_%,$(C_BINS)); do \
+	@set -e; for t in $(filter $(BUILD)/tests/c/test_%,$(C_BINS)) $(CONTRACT_BIN); do \
 	  echo "== $$t"; timeout 300 $$t; done
+
+test-contract: $(CONTRACT_BIN)
+	timeout 300 $(CONTRACT_BIN)
 
 test-cpp: native check-cpp-headers
 	@set -e; for t in $(filter $(BUILD)/tests/cpp/test_%,$(CPP_BINS)); do \
