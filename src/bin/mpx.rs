@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use mpx::object::registry::{self, Collected, HeaderFields, ObjectInfo};
+use mpx::object::registry::{self, Collected, HeaderFields, InvalidFiles, ObjectInfo};
 use mpx::object::{name, Flags, Segment, LAYOUT_VERSION};
 use mpx::ErrorKind;
 
@@ -25,8 +25,8 @@ Commands:
   ls [--json] [PATTERN...]          list objects (all, or those whose name matches a pattern)
   info NAME [--json]                everything known about one object
   rm [--force] NAME...              remove objects' names
-  gc [--dry-run] [--json] [PATTERN...]
-                                    remove the objects no live process uses
+  gc [--dry-run] [--invalid] [--json] [PATTERN...]
+                                    remove the valid objects no live process uses
   help [COMMAND]                    show help for mpx or one command
 
 Options:
@@ -90,6 +90,8 @@ usage: mpx rm [--force] NAME...
 Removes each object's name from /dev/shm, whether or not it is in use. Processes that have
 the object open keep their mapping and keep working with it; the memory is freed when the
 last of them closes it. A later create of the same name makes a new, separate object.
+Any entry under the name is removed, valid or not (a FIFO or link too, never what it points
+to), except a directory: remove that with rmdir or rm -r.
 
   -f, --force   a NAME that does not exist is not an error
 
@@ -98,15 +100,21 @@ permission denied); the other NAMEs are still removed.
 ";
 
 const GC_HELP: &str = "\
-usage: mpx gc [--dry-run] [--json] [PATTERN...]
+usage: mpx gc [--dry-run] [--invalid] [--json] [PATTERN...]
 
-Removes every object (or every object whose name matches a PATTERN) that no live process
-uses, and keeps the others. An object is in use while some process holds its liveness flock;
-the kernel releases it when the process exits or is killed, so objects left behind by crashed
-programs are collected and objects in use never are. Each decision is taken under an
-exclusive flock held until the name is removed, so no process can open the object in
-between. Corrupt and never-initialised segments that nobody holds are collected too; entries
-that are not regular files (FIFOs, links, ...) are not mpx's and are kept (`mpx rm` them).
+Removes every valid object (or every valid object whose name matches a PATTERN) that no live
+process uses, and keeps everything else. An object is in use while some process holds its
+liveness flock; the kernel releases it when the process exits or is killed, so objects left
+behind by crashed programs are collected and objects in use never are. Each decision is taken
+under an exclusive flock held until the name is removed, so no process can open the object in
+between; whether the file is a valid object, and whose it is, is checked then too.
+
+A file under the mpx. prefix whose header does not validate (not an mpx segment, truncated,
+corrupt, never initialised, another layout version: see PROBLEM in `mpx ls`) may not be mpx's
+at all, so gc keeps it and says why. With --invalid it removes those nobody holds that belong
+to the user running gc (root included: root removes only root's own). Entries that are not
+regular files (directories, FIFOs, links, ...) are not mpx's and are always kept; the reason
+says what removes them (`mpx rm` removes a FIFO, link or socket, not a directory).
 
 \"Unused\" means nobody has it open right now: an object a program created, closed and means to
 open again later is collected too. Limit gc with PATTERNs where that matters. A process that
@@ -114,10 +122,12 @@ forks shares what it has open or mapped with its children: they count as users u
 exit or exec.
 
   -n, --dry-run   remove nothing; report what would be removed and what kept
+  --invalid       also remove the caller's own invalid files that nobody holds
   --json          print {\"dry_run\": bool, \"removed\": [...], \"kept\": [...], \"errors\": [...]}
                   where removed entries have name, kind, data_size, problem, reason; kept
                   entries name, kind, users, reason; errors name, error
 
+Every entry gc keeps is reported with its reason (a line each, or an entry of \"kept\").
 Exits 1 if some object could not be examined or removed (e.g. another user's).
 ";
 
@@ -645,7 +655,14 @@ fn cmd_rm(args: &[String], out: &mut Out) -> CmdResult {
             Ok(()) => out.line(format!("removed '{n}'")),
             Err(e) if force && e.kind() == ErrorKind::NotFound => {}
             Err(e) => {
-                eprintln!("mpx rm: {e}");
+                let path = name::path_of(n);
+                if name::validate(n).is_ok() && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                    eprintln!(
+                        "mpx rm: '{n}': {path} is a directory, not an mpx object (remove it with rmdir or rm -r)"
+                    );
+                } else {
+                    eprintln!("mpx rm: {e}");
+                }
                 failed = true;
             }
         }
@@ -693,13 +710,42 @@ struct GcJson<'a> {
     errors: &'a [GcError],
 }
 
+/// Why an entry that is not a regular file is kept, and what removes it.
+fn not_a_file_reason(o: &ObjectInfo) -> String {
+    let problem = o.problem.as_deref().unwrap_or("not a regular file");
+    let is_dir = std::fs::symlink_metadata(&o.path).map(|m| m.is_dir()).unwrap_or(false);
+    if is_dir {
+        // `mpx rm` unlinks names; it refuses directories, whose contents are not mpx's either.
+        format!("{problem} (not made by mpx; remove it with `rmdir {}` or `rm -r` if it is yours)", o.path)
+    } else {
+        format!("{problem} (not made by mpx; `mpx rm {}` removes it)", o.name)
+    }
+}
+
+/// Why an invalid file is kept: what is wrong with it and whether `--invalid` would remove it.
+fn invalid_reason(o: &ObjectInfo, asked: bool) -> String {
+    let problem = o.problem.as_deref().unwrap_or("its header does not validate");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let what = format!("not a valid mpx object: {problem}");
+    if o.uid != euid {
+        format!("{what}; owned by uid {}: gc --invalid removes only those of the user running it (uid {euid})", o.uid)
+    } else if asked {
+        // Listed as ours, found another's under the lock: its owner changed meanwhile.
+        format!("{what}; no longer owned by uid {euid}")
+    } else {
+        format!("{what}; `mpx gc --invalid` removes it")
+    }
+}
+
 fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
-    let p = parse("gc", args, &[("--dry-run", Some("-n")), ("--json", Some("-j"))])?;
+    let p = parse("gc", args, &[("--dry-run", Some("-n")), ("--json", Some("-j")), ("--invalid", None)])?;
     if p.help {
         out.0.push_str(GC_HELP);
         return Ok(());
     }
     let dry = p.has("--dry-run");
+    let invalid = if p.has("--invalid") { InvalidFiles::RemoveOwn } else { InvalidFiles::Keep };
     let objects = match registry::list() {
         Ok(v) => v,
         Err(e) => {
@@ -720,8 +766,10 @@ fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
                 format!("in use by pid {}", users_text(users, usize::MAX).replace(',', ", "))
             }
         };
-        // The listing's view is a snapshot; `collect` decides again under the exclusive lock.
-        let outcome = if dry { registry::would_collect(o) } else { registry::collect(&o.name) };
+        // The listing's view is a snapshot; `collect_valid` decides again under the exclusive lock.
+        let outcome =
+            if dry { registry::would_collect_valid(o, invalid) } else { registry::collect_valid(&o.name, invalid) };
+        let keep = |reason: String| Kept { name: o.name.clone(), kind, users: Vec::new(), reason };
         match outcome {
             Ok(Collected::Removed) => {
                 let mut reason = String::from("no live process uses it");
@@ -739,15 +787,9 @@ fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
             Ok(Collected::InUse) => {
                 kept.push(Kept { name: o.name.clone(), kind, users: o.users.clone(), reason: in_use_reason(&o.users) })
             }
-            Ok(Collected::NotAFile) => kept.push(Kept {
-                name: o.name.clone(),
-                kind,
-                users: Vec::new(),
-                reason: format!(
-                    "{} (not made by mpx; `mpx rm` removes it)",
-                    o.problem.as_deref().unwrap_or("not a regular file")
-                ),
-            }),
+            Ok(Collected::NotAFile) => kept.push(keep(not_a_file_reason(o))),
+            Ok(Collected::Invalid) => kept.push(keep(invalid_reason(o, false))),
+            Ok(Collected::NotOwned) => kept.push(keep(invalid_reason(o, true))),
             Ok(Collected::Gone) => {} // removed or replaced by someone else meanwhile
             Err(e) => errors.push(GcError { name: o.name.clone(), error: e.message().to_string() }),
         }
