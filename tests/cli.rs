@@ -12,8 +12,18 @@ fn me() -> i64 {
     std::process::id() as i64
 }
 
+/// Every test here takes this first. Each `mpx ls` or `gc` inspects every entry of /dev/shm
+/// (patterns only filter the output), probing unheld ones with a brief exclusive flock, and a
+/// gc that meets such a probe keeps the object as in use: in parallel, these tests would make
+/// each other's gc keep what it must remove.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn ls_shows_a_created_object() {
+    let _serial = serial();
     let mut names = Names::new();
     let name = names.add("cli-ls");
     let other = names.add("cli-ls-other");
@@ -53,6 +63,7 @@ fn ls_shows_a_created_object() {
 
 #[test]
 fn ls_json_has_the_right_fields() {
+    let _serial = serial();
     let mut names = Names::new();
     let name = names.add("cli-lsjson");
     let before = mpx::util::realtime_ns();
@@ -82,6 +93,7 @@ fn ls_json_has_the_right_fields() {
 
 #[test]
 fn info_shows_everything_about_one_object() {
+    let _serial = serial();
     let mut names = Names::new();
     let name = names.add("cli-info");
     let _shm = SharedMemory::create(&name, 2 << 20, Flags::UNLINK_ON_LAST_CLOSE).unwrap();
@@ -134,6 +146,7 @@ fn info_shows_everything_about_one_object() {
 
 #[test]
 fn info_of_missing_and_corrupt_objects() {
+    let _serial = serial();
     let mut names = Names::new();
     let missing = names.add("cli-info-missing");
     let r = mpx(&["info", &missing]);
@@ -160,6 +173,7 @@ fn info_of_missing_and_corrupt_objects() {
 
 #[test]
 fn rm_removes_names_and_users_keep_their_mapping() {
+    let _serial = serial();
     let mut names = Names::new();
     let a = names.add("cli-rm-a");
     let b = names.add("cli-rm-b");
@@ -208,6 +222,7 @@ fn rm_removes_names_and_users_keep_their_mapping() {
 /// `--dry-run` removes nothing.
 #[test]
 fn gc_removes_only_what_no_live_process_uses() {
+    let _serial = serial();
     let mut names = Names::new();
     let prefix = unique("cli-gc");
     let dead = names.guard(&format!("{prefix}-dead"));
@@ -286,52 +301,231 @@ fn gc_removes_only_what_no_live_process_uses() {
     assert!(!exists(&live));
 }
 
+/// Files under the mpx. prefix that nobody holds but whose header does not validate, of every
+/// sort met in the wild: another program's plain file, a truncated one, a huge sparse one, a
+/// corrupt header, a creation that never finished. One of each is made by `make`.
+struct InvalidFiles {
+    garbage: String,
+    truncated: String,
+    sparse: String,
+    corrupt: String,
+    uninit: String,
+}
+
+impl InvalidFiles {
+    fn make(names: &mut Names, prefix: &str) -> InvalidFiles {
+        let f = InvalidFiles {
+            garbage: names.guard(&format!("{prefix}-garbage")),
+            truncated: names.guard(&format!("{prefix}-truncated")),
+            sparse: names.guard(&format!("{prefix}-sparse")),
+            corrupt: names.guard(&format!("{prefix}-corrupt")),
+            uninit: names.guard(&format!("{prefix}-uninit")),
+        };
+        write_segment_file(&f.garbage, b"not mpx's: some other program's \"data\"\n\x01\x7f", 600);
+        let h = buffer_header(&f.truncated, 4096, dead_pid());
+        write_segment_file(&f.truncated, &header_bytes(&h)[..100], 100);
+        write_segment_file(&f.sparse, &[], 1 << 40); // 1 TiB of holes
+        let mut h = buffer_header(&f.corrupt, 4096, dead_pid());
+        h.ready.store(0x5245_4459, std::sync::atomic::Ordering::Relaxed);
+        h.data_size = 8; // checksum no longer matches
+        write_segment_file(&f.corrupt, header_bytes(&h), 8192);
+        let h = buffer_header(&f.uninit, 4096, dead_pid());
+        write_segment_file(&f.uninit, header_bytes(&h), 8192);
+        f
+    }
+
+    fn all(&self) -> [&str; 5] {
+        [&self.garbage, &self.truncated, &self.sparse, &self.corrupt, &self.uninit]
+    }
+}
+
+/// The defect of issue 11: gc (run as root by the tests) removed files that are not mpx
+/// objects. Without --invalid it keeps every one of them and says why, in text and JSON, in a
+/// dry run too; the valid unused object beside them is still removed.
 #[test]
-fn gc_collects_corrupt_and_uninitialised_segments_nobody_uses() {
+fn gc_keeps_files_that_are_not_valid_objects() {
+    let _serial = serial();
     let mut names = Names::new();
-    let prefix = unique("cli-gc-bad");
-    let corrupt = names.guard(&format!("{prefix}-corrupt"));
-    let uninit = names.guard(&format!("{prefix}-uninit"));
-    let fifo = names.guard(&format!("{prefix}-fifo"));
-    let held_bad = names.guard(&format!("{prefix}-heldbad"));
+    let prefix = unique("cli-gc-inv");
+    let bad = InvalidFiles::make(&mut names, &prefix);
+    let valid = names.guard(&format!("{prefix}-valid"));
+    drop(SharedMemory::create(&valid, 100, Flags::default()).unwrap());
     let pattern = format!("{prefix}-*");
 
-    write_segment_file(&corrupt, &[0x5A; 600], 600);
-    let h = buffer_header(&uninit, 4096, dead_pid());
-    write_segment_file(&uninit, header_bytes(&h), 8192);
-    let c = std::ffi::CString::new(shm_path(&fifo)).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let ls = mpx_json(&["ls", "--json", &pattern]);
+    let problem = |n: &str| ls.find_named(n).unwrap_or_else(|| panic!("{n} not listed: {ls:?}")).get("problem").str();
+    assert!(problem(&bad.garbage).contains("bad magic"));
+    assert!(problem(&bad.truncated).contains("truncated"));
+    assert!(problem(&bad.sparse).contains("bad magic"));
+    assert!(problem(&bad.corrupt).contains("checksum mismatch"));
+    assert!(problem(&bad.uninit).contains("not initialised"));
+
+    for dry in [true, false] {
+        let mut args = vec!["gc", "--json", &pattern];
+        if dry {
+            args.insert(1, "--dry-run");
+        }
+        let j = mpx_json(&args);
+        let removed: Vec<&str> = j.get("removed").arr().iter().map(|o| o.get("name").str()).collect();
+        assert_eq!(removed, vec![valid.as_str()], "dry run {dry}: only the valid object goes: {j:?}");
+        let kept = j.get("kept");
+        assert_eq!(kept.arr().len(), 5, "{j:?}");
+        for n in bad.all() {
+            let k = kept.find_named(n).unwrap_or_else(|| panic!("{n} not reported as kept: {j:?}"));
+            let reason = k.get("reason").str();
+            assert!(reason.contains("not a valid mpx object") && reason.contains(problem(n)), "{n}: {reason}");
+            assert!(reason.contains("mpx gc --invalid"), "says what would remove it: {reason}");
+            assert!(k.get("kind").is_null() && k.get("users").arr().is_empty());
+            assert!(exists(n), "{n} must not be removed");
+        }
+        assert!(j.get("errors").arr().is_empty(), "{j:?}");
+        assert_eq!(exists(&valid), dry);
+    }
+
+    // Text mode: a line per skipped entry, with the reason.
+    let r = mpx(&["gc", &pattern]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for n in bad.all() {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(&format!("kept {n}: not a valid mpx object: {}", problem(n)))),
+            "{n} not reported:\n{r:?}"
+        );
+        assert!(exists(n));
+    }
+    assert!(r.stdout.contains("gc: removed 0 objects, kept 5"), "{r:?}");
+}
+
+/// With --invalid, gc removes the invalid files nobody holds that belong to its caller, and
+/// still keeps another user's (even when run as root), anything in use and non-files; valid
+/// objects are handled as always. A dry run reports the same decisions.
+#[test]
+fn gc_invalid_removes_only_the_callers_own_invalid_files() {
+    let _serial = serial();
+    let mut names = Names::new();
+    let prefix = unique("cli-gc-own");
+    let bad = InvalidFiles::make(&mut names, &prefix);
+    let valid = names.guard(&format!("{prefix}-valid"));
+    let used = names.guard(&format!("{prefix}-used"));
+    let held_bad = names.guard(&format!("{prefix}-heldbad"));
+    let fifo = names.guard(&format!("{prefix}-fifo"));
+    let theirs = names.guard(&format!("{prefix}-theirs"));
+    let pattern = format!("{prefix}-*");
+    drop(SharedMemory::create(&valid, 100, Flags::default()).unwrap());
+    let _used = SharedMemory::create(&used, 100, Flags::default()).unwrap();
     // A corrupt segment somebody still holds (a flock on it) is kept.
     let held = SharedMemory::create(&held_bad, 100, Flags::default()).unwrap();
     edit_header(&held_bad, false, |h| h.data_size = 1);
+    let c = std::ffi::CString::new(shm_path(&fifo)).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Another user's invalid file (the tests run as root, which may give it away).
+    write_segment_file(&theirs, b"someone else's", 64);
+    let c = std::ffi::CString::new(shm_path(&theirs)).unwrap();
+    let chowned = unsafe { libc::chown(c.as_ptr(), 65534, 65534) } == 0;
+    if !chowned {
+        eprintln!("not root: the other-user case is not exercised");
+        std::fs::remove_file(shm_path(&theirs)).unwrap();
+    }
 
-    let ls = mpx_json(&["ls", "--json", &pattern]);
-    assert_eq!(ls.arr().len(), 4, "{ls:?}");
-    assert!(ls.find_named(&corrupt).unwrap().get("problem").str().contains("bad magic"));
-    assert!(ls.find_named(&uninit).unwrap().get("problem").str().contains("not initialised"));
-    let r = mpx(&["ls", &pattern]);
+    let expect_kept = |j: &Json| {
+        let kept = j.get("kept");
+        let reason = |n: &str| kept.find_named(n).unwrap_or_else(|| panic!("{n} not kept: {j:?}")).get("reason").str();
+        assert!(reason(&used).contains(&format!("in use by pid {}", me())), "{}", reason(&used));
+        assert!(reason(&held_bad).contains("in use"), "{}", reason(&held_bad));
+        assert!(reason(&fifo).contains("FIFO"), "{}", reason(&fifo));
+        if chowned {
+            let r = reason(&theirs);
+            assert!(r.contains("not a valid mpx object") && r.contains("owned by uid 65534"), "{r}");
+        }
+        assert_eq!(kept.arr().len(), 3 + chowned as usize, "{j:?}");
+    };
+
+    let j = mpx_json(&["gc", "--dry-run", "--invalid", "--json", &pattern]);
+    let mut removed: Vec<&str> = j.get("removed").arr().iter().map(|o| o.get("name").str()).collect();
+    removed.sort_unstable();
+    let mut want: Vec<&str> = bad.all().into_iter().chain([valid.as_str()]).collect();
+    want.sort_unstable();
+    assert_eq!(removed, want, "{j:?}");
+    expect_kept(&j);
+    assert!(want.iter().all(|n| exists(n)), "--dry-run removes nothing");
+
+    let j = mpx_json(&["gc", "--invalid", "--json", &pattern]);
+    let mut removed: Vec<&str> = j.get("removed").arr().iter().map(|o| o.get("name").str()).collect();
+    removed.sort_unstable();
+    assert_eq!(removed, want, "{j:?}");
+    let entry = |n: &str| j.get("removed").find_named(n).unwrap();
     assert!(
-        r.stdout
-            .lines()
-            .any(|l| l.starts_with(&corrupt) && l.contains(" ? ") && l.ends_with("not an mpx segment (bad magic)")),
-        "{r:?}"
+        entry(&bad.garbage).get("kind").is_null() && entry(&bad.garbage).get("problem").str().contains("bad magic")
     );
-
-    let j = mpx_json(&["gc", "--json", &pattern]);
-    let removed: Vec<&str> = j.get("removed").arr().iter().map(|o| o.get("name").str()).collect();
-    let kept: Vec<&str> = j.get("kept").arr().iter().map(|o| o.get("name").str()).collect();
-    assert_eq!(removed, vec![corrupt.as_str(), uninit.as_str()], "{j:?}");
-    assert_eq!(kept, vec![fifo.as_str(), held_bad.as_str()], "{j:?}");
-    let rm0 = &j.get("removed").arr()[0];
-    assert!(rm0.get("kind").is_null() && rm0.get("problem").str().contains("bad magic"));
-    assert!(j.get("removed").arr()[1].get("reason").str().contains("is gone"), "dead creator named: {j:?}");
-    assert!(!exists(&corrupt) && !exists(&uninit));
-    assert!(exists(&fifo) && exists(&held_bad));
+    assert!(entry(&bad.uninit).get("reason").str().contains("is gone"), "dead creator named: {j:?}");
+    assert!(entry(&valid).get("problem").is_null());
+    expect_kept(&j);
+    assert!(j.get("errors").arr().is_empty(), "{j:?}");
+    for n in &want {
+        assert!(!exists(n), "{n} should be removed");
+    }
+    assert!(exists(&used) && exists(&held_bad) && exists(&fifo));
+    assert_eq!(exists(&theirs), chowned, "another user's invalid file is kept");
     drop(held);
+}
+
+/// Removes a directory under the prefix when dropped (Names removes files only).
+struct DirGuard(String);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(shm_path(&self.0));
+    }
+}
+
+/// What gc keeps because it is not a regular file, it says how to remove, and that advice works:
+/// `mpx rm` for a FIFO or a link (never touching the link's target), rmdir for a directory,
+/// which `mpx rm` refuses with a message saying so.
+#[test]
+fn gc_hints_what_removes_entries_that_are_not_files() {
+    let _serial = serial();
+    let mut names = Names::new();
+    let prefix = unique("cli-gc-nf");
+    let dir = names.guard(&format!("{prefix}-dir"));
+    let _dir_guard = DirGuard(dir.clone());
+    let fifo = names.guard(&format!("{prefix}-fifo"));
+    let link = names.guard(&format!("{prefix}-link"));
+    let target = names.guard(&format!("{prefix}-target"));
+    std::fs::create_dir(shm_path(&dir)).unwrap();
+    let c = std::ffi::CString::new(shm_path(&fifo)).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let _t = SharedMemory::create(&target, 64, Flags::default()).unwrap();
+    std::os::unix::fs::symlink(shm_path(&target), shm_path(&link)).unwrap();
+    let pattern = format!("{prefix}-*");
+
+    // Kept whether or not invalid files are asked for: they are not files at all.
+    for args in [&["gc", "--json", &pattern][..], &["gc", "--invalid", "--json", &pattern]] {
+        let j = mpx_json(args);
+        assert!(j.get("removed").arr().is_empty(), "{j:?}");
+        let reason =
+            |n: &str| j.get("kept").find_named(n).unwrap_or_else(|| panic!("{n} not kept: {j:?}")).get("reason").str();
+        let dir_reason = reason(&dir);
+        assert!(dir_reason.contains("is a directory") && dir_reason.contains("rmdir"), "{dir_reason}");
+        assert!(!dir_reason.contains("mpx rm"), "mpx rm cannot remove a directory: {dir_reason}");
+        for n in [&fifo, &link] {
+            assert!(reason(n).contains(&format!("`mpx rm {n}` removes it")), "{}", reason(n));
+        }
+    }
+
+    // The advice holds.
+    let r = mpx(&["rm", &dir]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("is a directory, not an mpx object") && r.stderr.contains("rmdir"), "{r:?}");
+    assert!(exists(&dir));
+    std::fs::remove_dir(shm_path(&dir)).unwrap();
+    let r = mpx(&["rm", &fifo, &link]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!exists(&fifo) && !exists(&link));
+    assert!(exists(&target), "the link's target is untouched");
 }
 
 #[test]
 fn usage_help_and_version() {
+    let _serial = serial();
     let r = mpx(&[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("usage: mpx") && r.stdout.is_empty(), "{r:?}");
@@ -376,6 +570,7 @@ fn usage_help_and_version() {
 
 #[test]
 fn ls_shows_live_state_per_kind() {
+    let _serial = serial();
     use mpx::sync::{Event, Lock, Semaphore, SemaphoreSpec};
     let mut names = Names::new();
     let (ln, sn, en, qn, bn) = (

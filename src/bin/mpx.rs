@@ -5,14 +5,14 @@
 
 #[path = "mpx/human.rs"]
 mod human;
-#[path = "mpx/json.rs"]
-mod json;
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use mpx::object::registry::{self, Collected, ObjectInfo};
+use serde::Serialize;
+
+use mpx::object::registry::{self, Collected, HeaderFields, InvalidFiles, ObjectInfo};
 use mpx::object::{name, Flags, Segment, LAYOUT_VERSION};
 use mpx::ErrorKind;
 
@@ -25,8 +25,8 @@ Commands:
   ls [--json] [PATTERN...]          list objects (all, or those whose name matches a pattern)
   info NAME [--json]                everything known about one object
   rm [--force] NAME...              remove objects' names
-  gc [--dry-run] [--json] [PATTERN...]
-                                    remove the objects no live process uses
+  gc [--dry-run] [--invalid] [--json] [PATTERN...]
+                                    remove the valid objects no live process uses
   help [COMMAND]                    show help for mpx or one command
 
 Options:
@@ -90,6 +90,8 @@ usage: mpx rm [--force] NAME...
 Removes each object's name from /dev/shm, whether or not it is in use. Processes that have
 the object open keep their mapping and keep working with it; the memory is freed when the
 last of them closes it. A later create of the same name makes a new, separate object.
+Any entry under the name is removed, valid or not (a FIFO or link too, never what it points
+to), except a directory: remove that with rmdir or rm -r.
 
   -f, --force   a NAME that does not exist is not an error
 
@@ -98,15 +100,21 @@ permission denied); the other NAMEs are still removed.
 ";
 
 const GC_HELP: &str = "\
-usage: mpx gc [--dry-run] [--json] [PATTERN...]
+usage: mpx gc [--dry-run] [--invalid] [--json] [PATTERN...]
 
-Removes every object (or every object whose name matches a PATTERN) that no live process
-uses, and keeps the others. An object is in use while some process holds its liveness flock;
-the kernel releases it when the process exits or is killed, so objects left behind by crashed
-programs are collected and objects in use never are. Each decision is taken under an
-exclusive flock held until the name is removed, so no process can open the object in
-between. Corrupt and never-initialised segments that nobody holds are collected too; entries
-that are not regular files (FIFOs, links, ...) are not mpx's and are kept (`mpx rm` them).
+Removes every valid object (or every valid object whose name matches a PATTERN) that no live
+process uses, and keeps everything else. An object is in use while some process holds its
+liveness flock; the kernel releases it when the process exits or is killed, so objects left
+behind by crashed programs are collected and objects in use never are. Each decision is taken
+under an exclusive flock held until the name is removed, so no process can open the object in
+between; whether the file is a valid object, and whose it is, is checked then too.
+
+A file under the mpx. prefix whose header does not validate (not an mpx segment, truncated,
+corrupt, never initialised, another layout version: see PROBLEM in `mpx ls`) may not be mpx's
+at all, so gc keeps it and says why. With --invalid it removes those nobody holds that belong
+to the user running gc (root included: root removes only root's own). Entries that are not
+regular files (directories, FIFOs, links, ...) are not mpx's and are always kept; the reason
+says what removes them (`mpx rm` removes a FIFO, link or socket, not a directory).
 
 \"Unused\" means nobody has it open right now: an object a program created, closed and means to
 open again later is collected too. Limit gc with PATTERNs where that matters. A process that
@@ -114,10 +122,12 @@ forks shares what it has open or mapped with its children: they count as users u
 exit or exec.
 
   -n, --dry-run   remove nothing; report what would be removed and what kept
+  --invalid       also remove the caller's own invalid files that nobody holds
   --json          print {\"dry_run\": bool, \"removed\": [...], \"kept\": [...], \"errors\": [...]}
                   where removed entries have name, kind, data_size, problem, reason; kept
                   entries name, kind, users, reason; errors name, error
 
+Every entry gc keeps is reported with its reason (a line each, or an entry of \"kept\").
 Exits 1 if some object could not be examined or removed (e.g. another user's).
 ";
 
@@ -305,7 +315,7 @@ fn cmd_ls(args: &[String], out: &mut Out) -> CmdResult {
         .filter(|o| patterns.is_empty() || patterns.iter().any(|pat| human::glob(pat, &o.name)))
         .collect();
     if p.has("--json") {
-        out.line(json::array(selected.iter().map(|o| object_json(o, false))));
+        out.line(json(&selected.iter().map(|o| object_json(o)).collect::<Vec<_>>()));
         return Ok(());
     }
     if selected.is_empty() {
@@ -391,52 +401,126 @@ fn users_text(users: &[i32], max: usize) -> String {
     s.join(",")
 }
 
-/// The JSON of one object (`with_header`: include the raw header fields, for `info`).
-fn object_json(o: &ObjectInfo, with_header: bool) -> String {
-    let created = human::iso_time(o.created_ns);
-    let mut obj = json::Obj::new()
-        .str("name", &o.name)
-        .str("path", &o.path)
-        .opt_str("kind", o.kind.map(|k| k.name()))
-        .num("data_size", o.data_size)
-        .num("file_size", o.file_size)
-        .num("creator_pid", o.creator_pid)
-        .bool("creator_alive", o.creator_alive)
-        .num("created_ns", o.created_ns)
-        .opt_str("created", created.as_deref())
-        .bool("in_use", o.in_use)
-        .nums("users", &o.users)
-        .str("mode", &format!("{:04o}", o.mode))
-        .num("uid", o.uid)
-        .opt_str("state", state(o).as_deref())
-        .opt_str("problem", o.problem.as_deref());
-    if with_header {
-        let age = if o.created_ns == 0 { None } else { Some(now_ns().saturating_sub(o.created_ns) / 1_000_000_000) };
-        obj = obj.raw("age_s", age.map_or("null".to_string(), |a| a.to_string()));
-        let h = match &o.header {
-            None => "null".to_string(),
-            Some(h) => json::Obj::new()
-                .bool("magic_ok", h.magic_ok)
-                .num("layout_version", h.layout_version)
-                .num("kind", h.kind)
-                .num("flags", h.flags)
-                .raw("flag_names", json::array(flag_names(h.flags).into_iter().map(|n| json::string(&n))))
-                .num("header_size", h.header_size)
-                .num("total_size", h.total_size)
-                .num("data_offset", h.data_offset)
-                .num("data_size", h.data_size)
-                .num("creator_pid", h.creator_pid)
-                .num("created_ns", h.created_ns)
-                .nums("params", &h.params)
-                .num("checksum", h.checksum)
-                .bool("checksum_ok", h.checksum_ok)
-                .bool("ready", h.ready)
-                .str("stored_name", &h.stored_name)
-                .finish(),
-        };
-        obj = obj.raw("header", h);
+/// One object in `mpx ls --json` (and the first fields of `mpx info --json`).
+#[derive(Serialize)]
+struct ObjectJson<'a> {
+    name: &'a str,
+    path: &'a str,
+    kind: Option<&'static str>,
+    data_size: u64,
+    file_size: u64,
+    creator_pid: i32,
+    creator_alive: bool,
+    created_ns: u64,
+    created: Option<String>,
+    in_use: bool,
+    users: &'a [i32],
+    mode: String,
+    uid: u32,
+    state: Option<String>,
+    problem: Option<&'a str>,
+}
+
+/// `mpx info --json`: the object's fields, its age and the raw header.
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    #[serde(flatten)]
+    object: ObjectJson<'a>,
+    age_s: Option<u64>,
+    header: Option<HeaderJson<'a>>,
+}
+
+/// The header's fields as stored, with the flags' names.
+#[derive(Serialize)]
+struct HeaderJson<'a> {
+    magic_ok: bool,
+    layout_version: u32,
+    kind: u32,
+    flags: u32,
+    flag_names: Vec<String>,
+    header_size: u32,
+    total_size: u64,
+    data_offset: u64,
+    data_size: u64,
+    creator_pid: i32,
+    created_ns: u64,
+    params: [u64; 4],
+    checksum: u32,
+    checksum_ok: bool,
+    ready: bool,
+    stored_name: &'a str,
+}
+
+fn object_json(o: &ObjectInfo) -> ObjectJson<'_> {
+    ObjectJson {
+        name: &o.name,
+        path: &o.path,
+        kind: o.kind.map(|k| k.name()),
+        data_size: o.data_size,
+        file_size: o.file_size,
+        creator_pid: o.creator_pid,
+        creator_alive: o.creator_alive,
+        created_ns: o.created_ns,
+        created: human::iso_time(o.created_ns),
+        in_use: o.in_use,
+        users: &o.users,
+        mode: format!("{:04o}", o.mode),
+        uid: o.uid,
+        state: state(o),
+        problem: o.problem.as_deref(),
     }
-    obj.finish()
+}
+
+fn info_json(o: &ObjectInfo) -> InfoJson<'_> {
+    let header = o.header.as_ref().map(|h: &HeaderFields| HeaderJson {
+        magic_ok: h.magic_ok,
+        layout_version: h.layout_version,
+        kind: h.kind,
+        flags: h.flags,
+        flag_names: flag_names(h.flags),
+        header_size: h.header_size,
+        total_size: h.total_size,
+        data_offset: h.data_offset,
+        data_size: h.data_size,
+        creator_pid: h.creator_pid,
+        created_ns: h.created_ns,
+        params: h.params,
+        checksum: h.checksum,
+        checksum_ok: h.checksum_ok,
+        ready: h.ready,
+        stored_name: &h.stored_name,
+    });
+    InfoJson {
+        object: object_json(o),
+        age_s: (o.created_ns != 0).then(|| now_ns().saturating_sub(o.created_ns) / 1_000_000_000),
+        header,
+    }
+}
+
+/// serde_json's compact output, except that DEL is written as \u007f too (serde_json escapes
+/// only what JSON requires): text from a corrupt segment must not reach a terminal raw.
+struct Compact;
+
+impl serde_json::ser::Formatter for Compact {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, fragment: &str) -> std::io::Result<()> {
+        let mut parts = fragment.split('\u{7f}');
+        w.write_all(parts.next().unwrap_or("").as_bytes())?;
+        for part in parts {
+            w.write_all(b"\\u007f")?;
+            w.write_all(part.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// `value` as one line of compact JSON.
+fn json(value: &impl Serialize) -> String {
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, Compact);
+    // Our output types are structs, strings, numbers and sequences (no maps with non-string
+    // keys) written into a Vec: serialising them cannot fail.
+    value.serialize(&mut ser).expect("serialising CLI output");
+    String::from_utf8(buf).expect("serde_json writes UTF-8")
 }
 
 fn flag_names(flags: u32) -> Vec<String> {
@@ -479,7 +563,7 @@ fn cmd_info(args: &[String], out: &mut Out) -> CmdResult {
         }
     };
     if p.has("--json") {
-        out.line(object_json(&o, true));
+        out.line(json(&info_json(&o)));
         return Ok(());
     }
     let mut rows: Vec<(&str, String)> = vec![
@@ -571,7 +655,14 @@ fn cmd_rm(args: &[String], out: &mut Out) -> CmdResult {
             Ok(()) => out.line(format!("removed '{n}'")),
             Err(e) if force && e.kind() == ErrorKind::NotFound => {}
             Err(e) => {
-                eprintln!("mpx rm: {e}");
+                let path = name::path_of(n);
+                if name::validate(n).is_ok() && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                    eprintln!(
+                        "mpx rm: '{n}': {path} is a directory, not an mpx object (remove it with rmdir or rm -r)"
+                    );
+                } else {
+                    eprintln!("mpx rm: {e}");
+                }
                 failed = true;
             }
         }
@@ -586,6 +677,8 @@ fn cmd_rm(args: &[String], out: &mut Out) -> CmdResult {
 // ---------------------------------------------------------------------------------------------
 // gc
 
+/// An entry gc removed (or, in a dry run, would remove).
+#[derive(Serialize)]
 struct Removed {
     name: String,
     kind: Option<&'static str>,
@@ -594,6 +687,8 @@ struct Removed {
     reason: String,
 }
 
+/// An entry gc kept, and why.
+#[derive(Serialize)]
 struct Kept {
     name: String,
     kind: Option<&'static str>,
@@ -601,13 +696,56 @@ struct Kept {
     reason: String,
 }
 
+#[derive(Serialize)]
+struct GcError {
+    name: String,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct GcJson<'a> {
+    dry_run: bool,
+    removed: &'a [Removed],
+    kept: &'a [Kept],
+    errors: &'a [GcError],
+}
+
+/// Why an entry that is not a regular file is kept, and what removes it.
+fn not_a_file_reason(o: &ObjectInfo) -> String {
+    let problem = o.problem.as_deref().unwrap_or("not a regular file");
+    let is_dir = std::fs::symlink_metadata(&o.path).map(|m| m.is_dir()).unwrap_or(false);
+    if is_dir {
+        // `mpx rm` unlinks names; it refuses directories, whose contents are not mpx's either.
+        format!("{problem} (not made by mpx; remove it with `rmdir {}` or `rm -r` if it is yours)", o.path)
+    } else {
+        format!("{problem} (not made by mpx; `mpx rm {}` removes it)", o.name)
+    }
+}
+
+/// Why an invalid file is kept: what is wrong with it and whether `--invalid` would remove it.
+fn invalid_reason(o: &ObjectInfo, asked: bool) -> String {
+    let problem = o.problem.as_deref().unwrap_or("its header does not validate");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let what = format!("not a valid mpx object: {problem}");
+    if o.uid != euid {
+        format!("{what}; owned by uid {}: gc --invalid removes only those of the user running it (uid {euid})", o.uid)
+    } else if asked {
+        // Listed as ours, found another's under the lock: its owner changed meanwhile.
+        format!("{what}; no longer owned by uid {euid}")
+    } else {
+        format!("{what}; `mpx gc --invalid` removes it")
+    }
+}
+
 fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
-    let p = parse("gc", args, &[("--dry-run", Some("-n")), ("--json", Some("-j"))])?;
+    let p = parse("gc", args, &[("--dry-run", Some("-n")), ("--json", Some("-j")), ("--invalid", None)])?;
     if p.help {
         out.0.push_str(GC_HELP);
         return Ok(());
     }
     let dry = p.has("--dry-run");
+    let invalid = if p.has("--invalid") { InvalidFiles::RemoveOwn } else { InvalidFiles::Keep };
     let objects = match registry::list() {
         Ok(v) => v,
         Err(e) => {
@@ -618,7 +756,7 @@ fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
     let patterns: Vec<&str> = p.positional.iter().map(|s| object_name(s)).collect();
     let mut removed = Vec::new();
     let mut kept = Vec::new();
-    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut errors = Vec::new();
     for o in objects.iter().filter(|o| patterns.is_empty() || patterns.iter().any(|pat| human::glob(pat, &o.name))) {
         let kind = o.kind.map(|k| k.name());
         let in_use_reason = |users: &[i32]| {
@@ -628,8 +766,10 @@ fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
                 format!("in use by pid {}", users_text(users, usize::MAX).replace(',', ", "))
             }
         };
-        // The listing's view is a snapshot; `collect` decides again under the exclusive lock.
-        let outcome = if dry { registry::would_collect(o) } else { registry::collect(&o.name) };
+        // The listing's view is a snapshot; `collect_valid` decides again under the exclusive lock.
+        let outcome =
+            if dry { registry::would_collect_valid(o, invalid) } else { registry::collect_valid(&o.name, invalid) };
+        let keep = |reason: String| Kept { name: o.name.clone(), kind, users: Vec::new(), reason };
         match outcome {
             Ok(Collected::Removed) => {
                 let mut reason = String::from("no live process uses it");
@@ -647,46 +787,15 @@ fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
             Ok(Collected::InUse) => {
                 kept.push(Kept { name: o.name.clone(), kind, users: o.users.clone(), reason: in_use_reason(&o.users) })
             }
-            Ok(Collected::NotAFile) => kept.push(Kept {
-                name: o.name.clone(),
-                kind,
-                users: Vec::new(),
-                reason: format!(
-                    "{} (not made by mpx; `mpx rm` removes it)",
-                    o.problem.as_deref().unwrap_or("not a regular file")
-                ),
-            }),
+            Ok(Collected::NotAFile) => kept.push(keep(not_a_file_reason(o))),
+            Ok(Collected::Invalid) => kept.push(keep(invalid_reason(o, false))),
+            Ok(Collected::NotOwned) => kept.push(keep(invalid_reason(o, true))),
             Ok(Collected::Gone) => {} // removed or replaced by someone else meanwhile
-            Err(e) => errors.push((o.name.clone(), e.message().to_string())),
+            Err(e) => errors.push(GcError { name: o.name.clone(), error: e.message().to_string() }),
         }
     }
     if p.has("--json") {
-        let rm = removed.iter().map(|r| {
-            json::Obj::new()
-                .str("name", &r.name)
-                .opt_str("kind", r.kind)
-                .num("data_size", r.data_size)
-                .opt_str("problem", r.problem.as_deref())
-                .str("reason", &r.reason)
-                .finish()
-        });
-        let kp = kept.iter().map(|k| {
-            json::Obj::new()
-                .str("name", &k.name)
-                .opt_str("kind", k.kind)
-                .nums("users", &k.users)
-                .str("reason", &k.reason)
-                .finish()
-        });
-        let er = errors.iter().map(|(n, e)| json::Obj::new().str("name", n).str("error", e).finish());
-        out.line(
-            json::Obj::new()
-                .bool("dry_run", dry)
-                .raw("removed", json::array(rm))
-                .raw("kept", json::array(kp))
-                .raw("errors", json::array(er))
-                .finish(),
-        );
+        out.line(json(&GcJson { dry_run: dry, removed: &removed, kept: &kept, errors: &errors }));
     } else {
         let (verb, keep) = if dry { ("would remove", "would keep") } else { ("removed", "kept") };
         for r in &removed {
@@ -700,8 +809,8 @@ fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
         for k in &kept {
             out.line(format!("{keep} {}: {}", k.name, k.reason));
         }
-        for (n, e) in &errors {
-            eprintln!("mpx gc: {n}: {e}");
+        for e in &errors {
+            eprintln!("mpx gc: {}: {}", e.name, e.error);
         }
         out.line(format!(
             "{}: {verb} {} {}, {} {}{}",
@@ -717,10 +826,32 @@ fn cmd_gc(args: &[String], out: &mut Out) -> CmdResult {
         Ok(())
     } else {
         if p.has("--json") {
-            for (n, e) in &errors {
-                eprintln!("mpx gc: {n}: {e}");
+            for e in &errors {
+                eprintln!("mpx gc: {}: {}", e.name, e.error);
             }
         }
         Err(Fail::Op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_escapes_what_a_corrupt_segment_may_hold() {
+        // Quotes, backslashes and control characters are escaped as JSON requires; DEL too.
+        assert_eq!(json(&"a\"b\\c\n\u{1}\u{8}\u{c}\u{7f}é\u{7f}"), r#""a\"b\\c\n\u0001\b\f\u007fé\u007f""#);
+        #[derive(Serialize)]
+        struct S<'a> {
+            k: &'a str,
+            n: u64,
+            b: bool,
+            x: Option<&'a str>,
+            a: [i32; 2],
+        }
+        let s = S { k: "v", n: u64::MAX, b: false, x: None, a: [1, -2] };
+        assert_eq!(json(&s), r#"{"k":"v","n":18446744073709551615,"b":false,"x":null,"a":[1,-2]}"#);
+        assert_eq!(json(&Vec::<u8>::new()), "[]");
     }
 }

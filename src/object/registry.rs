@@ -273,7 +273,7 @@ pub fn list() -> Result<Vec<ObjectInfo>> {
     Ok(out)
 }
 
-/// What [`collect`] did with an object.
+/// What [`collect`] or [`collect_valid`] did with an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Collected {
     /// No live process used it; the name was removed.
@@ -283,22 +283,71 @@ pub enum Collected {
     /// It disappeared, or was replaced by a new object, before the decision: nothing done.
     Gone,
     /// Not a regular file (a directory, FIFO, symbolic link... under our prefix): mpx did not
-    /// make it, so gc leaves it alone (`mpx rm` removes it).
+    /// make it, so gc leaves it alone.
     NotAFile,
+    /// A regular file whose header does not validate (not an mpx segment, truncated, corrupt,
+    /// never initialised, another layout version): it may not be mpx's at all, so
+    /// [`collect_valid`] keeps it unless asked to remove the caller's own invalid files.
+    Invalid,
+    /// An invalid file that belongs to another user: kept even when invalid files are removed.
+    NotOwned,
+}
+
+/// What [`collect_valid`] does with an unused regular file whose header does not validate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InvalidFiles {
+    /// Keep it ([`Collected::Invalid`]).
+    #[default]
+    Keep,
+    /// Remove it if it belongs to the caller's effective uid (root included: root removes only
+    /// root's own), else keep it ([`Collected::NotOwned`]).
+    RemoveOwn,
 }
 
 /// Removes `obj_name` if (and only if) no live process uses it. The decision is taken under an
 /// exclusive flock held until after the unlink, so no process can open it in between: an
 /// opener blocked on its shared lock then sees the name gone and reports NotFound.
-/// Any file under the name is collected, valid or corrupt, as long as nobody holds it.
+/// Any regular file under the name is collected, valid or corrupt, as long as nobody holds it;
+/// a sweep over every name (`mpx gc`) uses [`collect_valid`] instead, which leaves alone files
+/// that are not valid mpx objects.
 pub fn collect(obj_name: &str) -> Result<Collected> {
-    decide(obj_name)
+    decide(obj_name, Policy::AnyFile)
+}
+
+/// Like [`collect`], but removes only valid mpx objects (the header validates and the segment
+/// was published) unless `invalid` says otherwise. Validity and ownership are judged on the
+/// file itself under the exclusive lock, not on an earlier listing.
+pub fn collect_valid(obj_name: &str, invalid: InvalidFiles) -> Result<Collected> {
+    decide(obj_name, Policy::Valid(invalid))
 }
 
 /// What [`collect`] would do with a listed object, without removing or locking anything (the
 /// answer can change the next moment). Reports the errors a real run would meet, such as
 /// another user's object.
 pub fn would_collect(info: &ObjectInfo) -> Result<Collected> {
+    predict(info, Policy::AnyFile)
+}
+
+/// What [`collect_valid`] would do with a listed object (see [`would_collect`]).
+pub fn would_collect_valid(info: &ObjectInfo, invalid: InvalidFiles) -> Result<Collected> {
+    predict(info, Policy::Valid(invalid))
+}
+
+/// Which regular files nobody holds may be removed.
+#[derive(Clone, Copy)]
+enum Policy {
+    /// Any (the historical meaning of [`collect`]).
+    AnyFile,
+    /// Valid objects; invalid files as the caller said.
+    Valid(InvalidFiles),
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn predict(info: &ObjectInfo, policy: Policy) -> Result<Collected> {
     if !info.regular {
         return Ok(Collected::NotAFile);
     }
@@ -308,16 +357,41 @@ pub fn would_collect(info: &ObjectInfo) -> Result<Collected> {
     if !info.readable {
         return Err(err!(Permission, "'{}': {}", info.name, info.problem.as_deref().unwrap_or("cannot be opened")));
     }
+    let euid = euid();
+    if let Policy::Valid(invalid) = policy {
+        if info.kind.is_none() {
+            match invalid {
+                InvalidFiles::Keep => return Ok(Collected::Invalid),
+                InvalidFiles::RemoveOwn if info.uid != euid => return Ok(Collected::NotOwned),
+                InvalidFiles::RemoveOwn => {}
+            }
+        }
+    }
     // /dev/shm is sticky: only the owner (or root) may remove a name.
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
     if euid != 0 && euid != info.uid {
         return Err(err!(Permission, "'{}': owned by uid {}, cannot be removed by uid {euid}", info.name, info.uid));
     }
     Ok(Collected::Removed)
 }
 
-fn decide(obj_name: &str) -> Result<Collected> {
+/// Whether the open file is a valid, published mpx segment: the same test as [`inspect`]'s
+/// (a `kind` there), read from this descriptor.
+fn is_valid(file: &std::fs::File, len: u64) -> bool {
+    if len < HEADER_SIZE as u64 {
+        return false;
+    }
+    let mut raw = vec![0u64; HEADER_SIZE / 8];
+    // SAFETY: a u64 buffer viewed as bytes (aligned for Header, whose fields need <= 8).
+    let bytes = unsafe { std::slice::from_raw_parts_mut(raw.as_mut_ptr().cast::<u8>(), HEADER_SIZE) };
+    if file.read_exact_at(bytes, 0).is_err() {
+        return false;
+    }
+    // SAFETY: Header is repr(C) plain data of HEADER_SIZE bytes; any bit pattern is a value.
+    let h: &Header = unsafe { &*(raw.as_ptr() as *const Header) };
+    h.ready.load(std::sync::atomic::Ordering::Relaxed) == READY && h.validate(len, "").is_ok()
+}
+
+fn decide(obj_name: &str, policy: Policy) -> Result<Collected> {
     name::validate(obj_name)?;
     let path = name::path_of(obj_name);
     let quoted = format!("'{obj_name}'");
@@ -344,6 +418,20 @@ fn decide(obj_name: &str) -> Result<Collected> {
         std::fs::symlink_metadata(&path).map(|m| m.ino() == mine.ino() && m.dev() == mine.dev()).unwrap_or(false);
     if !same {
         return Ok(Collected::Gone);
+    }
+    // Judged under the lock: a creator initialising it would hold a shared lock, and one that
+    // has not locked yet finds its file gone after a removal and creates it again.
+    if let Policy::Valid(invalid) = policy {
+        if !mine.file_type().is_file() {
+            return Ok(Collected::NotAFile);
+        }
+        if !is_valid(&file, mine.len()) {
+            match invalid {
+                InvalidFiles::Keep => return Ok(Collected::Invalid),
+                InvalidFiles::RemoveOwn if mine.uid() != euid() => return Ok(Collected::NotOwned),
+                InvalidFiles::RemoveOwn => {}
+            }
+        }
     }
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(Collected::Removed),
