@@ -249,7 +249,7 @@ mpx_status mpx_conn_flags(const mpx_conn *conn, uint32_t *flags);
 // a client or a socketpair end), NUL-terminated, into `buf` of `cap` bytes, and its length to
 // `*len` if not NULL; like Python's `Listener.last_accepted`. MPX_E_BUFFER_TOO_SMALL (with
 // `*len` set to the length needed, excluding the NUL) if it does not fit; MPX_E_INVALID for a
-// pipe.
+// pipe. `buf` may be NULL only if `cap` is 0 (to ask for the length).
 mpx_status mpx_conn_peer_address(const mpx_conn *conn, char *buf, size_t cap, size_t *len);
 
 // Sets the largest incoming message this connection accepts (0: no limit, the default). A
@@ -350,7 +350,7 @@ mpx_status mpx_listener_accept(const mpx_listener *l, int64_t timeout_ns, mpx_co
 // Writes the listener's address ("tcp:127.0.0.1:40123", "unix:@name", ...) with what the
 // kernel chose filled in, NUL-terminated, into `buf` of `cap` bytes, and its length to `*len`
 // if not NULL. MPX_E_BUFFER_TOO_SMALL (with `*len` set to the length needed, excluding the
-// NUL) if it does not fit.
+// NUL) if it does not fit. `buf` may be NULL only if `cap` is 0 (to ask for the length).
 mpx_status mpx_listener_address(const mpx_listener *l, char *buf, size_t cap, size_t *len);
 
 // Writes the listening descriptor to `*fd` (owned by the listener; readable when a client is
@@ -499,7 +499,8 @@ mpx_status mpx_forkserver_set_program(const char *const *argv);
 mpx_status mpx_forkserver_serve(int fd, char **entry, uint8_t **arg, size_t *len);
 
 // Takes charge of a child forked by other means (e.g. Python's os.fork): `pid` must be a child
-// of the calling process. Gives join, exit codes, signals and the sentinel.
+// of the calling process. Gives join, exit codes, signals and the sentinel. `name` may be NULL:
+// the process is then named "Process-<pid>".
 mpx_status mpx_process_adopt(int pid, const char *name, mpx_process **out);
 
 // The process id, or -1 if `proc` is NULL.
@@ -549,7 +550,8 @@ int mpx_parent_pid(void);
 
 // Writes this process's name ("MainProcess", or the name it was started with) into `buf` of
 // `cap` bytes, NUL-terminated, and its length to `*len` if not NULL. MPX_E_BUFFER_TOO_SMALL
-// (with `*len` set to the length needed, excluding the NUL) if it does not fit.
+// (with `*len` set to the length needed, excluding the NUL) if it does not fit. `buf` may be
+// NULL only if `cap` is 0 (to ask for the length).
 mpx_status mpx_current_name(char *buf, size_t cap, size_t *len);
 
 // Renames the calling process (what `mpx_current_name` returns).
@@ -1084,7 +1086,8 @@ mpx_status mpx_value_create(const char *name,
                             uint32_t flags,
                             mpx_value **out);
 
-// Creates an anonymous value or array (`flags`: 0 or MPX_VALUE_LOCK); share it by fd.
+// Creates an anonymous value or array (`flags`: 0 or MPX_VALUE_LOCK; `init` as for
+// `mpx_value_create`, NULL/0 for zeros); share it by fd.
 mpx_status mpx_value_create_anonymous(char typecode,
                                       size_t count,
                                       const void *init,

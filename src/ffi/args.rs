@@ -163,10 +163,14 @@ pub(crate) unsafe fn write_opt<T>(p: *mut T, v: T) {
 
 /// Copies `s` NUL-terminated into `buf` (`cap` bytes) and its length (without the NUL) to `*len`
 /// if not NULL; MPX_E_BUFFER_TOO_SMALL when it does not fit (`*len` still tells the length).
+/// NULL `buf` is a length query and only valid with `cap` 0.
 ///
 /// # Safety
 /// `buf` NULL or `cap` writable bytes; `len` NULL or writable.
 pub(crate) unsafe fn write_str(s: &str, buf: *mut c_char, cap: usize, len: *mut usize) -> Result<i32> {
+    if buf.is_null() && cap > 0 {
+        return Err(err!(Invalid, "buf is NULL (with capacity {cap})"));
+    }
     // SAFETY: forwarded contract.
     unsafe { write_opt(len, s.len()) };
     if buf.is_null() || cap < s.len() + 1 {

@@ -143,7 +143,7 @@ pub unsafe extern "C" fn mpx_conn_flags(conn: *const mpx_conn, flags: *mut u32) 
 /// a client or a socketpair end), NUL-terminated, into `buf` of `cap` bytes, and its length to
 /// `*len` if not NULL; like Python's `Listener.last_accepted`. MPX_E_BUFFER_TOO_SMALL (with
 /// `*len` set to the length needed, excluding the NUL) if it does not fit; MPX_E_INVALID for a
-/// pipe.
+/// pipe. `buf` may be NULL only if `cap` is 0 (to ask for the length).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_peer_address(
     conn: *const mpx_conn,
@@ -430,7 +430,7 @@ pub unsafe extern "C" fn mpx_listener_accept(
 /// Writes the listener's address ("tcp:127.0.0.1:40123", "unix:@name", ...) with what the
 /// kernel chose filled in, NUL-terminated, into `buf` of `cap` bytes, and its length to `*len`
 /// if not NULL. MPX_E_BUFFER_TOO_SMALL (with `*len` set to the length needed, excluding the
-/// NUL) if it does not fit.
+/// NUL) if it does not fit. `buf` may be NULL only if `cap` is 0 (to ask for the length).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_listener_address(
     l: *const mpx_listener,

@@ -416,7 +416,8 @@ pub unsafe extern "C" fn mpx_forkserver_serve(
 }
 
 /// Takes charge of a child forked by other means (e.g. Python's os.fork): `pid` must be a child
-/// of the calling process. Gives join, exit codes, signals and the sentinel.
+/// of the calling process. Gives join, exit codes, signals and the sentinel. `name` may be NULL:
+/// the process is then named "Process-<pid>".
 #[no_mangle]
 pub unsafe extern "C" fn mpx_process_adopt(pid: c_int, name: *const c_char, out: *mut *mut mpx_process) -> mpx_status {
     guard("mpx_process_adopt", || {
@@ -547,20 +548,12 @@ pub extern "C" fn mpx_parent_pid() -> c_int {
 
 /// Writes this process's name ("MainProcess", or the name it was started with) into `buf` of
 /// `cap` bytes, NUL-terminated, and its length to `*len` if not NULL. MPX_E_BUFFER_TOO_SMALL
-/// (with `*len` set to the length needed, excluding the NUL) if it does not fit.
+/// (with `*len` set to the length needed, excluding the NUL) if it does not fit. `buf` may be
+/// NULL only if `cap` is 0 (to ask for the length).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_current_name(buf: *mut c_char, cap: usize, len: *mut usize) -> mpx_status {
     guard("mpx_current_name", || {
-        let name = process::current::name();
-        if !len.is_null() {
-            *len = name.len();
-        }
-        if buf.is_null() || cap < name.len() + 1 {
-            return Err(err!(BufferTooSmall, "name needs {} bytes plus NUL, buffer has {cap}", name.len()));
-        }
-        std::ptr::copy_nonoverlapping(name.as_ptr(), buf.cast(), name.len());
-        *buf.add(name.len()) = 0;
-        Ok(MPX_OK)
+        args::write_str(&process::current::name(), buf, cap, len)
     })
 }
 

@@ -60,7 +60,8 @@ pub unsafe extern "C" fn mpx_value_create(
     })
 }
 
-/// Creates an anonymous value or array (`flags`: 0 or MPX_VALUE_LOCK); share it by fd.
+/// Creates an anonymous value or array (`flags`: 0 or MPX_VALUE_LOCK; `init` as for
+/// `mpx_value_create`, NULL/0 for zeros); share it by fd.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_create_anonymous(
     typecode: c_char,

@@ -173,6 +173,7 @@ ALLOWED_NULL = {
     ("mpx_conn_peer_address", "len"): ("the length is optional", "if not NULL"),
     ("mpx_listener_address", "len"): ("the length is optional", "if not NULL"),
     ("mpx_current_name", "len"): ("the length is optional", "if not NULL"),
+    ("mpx_process_adopt", "name"): ("no name: the default one", "`name` may be NULL"),
     ("mpx_listener_create", "authkey"): ("no authkey: no handshake", "With `authkey` (not NULL"),
     ("mpx_client_connect", "authkey"): ("no authkey: no handshake", "With `authkey` (not NULL"),
     ("mpx_semaphore_reclaim", "returned"): ("the count is optional", "(may be NULL)"),
@@ -202,6 +203,10 @@ NULL_WITH_ZERO = [
     ("mpx_queue_put", "data", "len", "NULL `data` only with `len` 0"),
     ("mpx_queue_get", "buf", "cap", "NULL only with `cap` 0"),
     ("mpx_value_create", "init", "init_size", "NULL/0 for zeros"),
+    ("mpx_value_create_anonymous", "init", "init_size", "NULL/0 for zeros"),
+    ("mpx_conn_peer_address", "buf", "cap", "`buf` may be NULL only if `cap` is 0"),
+    ("mpx_listener_address", "buf", "cap", "`buf` may be NULL only if `cap` is 0"),
+    ("mpx_current_name", "buf", "cap", "`buf` may be NULL only if `cap` is 0"),
 ]
 
 # Functions whose control call (plausible arguments) may be MPX_E_INVALID, with the reason.
