@@ -31,9 +31,9 @@ use super::per_process::PerProcess;
 
 use super::handle::{pidfd_open, Link, Process};
 use super::options::Options;
+use super::program::{self_exec, ENV_SERVER_FD};
 use crate::{err, Error, Result};
 
-pub(crate) const ENV_SERVER_FD: &str = "MPX_FORKSERVER_FD";
 const MAX_FRAME: usize = 1 << 30;
 /// The most descriptors one request passes: what one SCM_RIGHTS message carries on Linux
 /// (SCM_MAX_FD).
@@ -373,7 +373,7 @@ fn start_server() -> Result<Client> {
     let argv = match PROGRAM.lock().unwrap_or_else(|e| e.into_inner()).clone() {
         Some(a) => a,
         None => {
-            let (exe, argv) = super::entry::self_exec()?;
+            let (exe, argv) = self_exec()?;
             let mut a = if argv.is_empty() { vec![exe.clone()] } else { argv.clone() };
             // argv[0] may be relative to a cwd we no longer know: exec the resolved path instead.
             a[0] = exe.clone();

@@ -10,6 +10,7 @@ pub mod forkserver;
 mod handle;
 pub mod options;
 mod per_process;
+mod program;
 mod reaper;
 mod spawn;
 
