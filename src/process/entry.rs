@@ -6,6 +6,8 @@
 use std::ffi::OsString;
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sys::memfd::{memfd_create, MFdFlags};
 use std::sync::{Arc, Mutex};
 
 use super::handle::Process;
@@ -129,14 +131,9 @@ fn spawn_entry(entry: &str, arg: &[u8], opts: &Options) -> Result<Process> {
     let (exe, argv) = program::self_exec()?;
     let name = super::next_name(opts);
     let memfd = {
-        let label = std::ffi::CString::new("mpx-entry-arg").unwrap();
-        // SAFETY: label is NUL-terminated.
-        let fd = unsafe { libc::memfd_create(label.as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(Error::last_os("spawn: memfd_create"));
-        }
-        // SAFETY: fd is new and ours.
-        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let fd =
+            memfd_create("mpx-entry-arg", MFdFlags::MFD_CLOEXEC).map_err(|e| Error::os(e, "spawn: memfd_create"))?;
+        let mut f = std::fs::File::from(fd);
         f.write_all(arg)?;
         f
     };
