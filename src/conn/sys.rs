@@ -35,6 +35,7 @@ const CMSG_SPACE: usize = {
 ///
 /// # Safety
 /// Every entry of `iov` must be valid for writes of its length.
+#[inline]
 pub(crate) unsafe fn recvmsg_fds(
     fd: BorrowedFd<'_>,
     iov: &mut [libc::iovec],
@@ -104,11 +105,10 @@ pub unsafe fn read_iov(
             let mut fds = Vec::new(); // allocates only if descriptors arrive
             let flags = if nonblock { libc::MSG_DONTWAIT } else { 0 };
             // SAFETY: the caller vouches for iov.
-            unsafe { recvmsg_fds(fd, iov, flags, unix.then_some(&mut fds)) }.map(|(n, fds_truncated)| ReadResult {
-                n,
-                fds,
-                fds_truncated,
-            })
+            match unsafe { recvmsg_fds(fd, iov, flags, unix.then_some(&mut fds)) } {
+                Ok((n, fds_truncated)) => return Ok(ReadResult { n, fds, fds_truncated }),
+                Err(e) => Err(e),
+            }
         } else {
             let raw = fd.as_raw_fd();
             // SAFETY: the caller vouches for iov. nix has no preadv2.
