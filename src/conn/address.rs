@@ -10,11 +10,15 @@
 //! tcp:127.0.0.1:0        listener: the kernel picks a free port (see Listener::address)
 //! ```
 
+use std::mem::size_of_val;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use crate::{err, Result};
+use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, UnixAddr};
+
+use crate::{err, Error, Result};
 
 /// Longest Unix socket path or abstract name (sun_path holds 108 bytes with the NUL or the
 /// leading zero byte).
@@ -93,13 +97,13 @@ impl Address {
 
     /// The socket addresses to bind or connect to (TCP names may resolve to several: IPv4
     /// first).
-    pub(crate) fn sockaddrs(&self) -> Result<Vec<RawAddr>> {
+    pub(crate) fn sockaddrs(&self) -> Result<Vec<SockAddr>> {
         match self {
-            Address::Unix(p) => Ok(vec![RawAddr::unix(p.as_os_str().as_bytes(), false)]),
-            Address::Abstract(n) => Ok(vec![RawAddr::unix(n, true)]),
+            Address::Unix(p) => Ok(vec![SockAddr::unix(p.as_os_str().as_bytes(), false)?]),
+            Address::Abstract(n) => Ok(vec![SockAddr::unix(n, true)?]),
             Address::Tcp { host, port } => {
                 if let Ok(ip) = host.parse::<IpAddr>() {
-                    return Ok(vec![RawAddr::inet(SocketAddr::new(ip, *port))]);
+                    return Ok(vec![SockAddr::Inet(SocketAddr::new(ip, *port))]);
                 }
                 let mut addrs: Vec<SocketAddr> = (host.as_str(), *port)
                     .to_socket_addrs()
@@ -110,140 +114,136 @@ impl Address {
                 if addrs.is_empty() {
                     return Err(err!(NotFound, "tcp:{host}:{port}: the host has no addresses"));
                 }
-                Ok(addrs.into_iter().map(RawAddr::inet).collect())
+                Ok(addrs.into_iter().map(SockAddr::Inet).collect())
             }
         }
     }
 }
 
-/// A socket address as the kernel takes it.
-#[derive(Clone, Copy)]
-pub(crate) struct RawAddr {
-    pub storage: libc::sockaddr_storage,
-    pub len: libc::socklen_t,
+/// A socket address to bind or connect to.
+pub(crate) enum SockAddr {
+    Unix(UnixAddr),
+    Inet(SocketAddr),
 }
 
-impl RawAddr {
-    fn empty() -> RawAddr {
-        // SAFETY: sockaddr_storage is plain data; all zeroes is valid.
-        RawAddr {
-            storage: unsafe { std::mem::zeroed() },
-            len: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+impl SockAddr {
+    /// A Unix address; `name` is a path or (abstract) a name without the leading zero byte; an
+    /// empty abstract name asks the kernel to pick one. Lengths were checked by `Address::parse`.
+    fn unix(name: &[u8], abstract_: bool) -> Result<SockAddr> {
+        let a = match (abstract_, name.is_empty()) {
+            (true, true) => Ok(UnixAddr::new_unnamed()),
+            (true, false) => UnixAddr::new_abstract(name),
+            (false, _) => UnixAddr::new(std::ffi::OsStr::from_bytes(name)),
+        };
+        a.map(SockAddr::Unix).map_err(|e| Error::os(e, "unix address"))
+    }
+
+    pub fn family(&self) -> AddressFamily {
+        match self {
+            SockAddr::Unix(_) => AddressFamily::Unix,
+            SockAddr::Inet(SocketAddr::V4(_)) => AddressFamily::Inet,
+            SockAddr::Inet(SocketAddr::V6(_)) => AddressFamily::Inet6,
         }
     }
 
-    pub fn family(&self) -> libc::c_int {
-        self.storage.ss_family as libc::c_int
-    }
-
-    /// A Unix address; `name` is a path or (abstract) a name without the leading zero byte.
-    /// Lengths were checked by `Address::parse`.
-    fn unix(name: &[u8], abstract_: bool) -> RawAddr {
-        let mut a = RawAddr::empty();
-        // SAFETY: sockaddr_un fits in sockaddr_storage.
-        let un = unsafe { &mut *(&mut a.storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
-        un.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        let off = usize::from(abstract_);
-        for (i, b) in name.iter().enumerate() {
-            un.sun_path[off + i] = *b as libc::c_char;
+    /// Runs `op` (nix's bind or connect) on `fd` with this address.
+    pub fn apply(&self, fd: RawFd, op: fn(RawFd, &dyn SockaddrLike) -> nix::Result<()>) -> nix::Result<()> {
+        match self {
+            SockAddr::Unix(u) => op(fd, u),
+            SockAddr::Inet(a) => op(fd, &inet_storage(*a)),
         }
-        let base = std::mem::size_of::<libc::sa_family_t>();
-        // A path is NUL-terminated; an abstract name is exactly its bytes after the zero byte
-        // (an empty one, base alone, asks the kernel to pick a name).
-        a.len = if abstract_ {
-            if name.is_empty() {
-                base
-            } else {
-                base + 1 + name.len()
-            }
-        } else {
-            base + name.len() + 1
-        } as libc::socklen_t;
-        a
-    }
-
-    fn inet(sa: SocketAddr) -> RawAddr {
-        let mut a = RawAddr::empty();
-        match sa {
-            SocketAddr::V4(v4) => {
-                // SAFETY: sockaddr_in fits in sockaddr_storage.
-                let sin = unsafe { &mut *(&mut a.storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-                sin.sin_family = libc::AF_INET as libc::sa_family_t;
-                sin.sin_port = v4.port().to_be();
-                sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) };
-                a.len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            }
-            SocketAddr::V6(v6) => {
-                // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-                let sin6 =
-                    unsafe { &mut *(&mut a.storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                sin6.sin6_port = v6.port().to_be();
-                sin6.sin6_addr = libc::in6_addr { s6_addr: v6.ip().octets() };
-                sin6.sin6_flowinfo = v6.flowinfo();
-                sin6.sin6_scope_id = v6.scope_id();
-                a.len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            }
-        }
-        a
-    }
-
-    /// The local address of a socket (getsockname).
-    pub fn local(fd: libc::c_int) -> crate::Result<RawAddr> {
-        let mut a = RawAddr::empty();
-        // SAFETY: storage and len describe a valid buffer.
-        if unsafe { libc::getsockname(fd, (&mut a.storage as *mut libc::sockaddr_storage).cast(), &mut a.len) } < 0 {
-            return Err(crate::Error::last_os("getsockname"));
-        }
-        Ok(a)
-    }
-
-    /// The peer address of a connected socket (getpeername).
-    pub fn peer(fd: libc::c_int) -> crate::Result<RawAddr> {
-        let mut a = RawAddr::empty();
-        // SAFETY: storage and len describe a valid buffer.
-        if unsafe { libc::getpeername(fd, (&mut a.storage as *mut libc::sockaddr_storage).cast(), &mut a.len) } < 0 {
-            return Err(crate::Error::last_os("getpeername"));
-        }
-        Ok(a)
-    }
-
-    pub fn as_ptr(&self) -> *const libc::sockaddr {
-        (&self.storage as *const libc::sockaddr_storage).cast()
     }
 
     /// The address in this module's string form.
-    pub fn to_address_string(self) -> String {
-        match self.family() {
-            libc::AF_UNIX => {
-                // SAFETY: the family says sockaddr_un.
-                let un = unsafe { &*(&self.storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
-                let base = std::mem::size_of::<libc::sa_family_t>();
-                let n = (self.len as usize).saturating_sub(base).min(un.sun_path.len());
-                let bytes: Vec<u8> = un.sun_path[..n].iter().map(|&c| c as u8).collect();
-                if bytes.is_empty() {
-                    "unix:".to_string()
-                } else if bytes[0] == 0 {
-                    format!("unix:@{}", String::from_utf8_lossy(&bytes[1..]))
-                } else {
-                    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                    format!("unix:{}", String::from_utf8_lossy(&bytes[..end]))
-                }
-            }
-            libc::AF_INET => {
-                // SAFETY: the family says sockaddr_in.
-                let sin = unsafe { &*(&self.storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-                let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-                format!("tcp:{}:{}", ip, u16::from_be(sin.sin_port))
-            }
-            libc::AF_INET6 => {
-                // SAFETY: the family says sockaddr_in6.
-                let sin6 = unsafe { &*(&self.storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                format!("tcp:[{}]:{}", ip, u16::from_be(sin6.sin6_port))
-            }
-            f => format!("family-{f}:"),
+    #[cfg(test)]
+    pub fn to_address_string(&self) -> String {
+        match self {
+            SockAddr::Unix(u) => unix_string(u),
+            SockAddr::Inet(a) => tcp_string(a),
         }
+    }
+}
+
+/// An address the kernel reported (getsockname, getpeername) in this module's string form.
+pub(crate) fn address_string(sa: &SockaddrStorage) -> String {
+    if let Some(u) = sa.as_unix_addr() {
+        return unix_string(u);
+    }
+    match inet_of(sa) {
+        Some(a) => tcp_string(&a),
+        // SAFETY: as_ptr points at the storage, which always starts with a sockaddr.
+        None => format!("family-{}:", unsafe { (*sa.as_ptr()).sa_family }),
+    }
+}
+
+fn unix_string(u: &UnixAddr) -> String {
+    if let Some(p) = u.path() {
+        format!("unix:{}", String::from_utf8_lossy(p.as_os_str().as_bytes()))
+    } else if let Some(name) = u.as_abstract() {
+        format!("unix:@{}", String::from_utf8_lossy(name))
+    } else {
+        "unix:".to_string()
+    }
+}
+
+fn tcp_string(a: &SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(a) => format!("tcp:{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("tcp:[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+// nix's typed inet addresses (SockaddrIn, SockaddrIn6, and SocketAddr conversions) need its
+// `net` feature, which the crate does not enable: these two carry the libc structures in nix's
+// generic storage.
+
+fn inet_storage(a: SocketAddr) -> SockaddrStorage {
+    let s = match a {
+        SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: a live, initialised sockaddr_in of the length given.
+            unsafe {
+                SockaddrStorage::from_raw((&sin as *const libc::sockaddr_in).cast(), Some(size_of_val(&sin) as _))
+            }
+        }
+        SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: a live, initialised sockaddr_in6 of the length given.
+            unsafe {
+                SockaddrStorage::from_raw((&sin6 as *const libc::sockaddr_in6).cast(), Some(size_of_val(&sin6) as _))
+            }
+        }
+    };
+    s.expect("an inet address fits in sockaddr_storage")
+}
+
+fn inet_of(sa: &SockaddrStorage) -> Option<SocketAddr> {
+    match sa.family()? {
+        AddressFamily::Inet => {
+            // SAFETY: the family says the storage holds a sockaddr_in (the storage is a whole
+            // sockaddr_storage, so the read stays inside it).
+            let sin = unsafe { *sa.as_ptr().cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::new(ip.into(), u16::from_be(sin.sin_port)))
+        }
+        AddressFamily::Inet6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { *sa.as_ptr().cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::new(ip.into(), u16::from_be(sin6.sin6_port)))
+        }
+        _ => None,
     }
 }
 

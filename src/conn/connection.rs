@@ -6,12 +6,19 @@
 //! loses nothing: the next call continues where this one stopped.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{PollFd, PollFlags};
+use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType};
+use nix::sys::stat::SFlag;
+
 use super::frame::{encode_header, parse_header, MAX_HEADER};
+use super::io;
 use super::sys::{self, MAX_FDS};
 use crate::object::{Flags, Object};
 use crate::shm::SharedMemory;
@@ -196,38 +203,49 @@ impl Connection {
         if fd < 0 {
             return Err(err!(Invalid, "{what}: not a file descriptor"));
         }
-        // SAFETY: fstat into a zeroed struct.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        // libc, not nix: the descriptor may not be open (that is what EBADF reports here), so it
+        // cannot be a BorrowedFd yet.
+        // SAFETY: fstat fills the zeroed struct or fails.
+        let st = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            (libc::fstat(fd, &mut st) == 0).then_some(st)
+        };
+        let Some(st) = st else {
             let e = Error::last_os(&what);
-            return Err(if e.errno() == Some(libc::EBADF) {
+            return Err(if e.errno() == Some(Errno::EBADF as i32) {
                 err!(Invalid, "{what}: not an open file descriptor")
             } else {
                 e
             });
-        }
-        let fmt = st.st_mode & libc::S_IFMT;
-        let (transport, can_read, can_write) = if fmt == libc::S_IFSOCK {
-            let ty = sockopt_int(fd, libc::SO_TYPE).map_err(|e| e.context(&what))?;
-            if ty != libc::SOCK_STREAM {
-                return Err(err!(
-                    Invalid,
-                    "{what}: the socket is not a stream socket (type {ty}); messages need a byte stream"
-                ));
+        };
+        // SAFETY: fstat just found it open, and the caller keeps it open during this call.
+        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        let (transport, can_read, can_write) = if fmt == SFlag::S_IFSOCK {
+            match sock::getsockopt(&bfd, sockopt::SockType) {
+                Ok(SockType::Stream) => {}
+                Ok(ty) => {
+                    return Err(err!(
+                        Invalid,
+                        "{what}: the socket is not a stream socket (type {}); messages need a byte stream",
+                        ty as i32
+                    ))
+                }
+                // A type nix has no name for: not a stream socket either.
+                Err(Errno::EINVAL) => {
+                    return Err(err!(Invalid, "{what}: the socket is not a stream socket; messages need a byte stream"))
+                }
+                Err(e) => return Err(Error::os(e, "getsockopt").context(&what)),
             }
-            let domain = sockopt_int(fd, libc::SO_DOMAIN).map_err(|e| e.context(&what))?;
-            let t = if domain == libc::AF_UNIX { Transport::Unix } else { Transport::Tcp };
+            let domain = socket_domain(bfd).map_err(|e| Error::os(e, "getsockopt").context(&what))?;
+            let t = if domain == AddressFamily::Unix as i32 { Transport::Unix } else { Transport::Tcp };
             (t, true, true)
-        } else if fmt == libc::S_IFIFO {
-            // SAFETY: F_GETFL has no side effects.
-            let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-            if fl < 0 {
-                return Err(Error::last_os(&what));
-            }
-            let acc = fl & libc::O_ACCMODE;
-            (Transport::Pipe, acc != libc::O_WRONLY, acc != libc::O_RDONLY)
+        } else if fmt == SFlag::S_IFIFO {
+            let fl = fcntl(bfd, FcntlArg::F_GETFL).map_err(|e| Error::os(e, &what))?;
+            let acc = OFlag::from_bits_retain(fl) & OFlag::O_ACCMODE;
+            (Transport::Pipe, acc != OFlag::O_WRONLY, acc != OFlag::O_RDONLY)
         } else {
-            return Err(err!(Invalid, "{what}: not a socket or a pipe (file type {:#o})", fmt));
+            return Err(err!(Invalid, "{what}: not a socket or a pipe (file type {:#o})", fmt.bits()));
         };
         let r = readable.unwrap_or(can_read);
         let w = writable.unwrap_or(can_write);
@@ -257,7 +275,8 @@ impl Connection {
         if self.transport == Transport::Pipe {
             return Err(err!(Invalid, "peer_address: a pipe has no address"));
         }
-        Ok(super::address::RawAddr::peer(self.fd.as_raw_fd())?.to_address_string())
+        let peer = sock::getpeername(self.fd.as_raw_fd()).map_err(|e| Error::os(e, "getpeername"))?;
+        Ok(super::address::address_string(&peer))
     }
 
     pub fn transport(&self) -> Transport {
@@ -318,8 +337,7 @@ impl Connection {
     fn break_with(&self, e: Error) -> Error {
         let _ = self.broken.set(e.clone());
         if self.transport != Transport::Pipe {
-            // SAFETY: shutdown on our own descriptor.
-            unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
+            let _ = sock::shutdown(self.fd.as_raw_fd(), sock::Shutdown::Both);
         }
         e
     }
@@ -343,10 +361,10 @@ impl Connection {
                 std::slice::from_raw_parts(p, hl + data.len())
             };
             let _g = self.send.lock().unwrap_or_else(|p| p.into_inner());
-            sys::write_all(self.fd.as_raw_fd(), bytes, &[], socket)
+            io::write_all(self.fd.as_fd(), bytes, &[], socket)
         } else {
             let _g = self.send.lock().unwrap_or_else(|p| p.into_inner());
-            sys::write_all(self.fd.as_raw_fd(), &h[..hl], data, socket)
+            io::write_all(self.fd.as_fd(), &h[..hl], data, socket)
         };
         r.map_err(|e| send_error(e, "send"))
     }
@@ -364,7 +382,7 @@ impl Connection {
             ));
         }
         let _g = self.send.lock().unwrap_or_else(|p| p.into_inner());
-        sys::send_fds(self.fd.as_raw_fd(), (fds.len() % 256) as u8, fds).map_err(|e| send_error(e, "send_fds"))
+        io::send_fds(self.fd.as_fd(), (fds.len() % 256) as u8, fds).map_err(|e| send_error(e, "send_fds"))
     }
 
     /// Sends a shared-memory buffer's descriptor (anonymous or named) over a Unix connection;
@@ -581,7 +599,7 @@ impl Connection {
             iov[n_iov] = libc::iovec { iov_base: st.buf.as_mut_ptr().add(st.end).cast(), iov_len: free };
             n_iov += 1;
         }
-        let fd = self.fd.as_raw_fd();
+        let fd = self.fd.as_fd();
         let socket = self.transport != Transport::Pipe;
         let unix = self.transport == Transport::Unix;
         // With a deadline: try without blocking, then wait for readability. (Spinning on
@@ -592,7 +610,9 @@ impl Connection {
             // Once poll said readable, a plain read does not block (and works on kernels
             // without RWF_NOWAIT for pipes).
             let nonblock = !readable && deadline.is_some();
-            match sys::read_iov(fd, &mut iov[..n_iov], socket, unix, nonblock) {
+            // SAFETY: iov holds the caller's `dest` (valid for writes, per this function's
+            // contract) and the free part of the read-ahead buffer.
+            match unsafe { sys::read_iov(fd, &mut iov[..n_iov], socket, unix, nonblock) } {
                 Ok(r) => {
                     // A read that filled everything asked found a backlog: read further ahead
                     // next time; one that came back short caught up: back to about one frame.
@@ -606,14 +626,14 @@ impl Connection {
                     }
                     return Ok(r.n);
                 }
-                Err(e) if e.errno() == Some(libc::EAGAIN) => {
-                    if !sys::wait_fd(fd, libc::POLLIN, deadline)? {
+                Err(Errno::EAGAIN) => {
+                    if !io::wait_fd(fd, PollFlags::POLLIN, deadline)? {
                         return Err(timeout_error());
                     }
                     readable = true;
                 }
-                Err(e) if e.errno() == Some(libc::ECONNRESET) => return Ok(0),
-                Err(e) => return Err(e.context("recv")),
+                Err(Errno::ECONNRESET) => return Ok(0),
+                Err(e) => return Err(Error::os(e, "read").context("recv")),
             }
         }
     }
@@ -697,7 +717,7 @@ impl Connection {
         if self.ready_now() {
             return Ok(true);
         }
-        sys::wait_fd(self.fd.as_raw_fd(), libc::POLLIN, timeout.into().deadline())
+        io::wait_fd(self.fd.as_fd(), PollFlags::POLLIN, timeout.into().deadline())
     }
 
     fn ready_now(&self) -> bool {
@@ -718,11 +738,12 @@ impl Connection {
                 ready[i] = true;
                 deadline = Some(Instant::now()); // report the others only if ready right now
             }
-            pfds.push(libc::pollfd { fd: c.fileno(), events: libc::POLLIN, revents: 0 });
+            pfds.push(PollFd::new(c.fd.as_fd(), PollFlags::POLLIN));
         }
-        sys::wait_fds(&mut pfds, deadline)?;
+        io::wait_fds(&mut pfds, deadline)?;
         for (r, p) in ready.iter_mut().zip(&pfds) {
-            *r |= p.revents != 0;
+            // Flags nix has no name for (None) are still an event.
+            *r |= p.revents().map_or(true, |f| !f.is_empty());
         }
         Ok(ready)
     }
@@ -734,41 +755,39 @@ fn timeout_error() -> Error {
 
 /// A failed write: a peer that has gone is Closed.
 fn send_error(e: Error, op: &str) -> Error {
-    match e.errno() {
-        Some(libc::EPIPE) | Some(libc::ECONNRESET) => err!(Closed, "{op}: the peer closed the connection"),
+    match e.errno().map(Errno::from_raw) {
+        Some(Errno::EPIPE | Errno::ECONNRESET) => err!(Closed, "{op}: the peer closed the connection"),
         _ => e.context(op),
     }
 }
 
-fn sockopt_int(fd: RawFd, opt: libc::c_int) -> Result<libc::c_int> {
+/// The socket's address family (SO_DOMAIN: nix has no such option).
+fn socket_domain(fd: BorrowedFd<'_>) -> nix::Result<libc::c_int> {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: v and len are valid for getsockopt.
-    if unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&mut v as *mut libc::c_int).cast(), &mut len) } < 0 {
-        return Err(Error::last_os("getsockopt"));
-    }
-    Ok(v)
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    Errno::result(r).map(|_| v)
 }
 
 /// A pair of connected connections, as CPython's `multiprocessing.Pipe(duplex)`: duplex over a
 /// Unix socketpair (both ends send and receive, and can pass descriptors), or one way over a
 /// pipe, where the first end only receives and the second only sends.
 pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
-    let mut fds = [0; 2];
     if duplex {
-        // SAFETY: fds has room for two descriptors.
-        if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } < 0 {
-            return Err(Error::last_os("pipe: socketpair"));
-        }
-        // SAFETY: both were just created and are owned here.
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (a, b) = sock::socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| Error::os(e, "pipe: socketpair"))?;
         Ok((Connection::new(a, Transport::Unix, true, true), Connection::new(b, Transport::Unix, true, true)))
     } else {
-        // SAFETY: as above.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            return Err(Error::last_os("pipe: pipe2"));
-        }
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os(e, "pipe: pipe2"))?;
         Ok((Connection::new(r, Transport::Pipe, true, false), Connection::new(w, Transport::Pipe, false, true)))
     }
 }

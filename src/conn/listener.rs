@@ -1,16 +1,20 @@
 //! Listener and client: unrelated processes (or hosts, over TCP) meet at an address, and with an
 //! authkey both prove they know it, exactly as CPython's `Listener`/`Client` do.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::address::{Address, RawAddr};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::PollFlags;
+use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+
+use super::address::{address_string, Address, SockAddr};
 use super::auth;
 use super::connection::{Connection, Transport};
-use super::sys;
-use crate::error::errno;
+use super::io::wait_fd;
 use crate::util::Timeout;
 use crate::{err, Error, ErrorKind, Result};
 
@@ -39,42 +43,15 @@ impl std::fmt::Debug for Listener {
     }
 }
 
-fn socket(family: libc::c_int, nonblock: bool) -> Result<OwnedFd> {
-    let ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
-    // SAFETY: plain socket creation.
-    let fd = unsafe { libc::socket(family, ty, 0) };
-    if fd < 0 {
-        return Err(Error::last_os("socket"));
-    }
-    // SAFETY: just created, owned here.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn socket(family: AddressFamily, nonblock: bool) -> Result<OwnedFd> {
+    let flags = SockFlag::SOCK_CLOEXEC | if nonblock { SockFlag::SOCK_NONBLOCK } else { SockFlag::empty() };
+    sock::socket(family, SockType::Stream, flags, None).map_err(|e| Error::os(e, "socket"))
 }
 
-fn set_int_opt(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) {
-    // SAFETY: v lives across the call. Failure only loses an optimisation.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-}
-
-fn set_blocking(fd: RawFd, blocking: bool) -> Result<()> {
-    // SAFETY: flag manipulation on our own descriptor.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl < 0 {
-            return Err(Error::last_os("fcntl"));
-        }
-        let new = if blocking { fl & !libc::O_NONBLOCK } else { fl | libc::O_NONBLOCK };
-        if libc::fcntl(fd, libc::F_SETFL, new) < 0 {
-            return Err(Error::last_os("fcntl"));
-        }
-    }
+fn set_blocking(fd: &OwnedFd, blocking: bool) -> Result<()> {
+    let fl = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).map_err(|e| Error::os(e, "fcntl"))?);
+    let new = if blocking { fl - OFlag::O_NONBLOCK } else { fl | OFlag::O_NONBLOCK };
+    fcntl(fd, FcntlArg::F_SETFL(new)).map_err(|e| Error::os(e, "fcntl"))?;
     Ok(())
 }
 
@@ -84,8 +61,8 @@ fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
 }
 
 fn classify(e: Error, what: &str) -> Error {
-    match e.errno() {
-        Some(libc::EADDRINUSE) => Error::new(ErrorKind::Exists, format!("{what}: address already in use")),
+    match e.errno().map(Errno::from_raw) {
+        Some(Errno::EADDRINUSE) => Error::new(ErrorKind::Exists, format!("{what}: address already in use")),
         _ => e.context(what),
     }
 }
@@ -100,15 +77,13 @@ impl Listener {
             return Err(err!(Invalid, "{what}: backlog {backlog} must be at least 1"));
         }
         let addr = Address::parse(address)?;
-        let raw = addr.sockaddrs()?[0];
+        let raw = addr.sockaddrs()?.swap_remove(0);
         let fd = socket(raw.family(), true).map_err(|e| e.context(&what))?;
         if !addr.is_unix() {
-            set_int_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+            // Failure only loses the quick rebinding of a port.
+            let _ = sock::setsockopt(&fd, sockopt::ReuseAddr, &true);
         }
-        // SAFETY: raw holds a valid address of raw.len bytes.
-        if unsafe { libc::bind(fd.as_raw_fd(), raw.as_ptr(), raw.len) } < 0 {
-            return Err(classify(Error::last_os("bind"), &what));
-        }
+        raw.apply(fd.as_raw_fd(), sock::bind).map_err(|e| classify(Error::os(e, "bind"), &what))?;
         let unlink = match &addr {
             Address::Unix(p) => file_id(p).map(|(d, i)| (p.clone(), d, i)),
             _ => None,
@@ -122,11 +97,15 @@ impl Listener {
             handshake_ns: AtomicI64::new(DEFAULT_HANDSHAKE_TIMEOUT.as_nanos() as i64),
             fd,
         };
+        // libc, not nix: nix's Backlog refuses values above the compile-time SOMAXCONN, where
+        // Linux clamps any backlog to net.core.somaxconn (which may be larger).
         // SAFETY: listen on our socket.
         if unsafe { libc::listen(listener.fd.as_raw_fd(), backlog) } < 0 {
             return Err(Error::last_os("listen").context(&what));
         }
-        listener.address = RawAddr::local(listener.fd.as_raw_fd())?.to_address_string();
+        let local: SockaddrStorage =
+            sock::getsockname(listener.fd.as_raw_fd()).map_err(|e| Error::os(e, "getsockname"))?;
+        listener.address = address_string(&local);
         Ok(listener)
     }
 
@@ -161,26 +140,21 @@ impl Listener {
     /// accept again for the next client), as CPython's `Listener.accept` raises.
     pub fn accept(&self, timeout: impl Into<Timeout>) -> Result<Connection> {
         let deadline = timeout.into().deadline();
-        let lfd = self.fd.as_raw_fd();
         let fd = loop {
-            // SAFETY: accept4 on our listening socket; the peer address is not needed.
-            let fd = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
-            if fd >= 0 {
-                // SAFETY: just accepted, owned here.
-                break unsafe { OwnedFd::from_raw_fd(fd) };
-            }
-            match errno() {
-                libc::EINTR | libc::ECONNABORTED => continue,
-                libc::EAGAIN => {
-                    if !sys::wait_fd(lfd, libc::POLLIN, deadline)? {
+            match sock::accept4(&self.fd, SockFlag::SOCK_CLOEXEC) {
+                Ok(fd) => break fd,
+                Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
+                Err(Errno::EAGAIN) => {
+                    if !wait_fd(self.fd.as_fd(), PollFlags::POLLIN, deadline)? {
                         return Err(err!(Timeout, "accept {}: no connection within the timeout", self.address));
                     }
                 }
-                e => return Err(Error::from_errno(e, format!("accept {}", self.address))),
+                Err(e) => return Err(Error::os(e, format!("accept {}", self.address))),
             }
         };
         if self.transport == Transport::Tcp {
-            set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+            // Failure only loses latency (Nagle stays on).
+            let _ = sock::setsockopt(&fd, sockopt::TcpNoDelay, &true);
         }
         let conn = Connection::new(fd, self.transport, true, true);
         if let Some(key) = &self.authkey {
@@ -245,7 +219,7 @@ pub fn connect(address: &str, authkey: Option<&[u8]>, timeout: impl Into<Timeout
     };
     let transport = if addr.is_unix() { Transport::Unix } else { Transport::Tcp };
     if transport == Transport::Tcp {
-        set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        let _ = sock::setsockopt(&fd, sockopt::TcpNoDelay, &true);
     }
     let conn = Connection::new(fd, transport, true, true);
     if let Some(key) = authkey {
@@ -255,40 +229,31 @@ pub fn connect(address: &str, authkey: Option<&[u8]>, timeout: impl Into<Timeout
     Ok(conn)
 }
 
-fn connect_one(raw: &RawAddr, deadline: Option<Instant>) -> Result<OwnedFd> {
+fn connect_one(raw: &SockAddr, deadline: Option<Instant>) -> Result<OwnedFd> {
     let fd = socket(raw.family(), true)?;
-    let s = fd.as_raw_fd();
     loop {
-        // SAFETY: raw holds a valid address of raw.len bytes.
-        if unsafe { libc::connect(s, raw.as_ptr(), raw.len) } == 0 {
-            break;
-        }
-        match errno() {
-            libc::EINPROGRESS | libc::EINTR => {
-                if !sys::wait_fd(s, libc::POLLOUT, deadline)? {
+        match raw.apply(fd.as_raw_fd(), sock::connect) {
+            Ok(()) => break,
+            Err(Errno::EINPROGRESS | Errno::EINTR) => {
+                if !wait_fd(fd.as_fd(), PollFlags::POLLOUT, deadline)? {
                     return Err(err!(Timeout, "no connection within the timeout"));
                 }
-                let mut v: libc::c_int = 0;
-                let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-                // SAFETY: v and len are valid for getsockopt.
-                unsafe {
-                    libc::getsockopt(s, libc::SOL_SOCKET, libc::SO_ERROR, (&mut v as *mut libc::c_int).cast(), &mut len)
-                };
+                let v = sock::getsockopt(&fd, sockopt::SocketError).unwrap_or(0);
                 if v != 0 {
                     return Err(Error::from_errno(v, "connect"));
                 }
                 break;
             }
             // A Unix listener whose backlog is full: retry until it has room or time runs out.
-            libc::EAGAIN => {
+            Err(Errno::EAGAIN) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(err!(Timeout, "the listener's backlog stayed full until the timeout"));
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            e => return Err(Error::from_errno(e, "connect")),
+            Err(e) => return Err(Error::os(e, "connect")),
         }
     }
-    set_blocking(s, true)?;
+    set_blocking(&fd, true)?;
     Ok(fd)
 }

@@ -16,8 +16,10 @@ mod address;
 pub mod auth;
 mod connection;
 pub mod frame;
+mod io;
 mod listener;
-mod sys;
+/// Also used by the fork server for its descriptor-passing reads.
+pub(crate) mod sys;
 
 pub use address::Address;
 pub use connection::{pipe, Connection, Transport, MAX_SEND_FDS};

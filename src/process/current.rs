@@ -1,6 +1,10 @@
 //! The calling process's identity: pid, parent, name (a child knows the name it was given).
 
+use std::os::fd::AsFd;
 use std::sync::Mutex;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{getpid, getppid};
 
 /// Set in a child by the start path; None = take it from the environment or "MainProcess".
 static NAME: Mutex<Option<String>> = Mutex::new(None);
@@ -21,8 +25,7 @@ pub fn parent_pid() -> i32 {
     if let Some(p) = *PARENT.lock().unwrap_or_else(|e| e.into_inner()) {
         return p;
     }
-    // SAFETY: getppid cannot fail.
-    unsafe { libc::getppid() }
+    getppid().as_raw()
 }
 
 /// This process's name: the one given at start, else "MainProcess".
@@ -32,7 +35,7 @@ pub fn name() -> String {
     }
     // The name an mpx parent gave us at exec, if it was given to *us*: a program that does not
     // use mpx passes the variables on to its own children unchanged.
-    let for_us = std::env::var(ENV_PARENT).ok().and_then(|p| p.parse::<i32>().ok()) == Some(unsafe { libc::getppid() });
+    let for_us = std::env::var(ENV_PARENT).ok().and_then(|p| p.parse::<i32>().ok()) == Some(getppid().as_raw());
     match std::env::var(ENV_NAME) {
         Ok(n) if for_us => n,
         _ => "MainProcess".to_string(),
@@ -47,7 +50,7 @@ pub fn set_name(name: &str) {
 /// Called in a new child before its code runs.
 pub(crate) fn become_child(name: &str, parent: i32) {
     set_name(name);
-    let real_parent = unsafe { libc::getppid() };
+    let real_parent = getppid().as_raw();
     *PARENT.lock().unwrap_or_else(|e| e.into_inner()) = (parent != real_parent).then_some(parent);
 }
 
@@ -55,8 +58,7 @@ pub(crate) fn become_child(name: &str, parent: i32) {
 /// child's own children do not inherit it.
 pub(crate) fn adopt_from_env() {
     if let Ok(n) = std::env::var(ENV_NAME) {
-        let parent =
-            std::env::var(ENV_PARENT).ok().and_then(|p| p.parse().ok()).unwrap_or_else(|| unsafe { libc::getppid() });
+        let parent = std::env::var(ENV_PARENT).ok().and_then(|p| p.parse().ok()).unwrap_or_else(|| getppid().as_raw());
         become_child(&n, parent);
         std::env::remove_var(ENV_NAME);
         std::env::remove_var(ENV_PARENT);
@@ -70,24 +72,23 @@ pub(crate) fn adopt_from_env() {
 /// is already gone (this process was re-parented before the call).
 pub fn die_with_parent(parent: i32) -> crate::Result<()> {
     let pidfd = super::handle::pidfd_open(parent);
-    // SAFETY: getppid cannot fail.
-    if unsafe { libc::getppid() } != parent {
+    if getppid().as_raw() != parent {
         return Err(crate::err!(State, "parent {parent} already exited"));
     }
     let watch = move || {
         match &pidfd {
             Some(fd) => {
-                let _ = super::handle::poll_readable(std::os::fd::AsRawFd::as_raw_fd(fd), None);
+                let _ = super::handle::poll_readable(fd.as_fd(), None);
             }
             // No pidfd (kernel < 5.3): notice the re-parenting instead.
             None => {
-                while unsafe { libc::getppid() } == parent {
+                while getppid().as_raw() == parent {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
             }
         }
-        // SAFETY: ending this process as the kernel's parent-death signal would.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        // End this process as the kernel's parent-death signal would.
+        let _ = kill(getpid(), Signal::SIGKILL);
     };
     std::thread::Builder::new()
         .name("mpx-parent-watch".into())
@@ -102,10 +103,11 @@ pub(crate) fn die_with_parent_after_fork(parent: i32, forked_on_main_thread: boo
     if !forked_on_main_thread {
         return die_with_parent(parent);
     }
-    // SAFETY: prctl with an integer argument.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     // The parent may have died before the prctl took effect: then we were re-parented.
-    if unsafe { libc::getppid() } != parent {
+    if getppid().as_raw() != parent {
+        // SAFETY: _exit ends this fresh child without running the parent's exit handlers
+        // (nix has no _exit).
         unsafe { libc::_exit(1) };
     }
     Ok(())

@@ -3,6 +3,10 @@
 
 use std::sync::Once;
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::handle::wait_pid;
 use super::per_process::PerProcess;
 
 /// Our daemonic children (a forked child does not own its parent's).
@@ -18,6 +22,7 @@ extern "C" fn at_exit() {
 }
 
 pub(crate) fn register(pid: i32) {
+    // SAFETY: at_exit is a plain function that may run at any exit (nix has no atexit).
     HOOK.call_once(|| unsafe {
         libc::atexit(at_exit);
     });
@@ -32,22 +37,18 @@ pub(crate) fn unregister(pid: i32) {
 pub fn terminate_all() {
     let pids = with(std::mem::take);
     for pid in &pids {
-        // SAFETY: these are our unreaped children; signalling them is what the caller asked.
-        unsafe { libc::kill(*pid, libc::SIGTERM) };
+        // These are our unreaped children, so the pids are still theirs.
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     for pid in pids {
         loop {
-            let mut st = 0;
-            let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG | libc::__WALL) };
-            if r != 0 {
-                break;
+            if !matches!(wait_pid(pid, true), Ok(None)) {
+                break; // reaped, or not ours to wait for
             }
             if std::time::Instant::now() >= deadline {
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut st, libc::__WALL);
-                }
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = wait_pid(pid, false);
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(2));

@@ -6,10 +6,13 @@
 use std::ffi::OsString;
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, OnceLock};
+
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use std::sync::{Arc, Mutex};
 
 use super::handle::Process;
 use super::options::Options;
+use super::program::{self, ENV_ENTRY, ENV_ENTRY_FD, ENV_SERVER_FD};
 use crate::{err, Error, Result};
 
 /// How a child is started, as in Python's multiprocessing.
@@ -39,11 +42,6 @@ impl StartMethod {
 pub type EntryFn = Arc<dyn Fn(&[u8]) -> i32 + Send + Sync>;
 
 static ENTRIES: Mutex<Vec<(String, EntryFn)>> = Mutex::new(Vec::new());
-/// This program's executable and argv, saved by `init` for re-execution.
-static SELF_EXEC: OnceLock<(OsString, Vec<OsString>)> = OnceLock::new();
-
-const ENV_ENTRY: &str = "MPX_ENTRY";
-const ENV_ENTRY_FD: &str = "MPX_ENTRY_ARG_FD";
 
 /// Registers (or replaces) a named entry point. Register every entry before calling `init`.
 pub fn register(name: &str, f: impl Fn(&[u8]) -> i32 + Send + Sync + 'static) -> Result<()> {
@@ -60,23 +58,15 @@ pub(crate) fn lookup(name: &str) -> Option<EntryFn> {
     ENTRIES.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| n == name).map(|(_, f)| f.clone())
 }
 
-pub(crate) fn self_exec() -> Result<&'static (OsString, Vec<OsString>)> {
-    SELF_EXEC.get().ok_or_else(|| err!(State, "call mpx_init(argc, argv) (mpx::process::init in Rust) first thing in main before starting entry points by spawn or forkserver"))
-}
-
 /// Call first thing in main, after registering entries. In a normal run it records how to
 /// re-execute this program and returns. In a child started by spawn it runs the requested entry
 /// and exits; in the fork server it serves and exits. `args` is the program's argv.
 pub fn init(args: Vec<OsString>) -> Result<()> {
-    let exe = std::env::current_exe().map(OsString::from).unwrap_or_else(|_| OsString::from("/proc/self/exe"));
-    let _ = SELF_EXEC.set((exe, args));
+    program::record(args);
     super::current::adopt_from_env();
-    if let Some(fd) = std::env::var_os(super::forkserver::ENV_SERVER_FD) {
-        std::env::remove_var(super::forkserver::ENV_SERVER_FD);
-        let fd: i32 = fd
-            .to_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| err!(Invalid, "bad {}", super::forkserver::ENV_SERVER_FD))?;
+    if let Some(fd) = std::env::var_os(ENV_SERVER_FD) {
+        std::env::remove_var(ENV_SERVER_FD);
+        let fd: i32 = fd.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| err!(Invalid, "bad {ENV_SERVER_FD}"))?;
         match super::forkserver::serve(fd) {
             Ok(req) => run_entry_and_exit(&req.entry, &req.arg),
             // The client went away: the server's work is done.
@@ -138,17 +128,12 @@ pub fn start(method: StartMethod, entry: &str, arg: &[u8], opts: &Options) -> Re
 /// Re-executes this program with the entry to run in its environment and the argument bytes
 /// in a memfd it inherits.
 fn spawn_entry(entry: &str, arg: &[u8], opts: &Options) -> Result<Process> {
-    let (exe, argv) = self_exec()?;
+    let (exe, argv) = program::self_exec()?;
     let name = super::next_name(opts);
     let memfd = {
-        let label = std::ffi::CString::new("mpx-entry-arg").unwrap();
-        // SAFETY: label is NUL-terminated.
-        let fd = unsafe { libc::memfd_create(label.as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(Error::last_os("spawn: memfd_create"));
-        }
-        // SAFETY: fd is new and ours.
-        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let fd =
+            memfd_create("mpx-entry-arg", MFdFlags::MFD_CLOEXEC).map_err(|e| Error::os(e, "spawn: memfd_create"))?;
+        let mut f = std::fs::File::from(fd);
         f.write_all(arg)?;
         f
     };

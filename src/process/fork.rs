@@ -1,7 +1,11 @@
 //! The fork start method: a child that runs a function and exits with its result.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::fcntl::OFlag;
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, ForkResult, Pid};
 
 use super::handle::{Link, Process};
 use super::options::{Options, Stdio};
@@ -10,67 +14,71 @@ use crate::{err, Error, Result};
 /// Flushes C stdio and Rust's stdout, so buffered output is not written twice (by the parent and
 /// by a child that inherited the buffer).
 pub(crate) fn flush_all() {
-    // SAFETY: fflush(NULL) flushes every C stream.
+    // SAFETY: fflush(NULL) flushes every C stream (C stdio: nothing in nix).
     unsafe { libc::fflush(std::ptr::null_mut()) };
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
 }
 
+/// Puts `fd` at standard stream `target` (0, 1 or 2).
+fn dup_onto(fd: BorrowedFd<'_>, target: i32) -> nix::Result<()> {
+    match target {
+        0 => dup2_stdin(fd),
+        1 => dup2_stdout(fd),
+        _ => dup2_stderr(fd),
+    }
+}
+
 /// Applies the options that make sense without exec, in a freshly forked child.
 pub(crate) fn apply_in_child(opts: &Options, parent: i32, forked_on_main_thread: bool) -> Result<()> {
-    // SAFETY: plain system calls in a single-threaded child.
-    unsafe {
-        if opts.new_session && libc::setsid() < 0 {
-            return Err(Error::last_os("setsid"));
+    if opts.new_session {
+        nix::unistd::setsid().map_err(|e| Error::os(e, "setsid"))?;
+    }
+    if let Some(pg) = opts.process_group {
+        nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(pg)).map_err(|e| Error::os(e, format!("setpgid {pg}")))?;
+    }
+    if opts.daemon {
+        super::current::die_with_parent_after_fork(parent, forked_on_main_thread)?;
+    }
+    if let Some(cpus) = &opts.affinity {
+        let mut set = CpuSet::new();
+        for c in cpus {
+            set.set(*c).map_err(|e| Error::os(e, format!("affinity: CPU {c}")))?;
         }
-        if let Some(pg) = opts.process_group {
-            if libc::setpgid(0, pg) < 0 {
-                return Err(Error::last_os(format!("setpgid {pg}")));
+        sched_setaffinity(Pid::from_raw(0), &set).map_err(|e| Error::os(e, "sched_setaffinity"))?;
+    }
+    if let Some(n) = opts.nice {
+        // SAFETY: setpriority on this process (nix has no wrapper).
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } < 0 {
+            return Err(Error::last_os(format!("setpriority {n}")));
+        }
+    }
+    for (target, s) in [&opts.stdin, &opts.stdout, &opts.stderr].into_iter().enumerate() {
+        let target = target as i32;
+        match s {
+            Stdio::Inherit => {}
+            Stdio::Fd(fd) => {
+                // SAFETY: validate() found it open, and the parent's descriptors are this
+                // child's until it exits.
+                let src = unsafe { BorrowedFd::borrow_raw(*fd) };
+                dup_onto(src, target).map_err(|e| Error::os(e, format!("dup2 {fd} -> {target}")))?;
             }
-        }
-        if opts.daemon {
-            super::current::die_with_parent_after_fork(parent, forked_on_main_thread)?;
-        }
-        if let Some(cpus) = &opts.affinity {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            for c in cpus {
-                libc::CPU_SET(*c, &mut set);
+            Stdio::Null => {
+                let f = std::fs::OpenOptions::new().read(target == 0).write(target != 0).open("/dev/null")?;
+                let _ = dup_onto(f.as_fd(), target);
             }
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) < 0 {
-                return Err(Error::last_os("sched_setaffinity"));
-            }
-        }
-        if let Some(n) = opts.nice {
-            if libc::setpriority(libc::PRIO_PROCESS, 0, n) < 0 {
-                return Err(Error::last_os(format!("setpriority {n}")));
-            }
-        }
-        for (target, s) in [&opts.stdin, &opts.stdout, &opts.stderr].into_iter().enumerate() {
-            let target = target as i32;
-            match s {
-                Stdio::Inherit => {}
-                Stdio::Fd(fd) => {
-                    if libc::dup2(*fd, target) < 0 {
-                        return Err(Error::last_os(format!("dup2 {fd} -> {target}")));
-                    }
-                }
-                Stdio::Null => {
-                    let f = std::fs::OpenOptions::new().read(target == 0).write(target != 0).open("/dev/null")?;
-                    libc::dup2(f.as_raw_fd(), target);
-                }
-                Stdio::File { path, append } => {
-                    let f = if target == 0 {
-                        std::fs::File::open(path)?
-                    } else {
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .create(true)
-                            .append(*append)
-                            .truncate(!*append)
-                            .open(path)?
-                    };
-                    libc::dup2(f.as_raw_fd(), target);
-                }
+            Stdio::File { path, append } => {
+                let f = if target == 0 {
+                    std::fs::File::open(path)?
+                } else {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .append(*append)
+                        .truncate(!*append)
+                        .open(path)?
+                };
+                let _ = dup_onto(f.as_fd(), target);
             }
         }
     }
@@ -106,6 +114,7 @@ pub(crate) fn run_child(name: &str, f: impl FnOnce() -> i32) -> ! {
     };
     flush_all();
     // _exit, not exit: the parent's atexit handlers and destructors are not the child's to run.
+    // SAFETY: ends the process at once (nix has no _exit).
     unsafe { libc::_exit(code & 0xff) }
 }
 
@@ -123,35 +132,31 @@ pub fn fork<F: FnOnce() -> i32>(opts: &Options, f: F) -> Result<Process> {
     let parent = std::process::id() as i32;
     // Report option failures from the child over a pipe, only when there is something to apply.
     let report = if needs_setup_report(opts) {
-        let mut p = [0; 2];
-        // SAFETY: pipe2 fills two fds.
-        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            return Err(Error::last_os("fork: pipe"));
-        }
-        Some(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
+        Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os(e, "fork: pipe"))?)
     } else {
         None
     };
     let on_main = super::per_process::on_main_thread();
     flush_all();
     // SAFETY: the child only runs Rust code that is fork-safe with glibc (malloc is), then exits.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Error::last_os("fork"));
-    }
-    if pid == 0 {
-        super::after_fork_child();
-        super::current::become_child(&name, parent);
-        if let Err(e) = apply_in_child(opts, parent, on_main) {
-            if let Some((_, w)) = &report {
-                let msg = format!("{}\u{0}{}", e.kind().code(), e.message());
-                unsafe { libc::write(w.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+    let pid = match unsafe { nix::unistd::fork() } {
+        Err(e) => return Err(Error::os(e, "fork")),
+        Ok(ForkResult::Parent { child }) => child.as_raw(),
+        Ok(ForkResult::Child) => {
+            super::after_fork_child();
+            super::current::become_child(&name, parent);
+            if let Err(e) = apply_in_child(opts, parent, on_main) {
+                if let Some((_, w)) = &report {
+                    let msg = format!("{}\u{0}{}", e.kind().code(), e.message());
+                    let _ = nix::unistd::write(w, msg.as_bytes());
+                }
+                // SAFETY: ends the child at once, as run_child does.
+                unsafe { libc::_exit(127) };
             }
-            unsafe { libc::_exit(127) };
+            drop(report);
+            run_child(&name, f);
         }
-        drop(report);
-        run_child(&name, f);
-    }
+    };
     let proc = Process::new(pid, name, opts.daemon, Link::Child);
     if let Some((r, w)) = report {
         drop(w);

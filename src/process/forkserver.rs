@@ -23,17 +23,25 @@
 //! `mpx_init`, or by a Python server's preloaded modules) is replaced in the child.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, Once};
 
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{self as sock, sendmsg, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType};
+use nix::unistd::{ForkResult, Pid};
+
 use super::per_process::PerProcess;
 
-use super::handle::{pidfd_open, Link, Process};
+use super::handle::{pidfd_open, wait_pid, Link, Process};
 use super::options::Options;
+use super::program::{self_exec, ENV_SERVER_FD};
 use crate::{err, Error, Result};
 
-pub(crate) const ENV_SERVER_FD: &str = "MPX_FORKSERVER_FD";
 const MAX_FRAME: usize = 1 << 30;
 /// The most descriptors one request passes: what one SCM_RIGHTS message carries on Linux
 /// (SCM_MAX_FD).
@@ -55,8 +63,8 @@ static ATFORK: Once = Once::new();
 extern "C" fn close_client_in_child() {
     let fd = CLIENT_FD.swap(-1, Ordering::Relaxed);
     if fd >= 0 {
-        // SAFETY: close is async-signal-safe; the fd is the parent's socket, unused here.
-        unsafe { libc::close(fd) };
+        // close is async-signal-safe; the fd is the parent's socket, unused here.
+        let _ = nix::unistd::close(fd);
     }
 }
 /// A program to run as the server instead of re-executing this one (bindings set it: Python
@@ -77,89 +85,58 @@ pub(crate) fn has_custom_program() -> bool {
 }
 
 fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fills two fds.
-    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } < 0 {
-        return Err(Error::last_os("socketpair"));
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    sock::socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| Error::os(e, "socketpair"))
 }
 
-fn write_all(fd: RawFd, mut b: &[u8]) -> Result<()> {
+fn write_all(fd: BorrowedFd<'_>, mut b: &[u8]) -> Result<()> {
     while !b.is_empty() {
-        // SAFETY: writing from a valid slice; MSG_NOSIGNAL so a dead peer is EPIPE, not SIGPIPE.
-        let n = unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_NOSIGNAL) };
-        if n < 0 {
-            if crate::error::errno() == libc::EINTR {
-                continue;
-            }
-            return Err(Error::last_os("fork server: send"));
+        // MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE.
+        match sock::send(fd.as_raw_fd(), b, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => b = &b[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::os(e, "fork server: send")),
         }
-        b = &b[n as usize..];
     }
     Ok(())
 }
 
 /// Reads exactly `buf.len()` bytes; Closed on EOF before the first byte.
-fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<()> {
+fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<()> {
     let mut got = 0;
     while got < buf.len() {
-        // SAFETY: reading into the unfilled part of buf.
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        if n == 0 {
-            return Err(err!(Closed, "fork server: connection closed"));
+        match nix::unistd::read(fd, &mut buf[got..]) {
+            Ok(0) => return Err(err!(Closed, "fork server: connection closed")),
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::os(e, "fork server: read")),
         }
-        if n < 0 {
-            if crate::error::errno() == libc::EINTR {
-                continue;
-            }
-            return Err(Error::last_os("fork server: read"));
-        }
-        got += n as usize;
     }
     Ok(())
 }
 
 /// Sends all of `data`, with `fds` attached to its first bytes (one SCM_RIGHTS message).
-fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<()> {
+fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Result<()> {
     if fds.is_empty() {
         return write_all(sock, data);
     }
     if fds.len() > MAX_PASSED_FDS || data.is_empty() {
         return Err(err!(Invalid, "fork server: {} descriptors with {} bytes", fds.len(), data.len()));
     }
-    // SAFETY: a standard SCM_RIGHTS message built in a properly aligned buffer.
-    let sent = unsafe {
-        let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
-        let bytes = std::mem::size_of_val(fds);
-        let space = libc::CMSG_SPACE(bytes as u32) as usize;
-        let mut cbuf = vec![0u64; space.div_ceil(8)];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(bytes as u32) as usize;
-        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes);
-        loop {
-            let n = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
-            if n < 0 && crate::error::errno() == libc::EINTR {
-                continue;
+    let iov = [IoSlice::new(data)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let sent = loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) => break n,
+            Err(Errno::EINTR) => {}
+            // The socket is fine: a descriptor to pass was closed meanwhile.
+            Err(Errno::EBADF) if fcntl(sock, FcntlArg::F_GETFD).is_ok() => {
+                return Err(err!(
+                    Invalid,
+                    "forkserver: a descriptor to pass to the child is not open (closed during the start?)"
+                ))
             }
-            if n < 0 {
-                if crate::error::errno() == libc::EBADF && libc::fcntl(sock, libc::F_GETFD) >= 0 {
-                    // The socket is fine: a descriptor to pass was closed meanwhile.
-                    return Err(err!(
-                        Invalid,
-                        "forkserver: a descriptor to pass to the child is not open (closed during the start?)"
-                    ));
-                }
-                return Err(Error::last_os("fork server: sendmsg"));
-            }
-            break n as usize;
+            Err(e) => return Err(Error::os(e, "fork server: sendmsg")),
         }
     };
     // The descriptors went with the first bytes; a stream socket may take the rest later.
@@ -167,94 +144,61 @@ fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<()> {
 }
 
 /// Sends bytes with one descriptor attached.
-fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
+fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: RawFd) -> Result<()> {
     send_with_fds(sock, data, &[fd])
+}
+
+/// One recvmsg into `buf` that adds the descriptors passed with the bytes to `fds`
+/// (close-on-exec); returns the byte count and whether the kernel cut descriptors off.
+fn recv_some_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: i32,
+    fds: &mut Vec<OwnedFd>,
+) -> nix::Result<(usize, bool)> {
+    let mut iov = [libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() }];
+    // SAFETY: the one iovec is `buf`, valid for writes of its length.
+    unsafe { crate::conn::sys::recvmsg_fds(sock, &mut iov, flags, Some(fds)) }
 }
 
 /// Reads exactly `buf.len()` bytes, adding every descriptor that arrives with them to `fds`
 /// (close-on-exec; an OwnedFd each, so nothing leaks on any path). Returns whether the kernel
 /// cut descriptors off (MSG_CTRUNC: more than MAX_PASSED_FDS in one message): those are lost.
-fn recv_exact_fds(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<bool> {
-    let fd_size = std::mem::size_of::<RawFd>();
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE((MAX_PASSED_FDS * fd_size) as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
+fn recv_exact_fds(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<bool> {
     let mut truncated = false;
     let mut got = 0;
     while got < buf.len() {
-        // SAFETY: recvmsg into the unfilled part of buf and a control buffer of `space` bytes;
-        // every control message is bounds-checked by CMSG_NXTHDR against msg_controllen.
-        unsafe {
-            let mut iov = libc::iovec { iov_base: buf[got..].as_mut_ptr().cast(), iov_len: buf.len() - got };
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr().cast();
-            msg.msg_controllen = space;
-            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n < 0 {
-                if crate::error::errno() == libc::EINTR {
-                    continue;
-                }
-                return Err(Error::last_os("fork server: recvmsg"));
+        match recv_some_fds(sock, &mut buf[got..], 0, fds) {
+            Ok((0, _)) => return Err(err!(Closed, "fork server: connection closed")),
+            Ok((n, t)) => {
+                truncated |= t;
+                got += n;
             }
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / fd_size;
-                    let data = libc::CMSG_DATA(c);
-                    for i in 0..count {
-                        let fd = std::ptr::read_unaligned(data.add(i * fd_size).cast::<RawFd>());
-                        fds.push(OwnedFd::from_raw_fd(fd));
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-            truncated |= msg.msg_flags & libc::MSG_CTRUNC != 0;
-            if n == 0 {
-                return Err(err!(Closed, "fork server: connection closed"));
-            }
-            got += n as usize;
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::os(e, "fork server: recvmsg")),
         }
     }
     Ok(truncated)
 }
 
 /// Receives exactly `buf.len()` bytes (sent in one sendmsg) and the descriptor attached, if any.
-fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> Result<Option<OwnedFd>> {
-    // SAFETY: as send_with_fd; MSG_CMSG_CLOEXEC so the received fd does not leak into execs.
-    unsafe {
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-        let mut cbuf = vec![0u64; space.div_ceil(8)];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        let n = loop {
-            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_WAITALL);
-            if n < 0 && crate::error::errno() == libc::EINTR {
-                continue;
-            }
-            break n;
-        };
-        if n == 0 {
-            return Err(err!(Closed, "fork server: the server closed the connection"));
+fn recv_with_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Option<OwnedFd>> {
+    let mut fds = Vec::new();
+    let n = loop {
+        match recv_some_fds(sock, buf, libc::MSG_WAITALL, &mut fds) {
+            Ok((n, _)) => break n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::os(e, "fork server: recvmsg")),
         }
-        if n < 0 {
-            return Err(Error::last_os("fork server: recvmsg"));
-        }
-        if (n as usize) < buf.len() {
-            read_exact(sock, &mut buf[n as usize..])?;
-        }
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
-            return Ok(Some(OwnedFd::from_raw_fd(fd)));
-        }
-        Ok(None)
+    };
+    if n == 0 {
+        return Err(err!(Closed, "fork server: the server closed the connection"));
     }
+    if n < buf.len() {
+        read_exact(sock, &mut buf[n..])?;
+    }
+    // The server passes one; any other is closed here.
+    Ok(fds.into_iter().next())
 }
 
 /// A decoded request, as a child of the server sees it (`opts.keep_fds`: the numbers the
@@ -373,7 +317,7 @@ fn start_server() -> Result<Client> {
     let argv = match PROGRAM.lock().unwrap_or_else(|e| e.into_inner()).clone() {
         Some(a) => a,
         None => {
-            let (exe, argv) = super::entry::self_exec()?;
+            let (exe, argv) = self_exec()?;
             let mut a = if argv.is_empty() { vec![exe.clone()] } else { argv.clone() };
             // argv[0] may be relative to a cwd we no longer know: exec the resolved path instead.
             a[0] = exe.clone();
@@ -384,6 +328,8 @@ fn start_server() -> Result<Client> {
     let extra = vec![(OsString::from(ENV_SERVER_FD), OsString::from(theirs.as_raw_fd().to_string()))];
     let server = super::spawn::spawn_exec(&argv[0], &argv, &opts, &extra, "ForkServer".into())?;
     drop(theirs);
+    // SAFETY: the handler only closes a descriptor, which is async-signal-safe (nix has no
+    // pthread_atfork).
     ATFORK.call_once(|| unsafe {
         libc::pthread_atfork(None, None, Some(close_client_in_child));
     });
@@ -490,7 +436,7 @@ pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process
             *g = Some(start_server()?);
         }
         let c = g.as_ref().unwrap();
-        let sock = c.sock.as_raw_fd();
+        let sock = c.sock.as_fd();
         let sent = send_with_fds(sock, &frame, &passed.fds);
         let reply = sent.and_then(|_| {
             let mut pid = [0u8; 4];
@@ -538,7 +484,8 @@ pub(crate) fn request(entry: &str, arg: &[u8], opts: &Options) -> Result<Process
 
 /// Whether a failed exchange with the server means the server is gone (so a new one may start).
 fn server_gone(e: &Error) -> bool {
-    e.kind() == crate::ErrorKind::Closed || matches!(e.errno(), Some(libc::EPIPE | libc::ECONNRESET))
+    e.kind() == crate::ErrorKind::Closed
+        || matches!(e.errno().map(Errno::from_raw), Some(Errno::EPIPE | Errno::ECONNRESET))
 }
 
 struct Served {
@@ -554,45 +501,44 @@ struct Served {
 pub fn serve(fd: RawFd) -> Result<Request> {
     // SAFETY: the descriptor was handed to us for this purpose.
     let client = unsafe { OwnedFd::from_raw_fd(fd) };
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let _ = fcntl(&client, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     let mut children: Vec<Served> = Vec::new();
     loop {
-        let mut fds = vec![libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
-        for c in &children {
-            if let Some(p) = &c.pidfd {
-                fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        let request_waiting = {
+            let mut fds = Vec::with_capacity(1 + children.len());
+            fds.push(PollFd::new(client.as_fd(), PollFlags::POLLIN));
+            let pidfds = children.iter().filter_map(|c| c.pidfd.as_ref());
+            fds.extend(pidfds.map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN)));
+            // Children without a pidfd (old kernels) are checked every 50 ms.
+            let pidless = children.iter().any(|c| c.pidfd.is_none());
+            match poll(&mut fds, if pidless { PollTimeout::from(50u8) } else { PollTimeout::NONE }) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::os(e, "fork server: poll")),
             }
-        }
-        // Children without a pidfd (old kernels) are checked every 50 ms.
-        let timeout = if children.iter().any(|c| c.pidfd.is_none()) { 50 } else { -1 };
-        // SAFETY: valid pollfd array.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if r < 0 && crate::error::errno() != libc::EINTR {
-            return Err(Error::last_os("fork server: poll"));
-        }
+            // Flags nix has no name for (None) are still an event.
+            fds[0].revents().map_or(true, |r| !r.is_empty())
+        };
         // Report children that ended.
-        children.retain(|c| {
-            let mut st = 0;
-            let r = unsafe { libc::waitpid(c.pid, &mut st, libc::WNOHANG | libc::__WALL) };
-            if r == c.pid {
+        children.retain(|c| match wait_pid(c.pid, true) {
+            Ok(None) => true,
+            Ok(Some(st)) => {
                 let code = super::handle::decode_status(st);
-                let _ = write_all(c.status.as_raw_fd(), &code.to_le_bytes());
+                let _ = write_all(c.status.as_fd(), &code.to_le_bytes());
                 false
-            } else {
-                r == 0
             }
+            Err(_) => false,
         });
-        if fds[0].revents == 0 {
+        if !request_waiting {
             continue;
         }
         let mut len = [0u8; 4];
         let mut received = Vec::new();
-        let truncated = match recv_exact_fds(fd, &mut len, &mut received) {
+        let truncated = match recv_exact_fds(client.as_fd(), &mut len, &mut received) {
             Ok(t) => t,
             Err(e) => {
                 for c in &children {
                     if c.daemon {
-                        unsafe { libc::kill(c.pid, libc::SIGTERM) };
+                        let _ = kill(Pid::from_raw(c.pid), Signal::SIGTERM);
                     }
                 }
                 return Err(e);
@@ -603,7 +549,7 @@ pub fn serve(fd: RawFd) -> Result<Request> {
             return Err(err!(Corrupt, "fork server: request of {n} bytes"));
         }
         let mut body = vec![0u8; n];
-        let truncated = recv_exact_fds(fd, &mut body, &mut received)? | truncated;
+        let truncated = recv_exact_fds(client.as_fd(), &mut body, &mut received)? | truncated;
         let placed = decode(&body).and_then(|req| {
             let placed = place_above(&req.opts.keep_fds, received, truncated)?;
             Ok((req, placed))
@@ -611,7 +557,7 @@ pub fn serve(fd: RawFd) -> Result<Request> {
         let (req, placed) = match placed {
             Ok(r) => r,
             Err(e) => {
-                reply_error(fd, &e)?;
+                reply_error(client.as_fd(), &e)?;
                 continue;
             }
         };
@@ -619,58 +565,71 @@ pub fn serve(fd: RawFd) -> Result<Request> {
             Ok(pair) => pair,
             Err(e) => {
                 // Out of descriptors, say: refuse this request, keep serving the others.
-                reply_error(fd, &e)?;
+                reply_error(client.as_fd(), &e)?;
                 continue;
             }
         };
         super::fork::flush_all();
         // SAFETY: the server is single-threaded; the child returns to run the request.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            reply_error(fd, &Error::last_os("fork"))?;
-            continue;
-        }
-        if pid == 0 {
-            // The server's descriptors go first, so that none is open at a wanted number.
-            drop(client);
-            drop(status_client);
-            drop(status_server);
-            for c in children {
-                drop(c.pidfd);
-                drop(c.status);
+        let pid = match unsafe { nix::unistd::fork() } {
+            Err(e) => {
+                reply_error(client.as_fd(), &Error::os(e, "fork"))?;
+                continue;
             }
-            for (tmp, want) in placed.iter().zip(&req.opts.keep_fds) {
-                // SAFETY: dup2 onto a number this child means to replace; the copy is not
-                // close-on-exec, as a kept descriptor of spawn is not.
-                if unsafe { libc::dup2(tmp.as_raw_fd(), *want) } < 0 {
-                    eprintln!(
-                        "mpx: process '{}': {}",
-                        req.name,
-                        Error::last_os(format!("dup2 onto descriptor {want}"))
-                    );
-                    unsafe { libc::_exit(127) };
-                }
+            Ok(ForkResult::Parent { child }) => child.as_raw(),
+            Ok(ForkResult::Child) => {
+                return Ok(in_child(req, placed, client, (status_client, status_server), children))
             }
-            drop(placed);
-            super::after_fork_child();
-            super::current::become_child(&req.name, req.client_pid);
-            let server_pid = unsafe { libc::getppid() };
-            if let Err(e) = super::fork::apply_in_child(&req.opts, server_pid, true) {
-                eprintln!("mpx: process '{}': {e}", req.name);
-                unsafe { libc::_exit(127) };
-            }
-            return Ok(req);
-        }
+        };
         // The child has its copies: the server keeps none.
         drop(placed);
-        let mut reply = pid.to_le_bytes().to_vec();
-        reply.truncate(4);
-        if send_with_fd(fd, &reply, status_client.as_raw_fd()).is_err() {
+        if send_with_fd(client.as_fd(), &pid.to_le_bytes(), status_client.as_raw_fd()).is_err() {
             // The client is gone; the loop notices EOF next.
         }
         drop(status_client);
         children.push(Served { pid, pidfd: pidfd_open(pid), status: status_server, daemon: req.opts.daemon });
     }
+}
+
+/// In the server's newly forked child: closes the server's descriptors, puts the passed ones at
+/// their wanted numbers and applies the options; exits 127 when a step fails. Returns the
+/// request for the caller to run.
+fn in_child(
+    req: Request,
+    placed: Vec<OwnedFd>,
+    client: OwnedFd,
+    status: (OwnedFd, OwnedFd),
+    children: Vec<Served>,
+) -> Request {
+    // The server's descriptors go first, so that none is open at a wanted number.
+    drop(client);
+    drop(status);
+    drop(children);
+    for (tmp, want) in placed.iter().zip(&req.opts.keep_fds) {
+        // SAFETY: this child means to replace whatever is open at `want` (the server's own
+        // descriptors are closed above); the copy, not close-on-exec as a kept descriptor of
+        // spawn is not, is left open for the entry, which finds it by number.
+        match unsafe { nix::unistd::dup2_raw(tmp, *want) } {
+            Ok(fd) => {
+                let _ = fd.into_raw_fd();
+            }
+            Err(e) => {
+                eprintln!("mpx: process '{}': {}", req.name, Error::os(e, format!("dup2 onto descriptor {want}")));
+                // SAFETY: ends this child at once (nix has no _exit).
+                unsafe { libc::_exit(127) };
+            }
+        }
+    }
+    drop(placed);
+    super::after_fork_child();
+    super::current::become_child(&req.name, req.client_pid);
+    let server_pid = nix::unistd::getppid().as_raw();
+    if let Err(e) = super::fork::apply_in_child(&req.opts, server_pid, true) {
+        eprintln!("mpx: process '{}': {e}", req.name);
+        // SAFETY: as above.
+        unsafe { libc::_exit(127) };
+    }
+    req
 }
 
 /// Checks the descriptors that arrived against the numbers the request wants, and moves each
@@ -694,19 +653,16 @@ fn place_above(wanted: &[RawFd], received: Vec<OwnedFd>, truncated: bool) -> Res
         .iter()
         .zip(wanted)
         .map(|(fd, want)| {
-            // SAFETY: duplicates a descriptor we own; the result is ours.
-            let t = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
-            if t < 0 {
-                return Err(Error::last_os(format!(
-                    "cannot place descriptor {want} in the child (the server's descriptor limit?)"
-                )));
-            }
+            let t = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(floor)).map_err(|e| {
+                Error::os(e, format!("cannot place descriptor {want} in the child (the server's descriptor limit?)"))
+            })?;
+            // SAFETY: F_DUPFD_CLOEXEC made a new descriptor, ours alone.
             Ok(unsafe { OwnedFd::from_raw_fd(t) })
         })
         .collect()
 }
 
-fn reply_error(fd: RawFd, e: &Error) -> Result<()> {
+fn reply_error(fd: BorrowedFd<'_>, e: &Error) -> Result<()> {
     let mut b = e.kind().code().to_le_bytes().to_vec();
     b.extend((e.message().len() as u32).to_le_bytes());
     b.extend(e.message().as_bytes());
@@ -718,9 +674,13 @@ mod tests {
     use super::*;
 
     /// The inode open at `fd`, if any (other tests run in parallel: compare identities, not counts).
+    /// libc: `fd` may be closed, so it cannot be a BorrowedFd for nix's fstat.
     fn inode(fd: RawFd) -> Option<u64> {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_ino)
+        // SAFETY: fstat fills the zeroed struct or fails.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            (libc::fstat(fd, &mut st) == 0).then_some(st.st_ino)
+        }
     }
 
     #[test]
@@ -729,12 +689,12 @@ mod tests {
         let (p, q) = socketpair().unwrap();
         let opts = Options::default();
         let frame = encode("e", b"xyz", "n", &opts, &[7, 3]);
-        send_with_fds(a.as_raw_fd(), &frame, &[p.as_raw_fd(), q.as_raw_fd()]).unwrap();
+        send_with_fds(a.as_fd(), &frame, &[p.as_raw_fd(), q.as_raw_fd()]).unwrap();
         let mut got = Vec::new();
         let mut len = [0u8; 4];
-        assert!(!recv_exact_fds(b.as_raw_fd(), &mut len, &mut got).unwrap());
+        assert!(!recv_exact_fds(b.as_fd(), &mut len, &mut got).unwrap());
         let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
-        assert!(!recv_exact_fds(b.as_raw_fd(), &mut body, &mut got).unwrap());
+        assert!(!recv_exact_fds(b.as_fd(), &mut body, &mut got).unwrap());
         assert_eq!(got.len(), 2);
         let req = decode(&body).unwrap();
         assert_eq!(req.opts.keep_fds, vec![7, 3]);
@@ -750,7 +710,8 @@ mod tests {
         let placed = place_above(&[40, 2], vec![p.try_clone().unwrap(), q.try_clone().unwrap()], false).unwrap();
         for fd in &placed {
             assert!(fd.as_raw_fd() > 40);
-            assert_eq!(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) } & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+            let flags = FdFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFD).unwrap());
+            assert!(flags.contains(FdFlag::FD_CLOEXEC));
         }
     }
 

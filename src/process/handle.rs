@@ -1,9 +1,14 @@
 //! The Process handle: join with timeout, exit codes in Python's convention, signals, the
 //! sentinel descriptor, and a reaper so that no child is ever left a zombie.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::socket::{recv, MsgFlags};
 
 use crate::util::Timeout;
 use crate::{err, Error, Result};
@@ -34,11 +39,25 @@ pub struct Process {
     state: Mutex<State>,
 }
 
+/// A pidfd for `pid`, if the kernel has them (5.3). libc: nix has no pidfd_open.
 pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // SAFETY: plain syscall; the result is a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
     // SAFETY: fd is new and ours. pidfd_open sets O_CLOEXEC.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// waitpid(pid, __WALL, plus WNOHANG with `nohang`): the raw wait status once the child is
+/// reaped, None while it runs (WNOHANG only).
+///
+/// libc, not nix: nix's WaitStatus has no real-time signals, so for a child they killed its
+/// waitpid reaps the child and then fails with EINVAL, and the exit code is lost.
+pub(crate) fn wait_pid(pid: i32, nohang: bool) -> nix::Result<Option<i32>> {
+    let mut status = 0;
+    let flags = libc::__WALL | if nohang { libc::WNOHANG } else { 0 };
+    // SAFETY: waitpid writes the status into a local.
+    let r = Errno::result(unsafe { libc::waitpid(pid, &mut status, flags) })?;
+    Ok((r != 0).then_some(status))
 }
 
 /// Decodes a wait status into Python's exitcode convention.
@@ -54,31 +73,25 @@ pub(crate) fn decode_status(status: i32) -> i32 {
 }
 
 /// Waits until `fd` is readable or the timeout passes. Returns whether it is readable.
-pub(crate) fn poll_readable(fd: RawFd, deadline: Option<Instant>) -> Result<bool> {
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<bool> {
     loop {
-        let ms = match deadline {
-            None => -1,
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 // Round up so we never spin on a sub-millisecond remainder.
-                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                PollTimeout::try_from(left.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r > 0 {
-            return Ok(true);
-        }
-        if r == 0 {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
+        match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], timeout) {
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(false);
+                }
             }
-            continue;
-        }
-        let e = crate::error::errno();
-        if e != libc::EINTR {
-            return Err(Error::from_errno(e, "poll"));
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::os(e, "poll")),
         }
     }
 }
@@ -100,15 +113,13 @@ impl Process {
         if pid <= 0 {
             return Err(err!(Invalid, "adopt: pid {pid} is not a process id"));
         }
-        let mut st = 0;
-        // SAFETY: WNOHANG probe; a pid that is not our child gives ECHILD.
-        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG | libc::__WALL) };
+        // A WNOHANG probe: a pid that is not our child gives ECHILD.
+        let r = wait_pid(pid, true);
         let p = Process::new(pid, name.unwrap_or_else(|| format!("Process-{pid}")), false, Link::Child);
-        if r < 0 {
-            return Err(Error::last_os(format!("adopt: pid {pid} is not a child of this process")));
-        }
-        if r == pid {
-            *p.lock() = State::Exited(decode_status(st));
+        match r {
+            Err(e) => return Err(Error::os(e, format!("adopt: pid {pid} is not a child of this process"))),
+            Ok(Some(st)) => *p.lock() = State::Exited(decode_status(st)),
+            Ok(None) => {}
         }
         Ok(p)
     }
@@ -135,49 +146,36 @@ impl Process {
             return Ok(true);
         }
         match &self.link {
-            Link::Child => {
-                let mut st = 0;
-                // SAFETY: our child; WNOHANG never blocks.
-                let r = unsafe { libc::waitpid(self.pid, &mut st, libc::WNOHANG | libc::__WALL) };
-                if r == self.pid {
+            Link::Child => match wait_pid(self.pid, true) {
+                Ok(Some(st)) => {
                     let code = decode_status(st);
-                    if code != i32::MIN {
-                        *state = State::Exited(code);
-                        super::daemons::unregister(self.pid);
-                        return Ok(true);
+                    if code == i32::MIN {
+                        return Ok(false);
                     }
-                } else if r < 0 {
-                    let e = crate::error::errno();
-                    if e == libc::ECHILD {
-                        // Someone else reaped it (a SIGCHLD=SIG_IGN setting, or a foreign waitpid).
-                        *state = State::Exited(0);
-                        return Err(err!(State, "process {}: reaped elsewhere, exit code lost", self.pid));
-                    }
-                    return Err(Error::from_errno(e, format!("process {}: waitpid", self.pid)));
+                    *state = State::Exited(code);
+                    super::daemons::unregister(self.pid);
+                    Ok(true)
                 }
-                Ok(false)
-            }
+                Ok(None) => Ok(false),
+                Err(Errno::ECHILD) => {
+                    // Someone else reaped it (a SIGCHLD=SIG_IGN setting, or a foreign waitpid).
+                    *state = State::Exited(0);
+                    Err(err!(State, "process {}: reaped elsewhere, exit code lost", self.pid))
+                }
+                Err(e) => Err(Error::os(e, format!("process {}: waitpid", self.pid))),
+            },
             Link::Served(sock) => {
-                if !poll_readable(sock.as_raw_fd(), Some(Instant::now()))? {
+                if !poll_readable(sock.as_fd(), Some(Instant::now()))? {
                     return Ok(false);
                 }
                 let mut buf = [0u8; 4];
                 // Peek, not read: the status stays in the socket, so the sentinel stays readable
                 // after the process ended, as a pidfd does.
-                // SAFETY: receiving into a local buffer.
-                let n = unsafe {
-                    libc::recv(
-                        sock.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        4,
-                        libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_WAITALL,
-                    )
-                };
-                let code = if n == 4 {
-                    i32::from_le_bytes(buf)
-                } else {
+                let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_WAITALL;
+                let code = match recv(sock.as_raw_fd(), &mut buf, flags) {
+                    Ok(4) => i32::from_le_bytes(buf),
                     // The server died before reporting: the child died with it (or is orphaned).
-                    -libc::SIGKILL
+                    _ => -(Signal::SIGKILL as i32),
                 };
                 *state = State::Exited(code);
                 super::daemons::unregister(self.pid);
@@ -206,8 +204,8 @@ impl Process {
                 return Err(err!(Timeout, "process '{}' (pid {}) is still running", self.name, self.pid));
             }
             let fd = match &self.link {
-                Link::Served(s) => Some(s.as_raw_fd()),
-                Link::Child => self.pidfd.as_ref().map(|f| f.as_raw_fd()),
+                Link::Served(s) => Some(s.as_fd()),
+                Link::Child => self.pidfd.as_ref().map(|f| f.as_fd()),
             };
             match fd {
                 Some(fd) => {
@@ -226,26 +224,26 @@ impl Process {
             return Ok(c);
         }
         loop {
-            let mut status = 0;
-            // SAFETY: our unreaped child (the state lock keeps others from reaping it here).
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
-            if r == self.pid {
-                let code = decode_status(status);
-                if code == i32::MIN {
-                    continue;
+            // Our unreaped child (the state lock keeps others from reaping it here).
+            match wait_pid(self.pid, false) {
+                Ok(Some(status)) => {
+                    let code = decode_status(status);
+                    if code == i32::MIN {
+                        continue;
+                    }
+                    *st = State::Exited(code);
+                    super::daemons::unregister(self.pid);
+                    return Ok(code);
                 }
-                *st = State::Exited(code);
-                super::daemons::unregister(self.pid);
-                return Ok(code);
-            }
-            let e = crate::error::errno();
-            if r < 0 && e != libc::EINTR {
-                drop(st);
-                let mut st = self.lock();
-                return match self.poll_exit(&mut st) {
-                    Ok(_) => Err(Error::from_errno(e, format!("process {}: waitpid", self.pid))),
-                    Err(e) => Err(e),
-                };
+                Ok(None) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    drop(st);
+                    let mut st = self.lock();
+                    return match self.poll_exit(&mut st) {
+                        Ok(_) => Err(Error::os(e, format!("process {}: waitpid", self.pid))),
+                        Err(e) => Err(e),
+                    };
+                }
             }
         }
     }
@@ -276,6 +274,7 @@ impl Process {
         if self.poll_exit(&mut st)? {
             return Ok(());
         }
+        // libc, not nix: nix has no pidfd_send_signal, and its Signal has no real-time signals.
         let r = match &self.pidfd {
             // SAFETY: pidfd_send_signal targets exactly this process, even after pid reuse.
             Some(fd) => unsafe {
@@ -284,29 +283,25 @@ impl Process {
             // SAFETY: the child is not reaped (we hold the state lock), so the pid is still it.
             None => unsafe { libc::kill(self.pid, sig) },
         };
-        if r < 0 {
-            let e = crate::error::errno();
-            if e == libc::ESRCH {
-                return Ok(()); // already gone; the exit code will show it
-            }
-            return Err(Error::from_errno(e, format!("process {}: signal {sig}", self.pid)));
+        match Errno::result(r) {
+            Ok(_) | Err(Errno::ESRCH) => Ok(()), // ESRCH: already gone; the exit code will show it
+            Err(e) => Err(Error::os(e, format!("process {}: signal {sig}", self.pid))),
         }
-        Ok(())
     }
 
     /// SIGTERM.
     pub fn terminate(&self) -> Result<()> {
-        self.signal(libc::SIGTERM)
+        self.signal(Signal::SIGTERM as i32)
     }
 
     /// SIGKILL.
     pub fn kill(&self) -> Result<()> {
-        self.signal(libc::SIGKILL)
+        self.signal(Signal::SIGKILL as i32)
     }
 
     /// SIGINT.
     pub fn interrupt(&self) -> Result<()> {
-        self.signal(libc::SIGINT)
+        self.signal(Signal::SIGINT as i32)
     }
 
     /// A descriptor that becomes readable when the process ends (for poll/epoll/asyncio). Owned

@@ -10,11 +10,14 @@ pub mod forkserver;
 mod handle;
 pub mod options;
 mod per_process;
+mod program;
 mod reaper;
 mod spawn;
 
 use std::ffi::{OsStr, OsString};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::unistd::{sysconf, SysconfVar};
 
 pub use daemons::terminate_all as terminate_daemons;
 pub use entry::{init, register, start, StartMethod};
@@ -56,23 +59,19 @@ pub fn fork<F: FnOnce() -> i32>(opts: &Options, f: F) -> Result<Process> {
     fork::fork(opts, f)
 }
 
+fn sysconf_count(var: SysconfVar) -> Option<usize> {
+    match sysconf(var) {
+        Ok(Some(n)) if n > 0 => Some(n as usize),
+        _ => None,
+    }
+}
+
 /// Number of CPUs online.
 pub fn cpu_count() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 {
-        n as usize
-    } else {
-        1
-    }
+    sysconf_count(SysconfVar::_NPROCESSORS_ONLN).unwrap_or(1)
 }
 
 /// Number of CPUs configured (valid affinity indices are below it).
 pub(crate) fn cpu_count_configured() -> usize {
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
-    if n > 0 {
-        n as usize
-    } else {
-        cpu_count()
-    }
+    sysconf_count(SysconfVar::_NPROCESSORS_CONF).unwrap_or_else(cpu_count)
 }

@@ -137,7 +137,7 @@ impl Options {
             if cpus.is_empty() {
                 return Err(err!(Invalid, "affinity: the CPU list is empty"));
             }
-            if let Some(c) = cpus.iter().find(|c| **c >= n.max(1) || **c >= libc::CPU_SETSIZE as usize) {
+            if let Some(c) = cpus.iter().find(|c| **c >= n.max(1) || **c >= nix::sched::CpuSet::count()) {
                 return Err(err!(Invalid, "affinity: CPU {c} does not exist (this machine has {n})"));
             }
         }
@@ -155,14 +155,13 @@ impl Options {
             }
         }
         for fd in &self.keep_fds {
-            // SAFETY: F_GETFD only inspects the descriptor.
-            if *fd < 0 || unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
+            if !is_open(*fd) {
                 return Err(err!(Invalid, "keep_fds: {fd} is not an open descriptor"));
             }
         }
         for s in [&self.stdin, &self.stdout, &self.stderr] {
             if let Stdio::Fd(fd) = s {
-                if *fd < 0 || unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
+                if !is_open(*fd) {
                     return Err(err!(Invalid, "stdio: {fd} is not an open descriptor"));
                 }
             }
@@ -174,4 +173,11 @@ impl Options {
         }
         Ok(())
     }
+}
+
+/// Whether `fd` is an open descriptor. libc, not nix: nix's fcntl takes a BorrowedFd, which a
+/// descriptor that may not be open (the question asked here) cannot be.
+fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only inspects the descriptor table.
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
 }

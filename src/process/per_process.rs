@@ -35,17 +35,21 @@ impl<T> PerProcess<T> {
     pub(crate) fn get(&'static self) -> &'static Slot<T> {
         let me = std::process::id();
         let cur = self.slot.load(Ordering::Acquire);
-        // SAFETY: slots are leaked, never freed, so a loaded pointer stays valid.
-        if !cur.is_null() && unsafe { (*cur).pid } == me {
-            return unsafe { &*cur };
+        // SAFETY: slots are leaked, never freed, so a loaded non-null pointer stays valid.
+        if let Some(slot) = unsafe { cur.as_ref() } {
+            if slot.pid == me {
+                return slot;
+            }
         }
         let fresh = Box::into_raw(Box::new(Slot { pid: me, state: Mutex::new((self.init)()), wake: Condvar::new() }));
         match self.slot.compare_exchange(cur, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: `fresh` is now installed and, like every slot, never freed.
             Ok(_) => unsafe { &*fresh },
             Err(winner) => {
                 // Another thread of this process installed one first: use it.
                 // SAFETY: `fresh` was never shared.
                 drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: the installed slot is leaked, never freed.
                 unsafe { &*winner }
             }
         }
@@ -55,6 +59,5 @@ impl<T> PerProcess<T> {
 /// Whether the calling thread is the process's main thread (the one whose death is the
 /// process's for PR_SET_PDEATHSIG purposes).
 pub(crate) fn on_main_thread() -> bool {
-    // SAFETY: plain system calls.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 == libc::getpid() }
+    nix::unistd::gettid() == nix::unistd::getpid()
 }

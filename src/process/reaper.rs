@@ -1,9 +1,12 @@
 //! Background reaping of children whose handle was dropped while they ran, so that no child is
 //! left a zombie. One thread, started on first need, waits on the children's pidfds.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::handle::wait_pid;
 use super::per_process::{PerProcess, Slot};
 
 struct Orphans {
@@ -32,38 +35,35 @@ pub(crate) fn adopt(pid: i32, pidfd: Option<OwnedFd>) {
 /// Reaps what has ended; returns how many remain.
 fn reap_some(g: &mut Orphans) -> usize {
     g.list.retain(|(pid, _)| {
-        let mut st = 0;
-        // SAFETY: WNOHANG on our own child.
-        let r = unsafe { libc::waitpid(*pid, &mut st, libc::WNOHANG | libc::__WALL) };
-        if r == *pid || r < 0 {
-            super::daemons::unregister(*pid);
+        let running = matches!(wait_pid(*pid, true), Ok(None));
+        if !running {
+            super::daemons::unregister(*pid); // reaped, or not ours any more
         }
-        r == 0
+        running
     });
     g.list.len()
 }
 
 fn run(slot: &'static Slot<Orphans>) {
     loop {
-        let fds: Vec<libc::pollfd> = {
+        let mut fds: Vec<PollFd<'static>> = {
             let mut g = slot.lock();
             while reap_some(&mut g) == 0 {
                 g = slot.wake.wait(g).unwrap_or_else(|e| e.into_inner());
             }
             g.list
                 .iter()
-                .filter_map(|(_, fd)| {
-                    fd.as_ref().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-                })
+                .filter_map(|(_, fd)| fd.as_ref())
+                // SAFETY: polled after the lock is released, but only this thread removes
+                // entries (reap_some), so each pidfd stays open until this poll returns.
+                .map(|f| PollFd::new(unsafe { BorrowedFd::borrow_raw(f.as_raw_fd()) }, PollFlags::POLLIN))
                 .collect()
         };
         // Sleep until a child ends (or 100 ms, to pick up new orphans and pidfd-less children).
-        let mut fds = fds;
         if fds.is_empty() {
             std::thread::sleep(Duration::from_millis(100));
         } else {
-            // SAFETY: the pidfds stay open while listed; a closed-and-reused fd only wakes us early.
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+            let _ = poll(&mut fds, PollTimeout::from(100u8));
         }
     }
 }

@@ -4,10 +4,16 @@
 //! tables copied), and lets the child report an exec failure by writing its errno into the
 //! prepared plan, so a missing program is an error at spawn, not a child that exits 127.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{c_char, c_void, CString, OsStr, OsString};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CpuSet;
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+use nix::unistd::{access, AccessFlags};
 
 use super::handle::{Link, Process};
 use super::options::{Options, Stdio};
@@ -18,24 +24,24 @@ use crate::{err, Error, Result};
 enum StreamPlan {
     Keep,
     Dup(RawFd),
-    Open(*const libc::c_char, libc::c_int),
+    Open(*const c_char, OFlag),
 }
 
 /// Everything the child needs, prepared before clone so the child never allocates.
 struct Plan {
     program: CString,
-    argv: Vec<*const libc::c_char>,
-    envp: Vec<*const libc::c_char>,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
     cwd: Option<CString>,
     streams: [StreamPlan; 3],
     keep: Vec<RawFd>,
-    cpu_set: Option<libc::cpu_set_t>,
+    cpu_set: Option<CpuSet>,
     nice: Option<i32>,
     pgroup: Option<i32>,
     new_session: bool,
     /// With `daemon`, the pid the child checks its parent against (the start race).
     death_parent: Option<i32>,
-    parent_mask: libc::sigset_t,
+    parent_mask: SigSet,
     /// Written by the child when a step fails: (step, errno). Read by the parent after the
     /// child execs or exits (CLONE_VFORK suspends the parent until then).
     failed_step: i32,
@@ -54,8 +60,7 @@ fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<CString> {
     }
     let check = |p: &Path| -> Option<CString> {
         let c = CString::new(p.as_os_str().as_bytes()).ok()?;
-        // SAFETY: c is NUL-terminated.
-        let ok = unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 && p.is_file();
+        let ok = access(c.as_c_str(), AccessFlags::X_OK).is_ok() && p.is_file();
         ok.then_some(c)
     };
     if bytes.contains(&b'/') {
@@ -134,32 +139,34 @@ pub(crate) fn spawn_exec(
             Stdio::Inherit => StreamPlan::Keep,
             Stdio::Fd(fd) => StreamPlan::Dup(*fd),
             Stdio::Null => {
-                let flags = if i == 0 { libc::O_RDONLY } else { libc::O_WRONLY };
+                let flags = if i == 0 { OFlag::O_RDONLY } else { OFlag::O_WRONLY };
                 files.push(CString::new("/dev/null").unwrap());
                 StreamPlan::Open(files.last().unwrap().as_ptr(), flags)
             }
             Stdio::File { path, append } => {
                 let flags = if i == 0 {
-                    libc::O_RDONLY
+                    OFlag::O_RDONLY
                 } else {
-                    libc::O_WRONLY | libc::O_CREAT | if *append { libc::O_APPEND } else { libc::O_TRUNC }
+                    OFlag::O_WRONLY | OFlag::O_CREAT | if *append { OFlag::O_APPEND } else { OFlag::O_TRUNC }
                 };
                 files.push(cstring(path.as_os_str().as_bytes(), "a stdio path")?);
                 StreamPlan::Open(files.last().unwrap().as_ptr(), flags)
             }
         };
     }
-    let cpu_set = opts.affinity.as_ref().map(|cpus| {
-        // SAFETY: cpu_set_t is plain data; CPU_SET indices were validated.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        for c in cpus {
-            unsafe { libc::CPU_SET(*c, &mut set) };
+    let cpu_set = match &opts.affinity {
+        None => None,
+        Some(cpus) => {
+            let mut set = CpuSet::new();
+            for c in cpus {
+                set.set(*c).map_err(|e| Error::os(e, format!("spawn: affinity: CPU {c}")))?;
+            }
+            Some(set)
         }
-        set
-    });
-    let mut argv: Vec<*const libc::c_char> = args_c.iter().map(|c| c.as_ptr()).collect();
+    };
+    let mut argv: Vec<*const c_char> = args_c.iter().map(|c| c.as_ptr()).collect();
     argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
+    let mut envp: Vec<*const c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envp.push(std::ptr::null());
     let mut plan = Plan {
         program: program_c,
@@ -173,8 +180,8 @@ pub(crate) fn spawn_exec(
         pgroup: opts.process_group,
         new_session: opts.new_session,
         death_parent: opts.daemon.then(|| std::process::id() as i32),
-        // SAFETY: filled by pthread_sigmask below.
-        parent_mask: unsafe { std::mem::zeroed() },
+        // Filled by launch.
+        parent_mask: SigSet::empty(),
         failed_step: 0,
         failed_errno: 0,
     };
@@ -190,9 +197,8 @@ pub(crate) fn spawn_exec(
         launch(&mut plan)?
     };
     if plan.failed_step != 0 {
-        let mut st = 0;
-        // SAFETY: the child exited (it reported a failure); reap it.
-        unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
+        // The child exited (it reported a failure): reap it.
+        let _ = super::handle::wait_pid(pid, false);
         let step = STEP_NAMES.get(plan.failed_step as usize).copied().unwrap_or("?");
         let e = Error::from_errno(plan.failed_errno, format!("spawn '{}': {step}", program.to_string_lossy()));
         return Err(e);
@@ -205,27 +211,24 @@ pub(crate) fn spawn_exec(
 fn launch(plan: &mut Plan) -> Result<i32> {
     // A stack for the child; it only makes system calls, 64 KiB is ample.
     let mut stack = vec![0u8; 64 * 1024];
+    // All signals are blocked around clone so that no handler of ours runs in the child.
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut plan.parent_mask))
+        .map_err(|e| Error::os(e, "spawn: pthread_sigmask"))?;
+    let top = stack.as_mut_ptr_range().end;
+    let top = (top as usize & !15) as *mut c_void;
+    // libc, not nix: nix's clone takes a boxed closure and runs it through its own trampoline;
+    // the CLONE_VM | CLONE_VFORK child must run only child_main's raw system calls.
     // SAFETY: the child runs `child_main` on `stack` sharing our memory while we are suspended
-    // (CLONE_VFORK); all signals are blocked around clone so that no handler of ours runs in it.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.parent_mask);
-        let top = stack.as_mut_ptr().add(stack.len());
-        let top = (top as usize & !15) as *mut libc::c_void;
-        let pid = libc::clone(
-            child_main,
-            top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            (plan as *mut Plan).cast(),
-        );
-        let clone_errno = crate::error::errno();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &plan.parent_mask, std::ptr::null_mut());
-        if pid < 0 {
-            return Err(Error::from_errno(clone_errno, "spawn: clone"));
-        }
-        Ok(pid)
+    // (CLONE_VFORK), so the plan and the stack outlive it; the plan is not touched meanwhile.
+    let pid = unsafe {
+        libc::clone(child_main, top, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, (plan as *mut Plan).cast())
+    };
+    let clone_errno = Errno::last();
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&plan.parent_mask), None);
+    if pid < 0 {
+        return Err(Error::os(clone_errno, "spawn: clone"));
     }
+    Ok(pid)
 }
 
 /// A raw pointer moved to the spawner thread while its owner waits.
@@ -309,7 +312,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
         if let Some(set) = &plan.cpu_set {
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) < 0 {
+            // CpuSet is a repr(transparent) cpu_set_t.
+            let set = (set as *const CpuSet).cast::<libc::cpu_set_t>();
+            if libc::sched_setaffinity(0, std::mem::size_of::<CpuSet>(), set) < 0 {
                 fail(plan, 3);
             }
         }
@@ -329,7 +334,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                     libc::fcntl(target, libc::F_SETFD, 0);
                 }
                 StreamPlan::Open(path, flags) => {
-                    let fd = libc::open(path, flags | libc::O_CLOEXEC, 0o644);
+                    let fd = libc::open(path, (flags | OFlag::O_CLOEXEC).bits(), 0o644);
                     if fd < 0 || libc::dup2(fd, target) < 0 {
                         fail(plan, 5);
                     }
@@ -359,13 +364,16 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 fail(plan, 7);
             }
         }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &plan.parent_mask, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, plan.parent_mask.as_ref(), std::ptr::null_mut());
         libc::execve(plan.program.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
         fail(plan, 8)
     }
 }
 
 /// Records the failing step and errno for the parent, then exits.
+///
+/// # Safety
+/// Only for child_main: `plan` is the parent's, which is suspended until this child exits.
 unsafe fn fail(plan: &mut Plan, step: i32) -> ! {
     plan.failed_errno = *libc::__errno_location();
     plan.failed_step = step;
