@@ -30,12 +30,18 @@ CPP_SRCS   := $(wildcard tests/cpp/*.cpp) $(wildcard examples/cpp/*.cpp) $(wildc
 C_BINS     := $(patsubst %.c,$(BUILD)/%,$(C_SRCS))
 CPP_BINS   := $(patsubst %.cpp,$(BUILD)/%,$(CPP_SRCS)) $(patsubst %.cpp,$(BUILD)/%-cxx20,$(filter tests/cpp/test_%,$(CPP_SRCS)))
 
-.PHONY: all lib native venv pyext test test-rust test-c test-contract test-cpp test-python check-header check-shm demo bench clean
+.PHONY: all lib lint native venv pyext test test-rust test-c test-contract test-cpp test-python check-header check-shm demo bench clean
 
 all: lib native
 
 lib:
 	$(CARGO) build --release --lib --bins
+
+# Gates: formatting, and clippy with warnings as errors (Cargo.toml's [lints] adds undocumented
+# unsafe blocks and missing safety docs; rust-version makes clippy hold std APIs to it).
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
 
 # The committed header must equal a fresh generation (build.rs rewrites it when it differs).
 check-header: lib
@@ -122,7 +128,7 @@ test-python: venv pyext native lib
 	MPX_NO_SPEEDUPS=1 $(VPY) -m pytest -q -p no:cacheprovider --timeout=300 $(PY_FAST_SUITES)
 
 # The suite must leave /dev/shm as it found it: compare our objects before and after.
-test: lib check-header
+test: lib check-header lint
 	@mkdir -p $(BUILD) && ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD)/shm-before || true
 	$(MAKE) test-rust test-c test-cpp test-python
 	@ls /dev/shm | grep -E '^mpx\.' | sort > $(BUILD)/shm-after || true

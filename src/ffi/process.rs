@@ -552,9 +552,7 @@ pub extern "C" fn mpx_parent_pid() -> c_int {
 /// NULL only if `cap` is 0 (to ask for the length).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_current_name(buf: *mut c_char, cap: usize, len: *mut usize) -> mpx_status {
-    guard("mpx_current_name", || {
-        args::write_str(&process::current::name(), buf, cap, len)
-    })
+    guard("mpx_current_name", || args::write_str(&process::current::name(), buf, cap, len))
 }
 
 /// Renames the calling process (what `mpx_current_name` returns).

@@ -33,9 +33,12 @@ unsafe fn spec<'a>(
     own: u32,
 ) -> Result<ValueSpec<'a>> {
     let spec = ValueSpec::new(typecode as u8, count, own & MPX_VALUE_LOCK != 0);
-    // SAFETY: forwarded contract.
-    let init =
-        if init.is_null() && init_size == 0 { None } else { Some(unsafe { args::bytes(init, init_size, "init") }?) };
+    let init = if init.is_null() && init_size == 0 {
+        None
+    } else {
+        // SAFETY: forwarded contract: `init` NULL or `init_size` readable bytes.
+        Some(unsafe { args::bytes(init, init_size, "init") }?)
+    };
     Ok(spec.with_init(init))
 }
 

@@ -48,6 +48,8 @@ pub fn path_of(name: &str) -> String {
 pub fn random(prefix: &str) -> String {
     let mut bytes = [0u8; 8];
     // getrandom cannot fail for 8 bytes on Linux >= 3.17 except by EINTR; fall back to time.
+    // libc: nix 0.32 has no getrandom.
+    // SAFETY: `bytes` is 8 writable bytes; getrandom writes at most that many.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
     let r = if n == 8 {
         u64::from_ne_bytes(bytes)

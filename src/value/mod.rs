@@ -383,6 +383,7 @@ impl Value {
 
     fn check_range(&self, start: usize, n: usize) -> Result<*mut u8> {
         match start.checked_add(n) {
+            // SAFETY: end <= count, so the range lies inside the area attach() checked.
             Some(end) if end <= self.count => Ok(unsafe { self.elems().add(start * self.info.size) }),
             _ => Err(err!(
                 Invalid,

@@ -18,8 +18,9 @@ pub fn size(bytes: u64) -> String {
 /// Broken-down local time of `ns` since the epoch, with the UTC offset in seconds.
 fn local(ns: u64) -> Option<(libc::tm, i64)> {
     let secs = libc::time_t::try_from(ns / 1_000_000_000).ok()?;
-    // SAFETY: tm is plain data that localtime_r fills; both pointers are valid.
+    // SAFETY: tm is plain data (integers and a pointer), valid all zero.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r only fills `tm`.
     if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
         return None;
     }
