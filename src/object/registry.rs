@@ -343,8 +343,7 @@ enum Policy {
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 fn predict(info: &ObjectInfo, policy: Policy) -> Result<Collected> {
@@ -408,8 +407,8 @@ fn decide(obj_name: &str, policy: Policy) -> Result<Collected> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Collected::Gone),
         Err(e) => return Err(Error::from(e).context(&quoted)),
     };
-    // SAFETY: flock on our own fd; released when `file` closes, after the unlink.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    // Released when `file` closes, after the unlink.
+    if super::segment::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB).is_err() {
         return Ok(Collected::InUse);
     }
     // Same file still under the name? (Someone may have replaced it since we opened.)

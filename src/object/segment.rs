@@ -150,7 +150,7 @@ fn path_is_fd(path: &str, fd: RawFd) -> bool {
 /// descriptor and unlocks explicitly when dropped, which would release the lock for a forked
 /// child sharing the open file description (the liveness lock must live until the last
 /// reference to the description closes), and nix's plain `flock` is deprecated.
-fn flock(fd: RawFd, op: libc::c_int) -> std::result::Result<(), Errno> {
+pub(crate) fn flock(fd: RawFd, op: libc::c_int) -> std::result::Result<(), Errno> {
     // SAFETY: flock takes any integer; an invalid descriptor is EBADF.
     Errno::result(unsafe { libc::flock(fd, op) }).map(drop)
 }

@@ -56,8 +56,7 @@ fn refresh() -> u64 {
         libc::pthread_atfork(None, None, Some(after_fork_in_child));
     });
     let gen = FORK_GEN.load(Ordering::Relaxed);
-    // SAFETY: getpid cannot fail.
-    let pid = unsafe { libc::getpid() } as u32;
+    let pid = nix::unistd::getpid().as_raw() as u32;
     let start = read_stat(pid).map_or(0, |s| s.start as u32);
     let tok = token(pid, start);
     CACHE_TOKEN.store(tok, Ordering::Relaxed);
