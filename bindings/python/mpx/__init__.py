@@ -72,7 +72,7 @@ def __getattr__(name):
         module, attr = _LAZY[name]
     except KeyError:
         raise AttributeError("module 'mpx' has no attribute %r" % (name,)) from None
-    import importlib
+    import importlib  # lazily: `import mpx` does not load it
 
     value = importlib.import_module("." + module, __name__)
     if attr is not None:

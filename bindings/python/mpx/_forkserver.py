@@ -23,14 +23,19 @@ os.fork would have called), then unpickles, prepares and runs the process object
 with os._exit like any forked child.
 """
 
+import ctypes
+import io
 import json
 import os
+import signal
 import sys
 import threading
 from ctypes import byref, c_char_p, c_size_t, c_void_p
+from multiprocessing import process as std_process
 
-from . import errors
-from ._lib import check, lib, process_p
+from . import _spawn, errors, process
+from ._lib import check, last_error, lib, process_p
+from .process import MPX_START_FORKSERVER, _child_options, _flush_std_streams, _Handle
 
 _lock = threading.Lock()
 _program_set = False
@@ -47,11 +52,9 @@ def set_forkserver_preload(module_names):
 
 
 def _server_argv():
-    from ._spawn import _command, _preparation_data
-
     config = {"preload": _preload}
     if _preload:
-        data = _preparation_data("ignore")
+        data = _spawn._preparation_data("ignore")
         config["sys_path"] = data.get("sys_path")
         config["sys_argv"] = data.get("sys_argv")
         config["dir"] = data.get("dir")
@@ -60,7 +63,7 @@ def _server_argv():
         # child imports it again. Here the server imports it once, as intended, with the
         # parent's argv and working directory as a child would see them.
         config["main_path"] = data.get("init_main_from_path")
-    argv = _command(0)
+    argv = _spawn._command(0)
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = "import sys; sys.path.insert(0, %r); from mpx._forkserver import main; main()" % package_parent
     return argv[:-1] + [code, json.dumps(config)]
@@ -79,24 +82,16 @@ def _ensure_program():
 
 def launch(process_obj):
     """Starts ``process_obj`` as a child of the fork server; returns its handle."""
-    from ._spawn import pickle_process
-    from .process import MPX_START_FORKSERVER, _Handle, _Options, _c_name
-
-    payload, fds = pickle_process(process_obj)
+    payload, fds = _spawn.pickle_process(process_obj)
     _ensure_program()
-    with _Options() as o:
-        check(lib.mpx_proc_opts_set_name(o.ptr, _c_name(process_obj._name)))
-        check(lib.mpx_proc_opts_set_daemon(o.ptr, bool(process_obj.daemon)))
-        for fd in fds:
-            check(lib.mpx_proc_opts_keep_fd(o.ptr, fd))
+    with _child_options(process_obj, fds) as o:
         ptr = process_p()
         check(lib.mpx_start(MPX_START_FORKSERVER, b"python", payload, len(payload), o.ptr, byref(ptr)))
     return _Handle(ptr, own_child=False)
 
 
 def _preload_modules(config):
-    from multiprocessing import process as std_process
-    from multiprocessing import spawn as std_spawn
+    from multiprocessing import spawn as std_spawn  # lazily: only the server needs it
 
     if config.get("sys_path") is not None:
         sys.path[:] = config["sys_path"]
@@ -116,7 +111,7 @@ def _preload_modules(config):
             std_spawn.import_main_path(main_path)
         except BaseException:
             # The child imports it again and reports the error where it belongs.
-            import traceback
+            import traceback  # lazily: only for a failure
 
             traceback.print_exc()
         finally:
@@ -130,11 +125,10 @@ def _preload_modules(config):
 
 
 def main():
-    """The fork server (run by the library as the server program)."""
-    import ctypes
-    import signal
-
-    from . import _spawn, context, process  # noqa: F401 (preloaded for the children)
+    """The fork server (run by the library as the server program). Its command line imported
+    mpx (with mpx.context and mpx.process) and this module (with mpx._spawn): its children
+    inherit them."""
+    # Preloaded for the children, in the server only (a client does not need them).
     from multiprocessing import connection, util  # noqa: F401
 
     fd = int(os.environ.pop("MPX_FORKSERVER_FD"))
@@ -146,17 +140,15 @@ def main():
     # number, clear of the descriptors that requests place in the children.
     process._open_devnull_stdin(high=True)
     process._close_stdin()
-    process._flush_std_streams()
+    _flush_std_streams()
 
     entry, arg, n = c_void_p(), c_void_p(), c_size_t()
     st = lib.mpx_forkserver_serve(fd, byref(entry), byref(arg), byref(n))
     if st != errors.MPX_OK:
         # In the server: the client went away (MPX_E_CLOSED), or the loop failed.
         if st != errors.MPX_E_CLOSED:
-            from ._lib import last_error
-
             sys.stderr.write("mpx fork server: %s\n" % last_error())
-        process._flush_std_streams()
+        _flush_std_streams()
         os._exit(0 if st == errors.MPX_E_CLOSED else 1)
 
     # In a forked child. The fork happened in C: let the interpreter recover as after os.fork.
@@ -171,13 +163,11 @@ def main():
         if name != b"python":
             sys.stderr.write("mpx fork server: unknown entry %r\n" % name)
         else:
-            import io
-
             code = _spawn.run_payload(io.BytesIO(payload), served=True)
     except BaseException:
-        import traceback
+        import traceback  # lazily: only for a failure
 
         traceback.print_exc()
     finally:
-        process._flush_std_streams()
+        _flush_std_streams()
         os._exit(code)

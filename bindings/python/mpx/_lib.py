@@ -405,6 +405,12 @@ except ImportError:  # not built (it is optional): every call goes through ctype
     _speedups = None
 
 
+def speedups_enabled():
+    """Whether fast() gives accelerated calls: the optional accelerator is built and
+    MPX_NO_SPEEDUPS is not set."""
+    return _speedups is not None and not os.environ.get("MPX_NO_SPEEDUPS")
+
+
 def fast(name, signature):
     """A faster callable for a hot-path C function, or None when the optional accelerator
     (mpx/_speedups.c, built by ``make pyext``) is not available: callers keep their ctypes
@@ -413,7 +419,7 @@ def fast(name, signature):
     "pwoq" f(h, buf, cap, out, int64), "pqo" f(h, int64, out). Handles may be ints or ctypes
     pointers; buffers anything with the buffer protocol (out: e.g. a ctypes.c_size_t).
     Set MPX_NO_SPEEDUPS=1 to disable it (to compare, or to rule it out)."""
-    if _speedups is None or os.environ.get("MPX_NO_SPEEDUPS"):
+    if not speedups_enabled():
         return None
     getattr(lib, name)  # a clear error for a missing prototype or symbol
     address = ctypes.cast(getattr(_cdll, name), ctypes.c_void_p).value
@@ -505,6 +511,7 @@ __all__ = [
     "mpx_status",
     "name_arg",
     "size_arg",
+    "speedups_enabled",
     "status_name",
     "version",
 ]

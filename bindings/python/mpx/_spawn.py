@@ -18,13 +18,27 @@ The fork server (mpx._forkserver) sends the same payload as the argument bytes o
 and the same descriptors with it.
 """
 
+import atexit
 import io
+import multiprocessing
 import os
 import pickle
 import sys
+import types
 from ctypes import byref, c_char_p
+from multiprocessing import context as std_context
+from multiprocessing import process as std_process
+from multiprocessing.reduction import ForkingPickler
 
 from ._lib import check, lib, process_p
+from .process import (
+    _child_options,
+    _flush_std_streams,
+    _Handle,
+    _pidfd_of,
+    default_start_method,
+    set_default_start_method,
+)
 
 # A payload up to this size is written before the child starts, into a pipe enlarged to hold
 # it, so start() never waits for the child to read (the Linux default pipe-max-size is 1 MiB).
@@ -61,8 +75,7 @@ class _SpawningPopen:
 
 
 def _preparation_data(name):
-    from multiprocessing import context as std_context
-    from multiprocessing import spawn as std_spawn
+    from multiprocessing import spawn as std_spawn  # lazily: only a parent needs it
 
     std_method = std_context._default_context.get_start_method(allow_none=True)
     data = std_spawn.get_preparation_data(name)
@@ -78,12 +91,7 @@ def pickle_process(process_obj):
     """The payload for a child: preparation data, then the process object. Returns
     ``(bytes, fds)``; ``fds`` are descriptors that pickled objects need kept in the child.
     Raises what pickling raises (an unpicklable target fails here, in the parent)."""
-    from multiprocessing import context as std_context
-    from multiprocessing.reduction import ForkingPickler
-
-    from . import context
-
-    extra = {"start_method": context._default_context.get_start_method(allow_none=True)}
+    extra = {"start_method": default_start_method()}
     popen = _SpawningPopen()
     buf = io.BytesIO()
     std_context.set_spawning_popen(popen)
@@ -96,6 +104,7 @@ def pickle_process(process_obj):
 
 
 def _command(fd):
+    # Lazily: only a parent needs them.
     from multiprocessing import spawn as std_spawn
     from multiprocessing.util import _args_from_interpreter_flags
 
@@ -106,8 +115,6 @@ def _command(fd):
 
 def launch(process_obj):
     """Starts ``process_obj`` in a new interpreter; returns its handle."""
-    from .process import _Handle, _Options, _c_name
-
     payload, fds = pickle_process(process_obj)
     rest = memoryview(payload)
     r, w = os.pipe()
@@ -115,12 +122,7 @@ def launch(process_obj):
         if len(payload) <= _PREWRITE_MAX:
             rest = _prewrite(w, rest)
         argv = [os.fsencode(a) for a in _command(r)]
-        with _Options() as o:
-            check(lib.mpx_proc_opts_set_name(o.ptr, _c_name(process_obj._name)))
-            check(lib.mpx_proc_opts_set_daemon(o.ptr, bool(process_obj.daemon)))
-            check(lib.mpx_proc_opts_keep_fd(o.ptr, r))
-            for fd in fds:
-                check(lib.mpx_proc_opts_keep_fd(o.ptr, fd))
+        with _child_options(process_obj, [r] + fds) as o:
             c_argv = (c_char_p * (len(argv) + 1))(*argv, None)
             ptr = process_p()
             check(lib.mpx_spawn(argv[0], c_argv, o.ptr, byref(ptr)))
@@ -144,7 +146,7 @@ def _prewrite(w, data):
     """Writes what fits into the pipe without blocking (enlarging it first); returns the rest."""
     if len(data) > 65536:
         try:
-            import fcntl
+            import fcntl  # lazily: only for a large payload
 
             fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, len(data))
         except OSError:
@@ -161,16 +163,14 @@ def _prewrite(w, data):
 
 
 def _prepare(data, extra):
-    from . import context
-
     if data.keys() <= _PREPARATION_KEYS:
         _apply_preparation(data)
     else:  # `python -m` (run_module) or a standard library that sends more than we know
-        from multiprocessing import spawn as std_spawn
+        from multiprocessing import spawn as std_spawn  # lazily: see _PREPARATION_KEYS
 
         std_spawn.prepare(data)
     if extra.get("start_method"):
-        context._force_start_method(extra["start_method"])
+        set_default_start_method(extra["start_method"])
 
 
 # What multiprocessing.spawn.prepare() does with these keys (Python 3.8 to 3.13) is done by
@@ -185,14 +185,12 @@ _old_main_modules = []  # as multiprocessing.spawn.old_main_modules: the replace
 
 def _apply_preparation(data):
     """multiprocessing.spawn.prepare(data), step for step, for the keys in _PREPARATION_KEYS."""
-    from multiprocessing import process as std_process
-
     if "name" in data:
         std_process.current_process().name = data["name"]
     if "authkey" in data:
         std_process.current_process().authkey = data["authkey"]
     if data.get("log_to_stderr") or "log_level" in data:
-        from multiprocessing import util  # only when logging was on in the parent
+        from multiprocessing import util  # lazily: only when logging was on in the parent
 
         if data.get("log_to_stderr"):
             util.log_to_stderr()
@@ -207,8 +205,6 @@ def _apply_preparation(data):
     if "orig_dir" in data:
         std_process.ORIGINAL_DIR = data["orig_dir"]
     if "start_method" in data:
-        import multiprocessing
-
         multiprocessing.set_start_method(data["start_method"], force=True)
     if "init_main_from_path" in data:
         _fixup_main_from_path(data["init_main_from_path"])
@@ -225,12 +221,10 @@ def _fixup_main_from_path(main_path):
     if getattr(current_main, "__file__", None) == main_path:
         return
     if not (main_path.endswith(".py") and os.path.isfile(main_path)):
-        from multiprocessing import spawn as std_spawn
+        from multiprocessing import spawn as std_spawn  # lazily: see _PREPARATION_KEYS
 
         std_spawn._fixup_main_from_path(main_path)
         return
-    import types
-
     with io.open_code(os.path.abspath(os.fsdecode(main_path))) as f:
         code = compile(f.read(), main_path, "exec")
     _old_main_modules.append(current_main)
@@ -261,8 +255,6 @@ def run_payload(stream, served=False):
     """Reads the payload from a binary stream, prepares this process, and returns the
     process object's exit code after running it. ``served``: a fork-server child, whose
     parent (the client) is not its parent process."""
-    from multiprocessing import process as std_process
-
     std_current = std_process.current_process()
     # While set, starting a process is the "bootstrapping phase" RuntimeError (stdlib rules).
     std_current._inheriting = True
@@ -274,8 +266,6 @@ def run_payload(stream, served=False):
         del std_current._inheriting
     sentinel = None
     if served:
-        from .process import _pidfd_of
-
         # Opened now, while the client surely is the process with that pid.
         sentinel = _pidfd_of(process_obj._parent_pid, check_parent=False)
     return process_obj._bootstrap(sentinel)
@@ -290,8 +280,6 @@ def main(fd):
     flushed, then os._exit. The interpreter's final teardown, which frees every module one by
     one, is skipped: it took longer than any other part of a spawned child's life but its
     start. Objects still alive at exit are not finalized: close files you write."""
-    import atexit
-
     try:
         with open(fd, "rb", closefd=True) as f:
             code = run_payload(f)
@@ -300,12 +288,10 @@ def main(fd):
         if not isinstance(e.code, int) and e.code is not None:
             sys.stderr.write(str(e.code) + "\n")
     except BaseException:
-        import traceback
+        import traceback  # lazily: only a failing child needs it
 
         traceback.print_exc()
         code = 1
     atexit._run_exitfuncs()
-    from .process import _flush_std_streams
-
     _flush_std_streams()
     os._exit(code & 0xFF)

@@ -42,6 +42,8 @@ new calls raise OSError("handle is closed") at once, and the descriptor is close
 last call in progress returns (a blocked receive notices within a slice).
 """
 
+import collections
+import copyreg
 import errno
 import io
 import operator
@@ -49,6 +51,7 @@ import os
 import pickle
 import select
 import selectors
+import socket
 import threading
 import time
 from ctypes import (
@@ -69,7 +72,7 @@ from ctypes import (
     py_object,
     pythonapi,
 )
-from multiprocessing import AuthenticationError, BufferTooShort
+from multiprocessing import AuthenticationError, BufferTooShort, reduction
 
 from . import errors
 from ._lib import (
@@ -88,6 +91,8 @@ from ._lib import (
     listener_p,
     shm_p,
 )
+from ._objects import _SLICE_NS, _deadline, _step
+from ._objects import _wait_timeout_ns as _timeout_ns
 
 __all__ = ["AuthenticationError", "BufferTooShort", "Client", "Connection", "Listener", "Pipe", "wait"]
 
@@ -101,8 +106,6 @@ _INVALID = errors.MPX_E_INVALID
 _TOO_SMALL = errors.MPX_E_BUFFER_TOO_SMALL
 _AUTH = errors.MPX_E_AUTH
 
-# Waits without limit run in slices of this many ns, so that signal handlers get to run.
-_SLICE_NS = 100_000_000
 # A listener's accept after a client showed up, when the caller set no timeout: the bound of
 # the handshake (the library's default handshake timeout), and of the wait should another
 # process have taken the client meanwhile.
@@ -223,34 +226,6 @@ def _index(value, what):
         return operator.index(value)
     except TypeError:
         raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__)) from None
-
-
-def _timeout_ns(timeout):
-    """Seconds (None: without limit; <= 0: do not wait) as the C ABI's ns (-1 without limit)."""
-    if timeout is None:
-        return -1
-    if not (hasattr(type(timeout), "__float__") or hasattr(type(timeout), "__index__")):
-        raise TypeError("timeout must be a number or None, not %s" % type(timeout).__name__)
-    t = float(timeout)
-    if t != t:
-        raise ValueError("timeout is NaN")
-    if t <= 0:
-        return 0
-    if t >= 9.2e9:  # beyond int64 ns: without limit
-        return -1
-    return max(1, int(t * 1e9))
-
-
-def _deadline(ns):
-    """time.monotonic_ns() deadline of a timeout in ns (None: without limit)."""
-    return None if ns < 0 else time.monotonic_ns() + ns
-
-
-def _step(deadline):
-    """The next slice's timeout in ns (0 once the deadline has passed)."""
-    if deadline is None:
-        return _SLICE_NS
-    return max(0, min(_SLICE_NS, deadline - time.monotonic_ns()))
 
 
 #
@@ -463,8 +438,6 @@ class Connection:
     def __reduce__(self):
         # As the standard library's reduce_connection: the descriptor travels with DupFd (to a
         # spawning child at start, else through the resource sharer).
-        from multiprocessing import reduction
-
         df = reduction.DupFd(self.fileno())
         return (_rebuild_connection, (df, self._readable, self._writable))
 
@@ -732,7 +705,7 @@ class Connection:
         """Sends an mpx SharedMemory (typically ``SharedMemory.anonymous(size)``) over a Unix
         connection by its descriptor; it stays usable here. The peer opens the same memory with
         recv_shm (or maps the descriptor itself: see docs/CONNECTIONS.md)."""
-        from .shared_memory import SharedMemory
+        from .shared_memory import SharedMemory  # lazily: a program of connections alone never loads it
 
         if not isinstance(shm, SharedMemory):
             raise TypeError("send_shm: expected an mpx.shared_memory.SharedMemory, not %s" % type(shm).__name__)
@@ -747,7 +720,7 @@ class Connection:
         """Receives a buffer sent with send_shm (from any language) and returns it as an mpx
         SharedMemory (``name`` None; ``buf`` a memoryview, ready for numpy.frombuffer). Its
         header is validated as for any open. TimeoutError when ``timeout`` seconds pass."""
-        from .shared_memory import SharedMemory
+        from .shared_memory import SharedMemory  # lazily, as in send_shm
 
         h = shm_p()
         flags = MPX_F_READ_ONLY if readonly else 0
@@ -797,12 +770,9 @@ def _get_pickler():
     sockets, ... and whatever is registered with it or with copyreg), looked up live instead of
     copied into every new pickler as ForkingPickler does (most of its cost for small objects)."""
     global _pickler
-    import collections
-    import copyreg
-    from multiprocessing.reduction import ForkingPickler
 
     class _ForkingPickler(pickle.Pickler):
-        dispatch_table = collections.ChainMap(ForkingPickler._extra_reducers, copyreg.dispatch_table)
+        dispatch_table = collections.ChainMap(reduction.ForkingPickler._extra_reducers, copyreg.dispatch_table)
 
     _pickler = _ForkingPickler
     return _pickler
@@ -915,8 +885,6 @@ def _check_address(st):
     if st == errors.MPX_E_NOT_FOUND:
         msg = last_error()
         if "cannot resolve host" in msg:
-            import socket
-
             raise socket.gaierror(socket.EAI_NONAME, msg)
         raise error(st, msg)
     check(st)

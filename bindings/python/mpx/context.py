@@ -15,7 +15,8 @@ on first use like the package's own names (``_SUBMODULE_NAMES``).
 import multiprocessing as _std
 
 from . import process
-from .process import _launch_fork
+from ._lib import lib
+from .process import _launch_fork, default_start_method, set_default_start_method
 
 __all__ = ["BaseContext", "DefaultContext", "ForkContext", "ForkServerContext", "Process", "SpawnContext"]
 
@@ -56,8 +57,6 @@ class BaseContext:
 
     def cpu_count(self):
         """Number of CPUs online."""
-        from ._lib import lib
-
         n = lib.mpx_cpu_count()
         if n < 1:
             raise NotImplementedError("cannot determine number of cpus")
@@ -83,14 +82,14 @@ class BaseContext:
     def set_executable(self, executable):
         """The interpreter 'spawn' and 'forkserver' children run (shared with the standard
         library's setting)."""
-        from multiprocessing import spawn
+        from multiprocessing import spawn  # lazily: `import mpx` does not load it
 
         spawn.set_executable(executable)
 
     def set_forkserver_preload(self, module_names):
         """Modules the fork server imports once, before forking children (default
         ['__main__']). Takes effect when the server starts (at the first forkserver start)."""
-        from ._forkserver import set_forkserver_preload
+        from ._forkserver import set_forkserver_preload  # lazily, as in ForkServerProcess
 
         set_forkserver_preload(module_names)
 
@@ -127,6 +126,8 @@ class SpawnProcess(process.BaseProcess):
 
     @staticmethod
     def _Popen(process_obj):
+        # Lazily: `import mpx` (what every child pays) does not load the launchers of the
+        # start methods it does not use.
         from ._spawn import launch
 
         return launch(process_obj)
@@ -137,7 +138,7 @@ class ForkServerProcess(process.BaseProcess):
 
     @staticmethod
     def _Popen(process_obj):
-        from ._forkserver import launch
+        from ._forkserver import launch  # lazily, as in SpawnProcess
 
         return launch(process_obj)
 
@@ -158,35 +159,34 @@ class ForkServerContext(BaseContext):
 
 
 class DefaultContext(BaseContext):
-    """The context behind mpx's module-level functions: its start method is set once."""
+    """The context behind mpx's module-level functions: its start method is set once. The
+    method is kept in mpx.process, where a child that starts sets it (and where the launchers
+    read what to tell a child)."""
 
     Process = Process
 
     def __init__(self, context):
         self._default_context = context
-        self._actual_context = None
 
     def get_context(self, method=None):
         if method is None:
-            if self._actual_context is None:
-                self._actual_context = self._default_context
-            return self._actual_context
+            return _concrete_contexts[self.get_start_method()]
         return super().get_context(method)
 
     def set_start_method(self, method, force=False):
-        if self._actual_context is not None and not force:
+        if default_start_method() is not None and not force:
             raise RuntimeError("context has already been set")
         if method is None and force:
-            self._actual_context = None
+            set_default_start_method(None)
             return
-        self._actual_context = self.get_context(method)
+        set_default_start_method(self.get_context(method)._name)
 
     def get_start_method(self, allow_none=False):
-        if self._actual_context is None:
+        if default_start_method() is None:
             if allow_none:
                 return None
-            self._actual_context = self._default_context
-        return self._actual_context._name
+            set_default_start_method(self._default_context._name)
+        return default_start_method()
 
     def get_all_start_methods(self):
         # The default first, as the standard library orders them.
@@ -203,7 +203,7 @@ class _FromSubmodule:
         self.module = module
 
     def __get__(self, obj, objtype=None):
-        import importlib
+        import importlib  # lazily: `import mpx` does not load it
 
         value = getattr(importlib.import_module("." + self.module, __package__), self.name)
         setattr(BaseContext, self.name, staticmethod(value))
@@ -242,7 +242,3 @@ _concrete_contexts = {
 }
 # CPython 3.11 on Linux starts with 'fork'.
 _default_context = DefaultContext(_concrete_contexts["fork"])
-
-
-def _force_start_method(method):
-    _default_context._actual_context = _concrete_contexts[method]

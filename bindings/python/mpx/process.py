@@ -12,6 +12,10 @@ adopts the child into an mpx_process; 'spawn' (mpx._spawn) runs a new interprete
 'forkserver' (mpx._forkserver) asks a Python fork server through mpx_start. The child runs
 :meth:`BaseProcess._bootstrap`, which follows the standard library's: the same exit codes, the
 same traceback on an uncaught exception, the same state reset.
+
+What the launchers share is here (the handle, start options, the default context's start
+method): of mpx this module imports only the library, and mpx._spawn, mpx._forkserver and
+mpx.context are above it.
 """
 
 import atexit
@@ -24,6 +28,7 @@ import sys
 import threading
 import time
 from ctypes import byref, c_bool, c_char_p, c_int
+from multiprocessing import process as _std_process
 
 from . import errors
 from ._lib import check, lib, proc_opts_p, process_p
@@ -76,6 +81,38 @@ class _Options:
     def __exit__(self, *exc):
         lib.mpx_proc_opts_free(self.ptr)
         self.ptr = None
+
+
+def _child_options(process_obj, fds=()):
+    """Start options for a Python child: its name and daemon flag, and the descriptors it keeps
+    at their numbers (``with _child_options(p, fds) as o: ...``)."""
+    o = _Options()
+    try:
+        check(lib.mpx_proc_opts_set_name(o.ptr, _c_name(process_obj._name)))
+        check(lib.mpx_proc_opts_set_daemon(o.ptr, bool(process_obj.daemon)))
+        for fd in fds:
+            check(lib.mpx_proc_opts_keep_fd(o.ptr, fd))
+    except BaseException:
+        o.__exit__()
+        raise
+    return o
+
+
+# The default context's start method once it is fixed (None before). mpx.context's
+# DefaultContext keeps it here, with the code that sets it in a child as it starts (to its
+# parent's method, or its Process class's) and that reads it for a child being started.
+_default_method = None
+
+
+def default_start_method():
+    """The default context's start method, or None while it is not fixed."""
+    return _default_method
+
+
+def set_default_start_method(method):
+    """Fixes the default context's start method ('fork', 'spawn', 'forkserver'; None: unfix)."""
+    global _default_method
+    _default_method = method
 
 
 # The C functions every child calls get their prototypes here, once (mpx._lib does it on first
@@ -381,16 +418,12 @@ class BaseProcess:
         except KeyError:
             # Shared with the standard library's process tree, so that connections and
             # managers of either authenticate the other.
-            from multiprocessing import process as _std
-
-            key = self._config["authkey"] = _std.current_process().authkey
+            key = self._config["authkey"] = _std_process.current_process().authkey
             return key
 
     @authkey.setter
     def authkey(self, authkey):
-        from multiprocessing.process import AuthenticationString
-
-        self._config["authkey"] = AuthenticationString(authkey)
+        self._config["authkey"] = _std_process.AuthenticationString(authkey)
 
     @property
     def exitcode(self):
@@ -459,7 +492,7 @@ class BaseProcess:
         exitcode = 1
         try:
             if self._start_method is not None:
-                _force_start_method(self._start_method)
+                set_default_start_method(self._start_method)
             _process_counter = itertools.count(1)
             # The parent's children are not ours. Kept rather than freed: freeing them would only
             # copy pages and run finalizers of handles that belong to the parent.
@@ -493,7 +526,7 @@ class BaseProcess:
                 exitcode = 1
         except BaseException:
             exitcode = 1
-            import traceback
+            import traceback  # lazily: only a failing child needs it
 
             sys.stderr.write("Process %s:\n" % self.name)
             traceback.print_exc()
@@ -510,16 +543,10 @@ _std_util = None
 
 def _import_std_util():
     global _std_util
-    from multiprocessing import util
+    from multiprocessing import util  # lazily: `import mpx` does not load it
 
     _std_util = util
     return util
-
-
-def _force_start_method(method):
-    from . import context
-
-    context._force_start_method(method)
 
 
 def _std_after_fork(proc, util):
@@ -555,6 +582,7 @@ def _open_devnull_stdin(high=False):
     if _devnull_stdin is None:
         fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         if high:
+            # Lazily: only the fork server comes here.
             import fcntl
             import resource
 
@@ -625,7 +653,7 @@ class _ParentProcess(BaseProcess):
         return self._sentinel_fd
 
     def is_alive(self):
-        from multiprocessing.connection import wait
+        from multiprocessing.connection import wait  # lazily: `import mpx` does not load it
 
         return not wait([self.sentinel], timeout=0)
 
@@ -635,7 +663,7 @@ class _ParentProcess(BaseProcess):
 
     def join(self, timeout=None):
         """Waits until the parent process ends."""
-        from multiprocessing.connection import wait
+        from multiprocessing.connection import wait  # lazily: `import mpx` does not load it
 
         wait([self.sentinel], timeout=timeout)
 

@@ -84,7 +84,22 @@ from ._lib import (
     queue_p,
     size_arg,
 )
-from .synchronize import _address, _auto_name, _fast, _fd_arg, _timeout_ns, _track, _untrack
+from ._objects import (
+    _SPEEDUPS,
+    _T0,
+    _TSLICE,
+    _address,
+    _create_auto,
+    _deadline,
+    _decode_name,
+    _fast,
+    _fd_arg,
+    _step,
+    _timeout_ns,
+    _tns,
+    _track,
+    _untrack,
+)
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -143,20 +158,16 @@ class MessageTooBig(errors.MpxError, ValueError):
 # through ctypes with argtypes None and arguments that are already ctypes objects (measured to
 # matter: ctypes' argument conversion costs more than the C work). Batches always go through
 # ctypes (one call per batch, so the conversion is amortised). The handle an object passes is
-# mpx.synchronize's _address(): an int with the accelerator, a c_void_p without; None once closed.
+# mpx._objects' _address(): an int with the accelerator, a c_void_p without; None once closed;
+# timeouts are _tns (int, or c_int64).
 #
 
-_SPEEDUPS = fast("mpx_queue_put", "pbq") is not None
-
 if _SPEEDUPS:
-    _tns = int  # timeouts as ints
     _put = fast("mpx_queue_put", "pbq")  # (h, buffer, timeout)
     _get = fast("mpx_queue_get", "pwoq")  # (h, writable buffer, c_size_t out, timeout)
     _put_try = _put  # a zero timeout keeps the GIL
     _get_try = _get
 else:
-    _tns = c_int64
-
     def _shims(blocking):
         put_c = entry("mpx_queue_put", blocking)
         get_c = entry("mpx_queue_get", blocking)
@@ -186,11 +197,6 @@ _get_many_try = entry("mpx_queue_get_many", False, _GET_MANY_ARGS)
 
 _task_done = _fast("mpx_queue_task_done", blocking=False)
 _join = _fast("mpx_queue_join", blocking=True)
-
-# Waits without limit run in slices of this many ns, so that signal handlers get to run.
-_SLICE_NS = 100_000_000
-_T0 = _tns(0)
-_TSLICE = _tns(_SLICE_NS)
 
 _dumps = pickle.dumps
 _loads = pickle.loads
@@ -273,19 +279,6 @@ def _rebuild(cls, name):
     return cls._open_as(name)
 
 
-def _deadline(ns):
-    """The monotonic deadline of a wait of ``ns`` (None: without limit)."""
-    return None if ns < 0 else time.monotonic_ns() + ns
-
-
-def _step(deadline):
-    """The next slice of a wait: at most _SLICE_NS, and what is left before the deadline
-    (<= 0: the time is up)."""
-    if deadline is None:
-        return _SLICE_NS
-    return min(_SLICE_NS, deadline - time.monotonic_ns())
-
-
 class _QueueBase:
     """What every queue shares: the C handle, put/get of objects and bytes, batches, state,
     shutdown, names and pickling by name."""
@@ -324,16 +317,8 @@ class _QueueBase:
         flags |= self._variant
         h = queue_p()
         if name is None:
-            for _ in range(100):
-                name = _auto_name("queue")
-                try:
-                    check(lib.mpx_queue_create(name_arg(name), capacity, maxsize, flags | MPX_F_UNLINK_ON_LAST_CLOSE,
-                                               byref(h)))
-                    break
-                except FileExistsError:
-                    continue
-            else:  # pragma: no cover - 100 collisions of 32 random bits
-                raise FileExistsError("cannot find a free name for a %s" % type(self).__name__)
+            name = _create_auto("queue", type(self).__name__, lambda n: check(
+                lib.mpx_queue_create(name_arg(n), capacity, maxsize, flags | MPX_F_UNLINK_ON_LAST_CLOSE, byref(h))))
         else:
             check(lib.mpx_queue_create(name_arg(name), capacity, maxsize, flags, byref(h)))
         self._adopt(h, name)
@@ -397,8 +382,7 @@ class _QueueBase:
         ``mpx_queue_fd`` in C); the descriptor is duplicated, the caller keeps ``fd``."""
         h = queue_p()
         check(lib.mpx_queue_open_fd(_fd_arg(fd), 0, byref(h)))
-        n = lib.mpx_queue_name(h)
-        return cls._from_handle(h, n.decode("utf-8", "surrogateescape") if n else None)
+        return cls._from_handle(h, _decode_name(lib.mpx_queue_name(h)))
 
     @classmethod
     def unlink_name(cls, name):

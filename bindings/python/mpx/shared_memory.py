@@ -46,6 +46,7 @@ from ctypes import byref, c_char_p, c_int, c_int32, c_size_t, c_uint32, c_void_p
 
 from . import errors
 from ._lib import MPX_F_READ_ONLY, _cdll, _speedups, check, error, lib, name_arg, shm_p, size_arg
+from ._objects import _fd_arg
 
 __all__ = ["SharedMemory"]
 
@@ -90,14 +91,6 @@ _E_EXISTS = errors.MPX_E_EXISTS
 def _make_filename():
     """A random name for a buffer created without one."""
     return _SHM_NAME_PREFIX + os.urandom(4).hex()
-
-
-def _fd_arg(fd):
-    fd = operator.index(fd)
-    # ctypes would truncate a larger integer into some other, valid, descriptor.
-    if not -(1 << 31) <= fd < (1 << 31):
-        raise ValueError("invalid file descriptor %d" % fd)
-    return fd
 
 
 def _rebuild_readonly(cls, name):

@@ -47,21 +47,15 @@ wrapper, a memoryview or numpy array over it): there is no way to unmap it under
 """
 
 import ctypes
-import os
 from ctypes import byref
+from multiprocessing.reduction import ForkingPickler
 
 from . import errors
 from ._lib import MPX_F_UNLINK_ON_LAST_CLOSE, MPX_VALUE_LOCK, check, error, lib, name_arg, value_p
-from .synchronize import (
-    NotOwnedError,
-    _Acquirable,
-    _address,
-    _core_bases,
-    _fast,
-    _HotMethods,
-    _LockCore,
-    _track,
-)
+from ._objects import _address, _create_auto, _fast, _flags, _track
+
+# The embedded lock of a Value is a lock of mpx.synchronize's making (its hot methods and logic).
+from .synchronize import NotOwnedError, _Acquirable, _core_bases, _HotMethods, _LockCore
 
 __all__ = [
     "Array",
@@ -155,16 +149,9 @@ class _Shared:
         h = value_p()
         fl = flags | (MPX_VALUE_LOCK if lock else 0)
         if name is None:
-            for _ in range(100):
-                name = "py-value-%d-%s" % (os.getpid(), os.urandom(4).hex())
-                try:
-                    check(lib.mpx_value_create(name_arg(name), typecode.encode(), count, None, 0,
-                                               fl | MPX_F_UNLINK_ON_LAST_CLOSE, byref(h)))
-                    break
-                except FileExistsError:
-                    continue
-            else:  # pragma: no cover
-                raise FileExistsError("cannot find a free name for a shared value")
+            name = _create_auto("value", "shared value", lambda n: check(
+                lib.mpx_value_create(name_arg(n), typecode.encode(), count, None, 0, fl | MPX_F_UNLINK_ON_LAST_CLOSE,
+                                     byref(h))))
         else:
             check(lib.mpx_value_create(name_arg(name), typecode.encode(), count, None, 0, fl, byref(h)))
         return cls(h, name)
@@ -213,6 +200,8 @@ def _reduce_ctype(obj):
     if isinstance(w, _Shared):
         return (_rebuild_view, (w, isinstance(obj, ctypes.Array)))
     if w is not None:
+        # Lazily: only for ctypes objects of multiprocessing's own (its sharedctypes loads heap,
+        # mmap and tempfile).
         from multiprocessing import sharedctypes as std_sharedctypes
 
         return std_sharedctypes.reduce_ctype(obj)
@@ -225,8 +214,6 @@ _registered = set()
 def _register(t):
     # multiprocessing registers its reducer for the types it shares (in rebuild_ctype); ours
     # handles its objects and theirs, so register it again if theirs took over.
-    from multiprocessing.reduction import ForkingPickler
-
     if ForkingPickler._extra_reducers.get(t) is not _reduce_ctype:
         ForkingPickler.register(t, _reduce_ctype)
     _registered.add(t)
@@ -375,10 +362,6 @@ class Array:
         return _wrap(obj, lock, shared.has_lock)
 
     unlink_name = RawValue.unlink_name
-
-
-def _flags(unlink_on_last_close):
-    return MPX_F_UNLINK_ON_LAST_CLOSE if unlink_on_last_close else 0
 
 
 #

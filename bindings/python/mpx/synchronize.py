@@ -66,33 +66,48 @@ multiprocessing's are; their first attempt keeps the GIL for at most the library
 (a few µs, never a sleep) before the wait releases it.
 """
 
-import os
+import operator
 import threading
 import time
 import warnings
-import weakref
-from ctypes import POINTER, byref, c_int, c_int64, c_uint32, c_void_p, cast
+from ctypes import byref, c_int, c_int64, c_uint32
+from multiprocessing import process as std_process
 
 from . import _lib as _lib_module
 from . import errors
+from . import process as mpx_process
 from ._lib import (
     MPX_F_UNLINK_ON_LAST_CLOSE,
     MPX_SEM_UNDO,
     MPX_SEM_VALUE_MAX,
-    PROTOTYPES,
     barrier_p,
     check,
     condition_p,
-    entry,
     error,
     event_p,
-    fast,
     last_error,
     lib,
     lock_p,
     name_arg,
     rlock_p,
     semaphore_p,
+)
+from ._objects import (
+    _SLICE_NS,
+    _SPEEDUPS,
+    _T0,
+    _TSLICE,
+    _address,
+    _create_auto,
+    _decode_name,
+    _fast,
+    _fd_arg,
+    _flags,
+    _sliced,
+    _timeout_ns,
+    _track,
+    _untrack,
+    _wait_timeout_ns,
 )
 
 __all__ = [
@@ -121,8 +136,6 @@ _OWNER_DIED = errors.MPX_E_OWNER_DIED
 _STATE = errors.MPX_E_STATE
 _BROKEN = errors.MPX_E_BROKEN
 
-# Waits without limit run in slices of this many ns, so that signal handlers get to run.
-_SLICE_NS = 100_000_000
 # The accelerator's first attempt keeps the GIL; only if it times out is the GIL released for a
 # wait in slices. Its timeout is 1 ns: the library takes a free lock or permit with one CAS, or
 # spins its short while (about 2 µs here) before the deadline counts, and never sleeps. (A try,
@@ -145,93 +158,6 @@ class NotOwnedError(AssertionError, RuntimeError):
 def _warn_owner_died(stacklevel=3):
     # Read at once: the message belongs to the call that just returned on this thread.
     warnings.warn(OwnerDiedWarning(last_error() or "acquired from a holder that died"), stacklevel=stacklevel)
-
-
-#
-# Fast entry points. The hot calls (acquire, release, wait) go through function objects of the
-# same C functions as PROTOTYPES declares them, made cheaper in two ways measured to matter (a
-# ctypes call costs several times the C work here): no per-call argument conversion (argtypes is
-# None; every call passes ctypes objects of exactly the prototype's types: the handle as a
-# c_void_p made once per object, timeouts as c_int64), and calls that never block keep the GIL
-# (PyDLL), sparing its release and re-acquisition. The handle addresses are our own handles'.
-#
-
-# With the optional C accelerator (mpx/_speedups.c) the hot calls skip ctypes altogether and
-# take plain ints (a handle's address, a timeout); without it they take ctypes objects.
-_SPEEDUPS = fast("mpx_lock_release", "p") is not None
-_speedups_module = _lib_module._speedups
-
-
-def _fast(name, blocking):
-    """The C function ``name`` for the hot paths; ``blocking`` releases the GIL during the call
-    (the accelerator does that for any call with a non-zero timeout)."""
-    restype, argtypes = PROTOTYPES[name]
-    if _SPEEDUPS and argtypes:
-        sig = {(): "p", (c_int64,): "pq"}.get(tuple(argtypes[1:]))
-        if sig == "pq" or (sig == "p" and not blocking):
-            return fast(name, sig)
-        return entry(name, blocking, [c_void_p] + list(argtypes[1:]))  # the handle arrives as an int
-    return entry(name, blocking)
-
-
-def _address(h):
-    """A handle as the fast entry points take it: an int, or a c_void_p made once per object."""
-    a = cast(h, c_void_p).value
-    return a if _SPEEDUPS else c_void_p(a)
-
-
-# Timeouts the hot paths pass, made once.
-_T0 = 0 if _SPEEDUPS else c_int64(0)
-_TSLICE = _SLICE_NS if _SPEEDUPS else c_int64(_SLICE_NS)
-
-
-def _timeout_ns(block, timeout):
-    """multiprocessing's (block, timeout) as the C ABI's ns: -1 forever, 0 try once."""
-    if not block:
-        return 0
-    if timeout is None:
-        return -1
-    if not (hasattr(type(timeout), "__float__") or hasattr(type(timeout), "__index__")):
-        raise TypeError("timeout must be a number or None, not %s" % type(timeout).__name__)
-    t = float(timeout)
-    if t != t:
-        raise ValueError("timeout is NaN")
-    if t <= 0:
-        return 0  # multiprocessing treats a negative timeout as 0
-    if t >= 9.2e9:  # beyond int64 ns (~292 years): without limit
-        return -1
-    return max(1, int(t * 1e9))
-
-
-def _wait_timeout_ns(timeout):
-    """A wait's timeout (Event, Condition, Barrier): None forever, <= 0 try once."""
-    return _timeout_ns(True, timeout)
-
-
-def _sliced(fn, owner, ns):
-    """Calls the blocking ``fn(owner._a, slice)`` until it stops timing out or ``ns`` ran out, in
-    slices that let Python run signal handlers between them. Returns the last status. The handle
-    is read again for every slice: after a close() from another thread it is None, which the
-    library refuses, so the wait ends instead of going on with a freed handle."""
-    if 0 <= ns <= _SLICE_NS:
-        return fn(owner._a, c_int64(ns))
-    deadline = None if ns < 0 else time.monotonic_ns() + ns
-    while True:
-        step = _SLICE_NS if deadline is None else min(_SLICE_NS, deadline - time.monotonic_ns())
-        if step <= 0:
-            return _TIMEOUT
-        st = fn(owner._a, c_int64(step))
-        if st != _TIMEOUT:
-            return st
-
-
-def _flags(unlink_on_last_close):
-    return MPX_F_UNLINK_ON_LAST_CLOSE if unlink_on_last_close else 0
-
-
-def _auto_name(kind):
-    """A fresh name for an object made without one."""
-    return "py-%s-%d-%s" % (kind, os.getpid(), os.urandom(4).hex())
 
 
 def _rebuild(cls, name, state):
@@ -260,15 +186,8 @@ class _SyncObject:
         Python object."""
         h = cls._htype()
         if name is None:
-            for _ in range(100):
-                name = _auto_name(cls._kind)
-                try:
-                    check(create(name_arg(name), flags | MPX_F_UNLINK_ON_LAST_CLOSE, byref(h)))
-                    break
-                except FileExistsError:
-                    continue
-            else:  # pragma: no cover - 100 collisions of 32 random bits
-                raise FileExistsError("cannot find a free name for a %s" % cls.__name__)
+            name = _create_auto(cls._kind, cls.__name__,
+                                lambda n: check(create(name_arg(n), flags | MPX_F_UNLINK_ON_LAST_CLOSE, byref(h))))
         else:
             check(create(name_arg(name), flags, byref(h)))
         return cls._adopt(h, name)
@@ -299,8 +218,7 @@ class _SyncObject:
         """Opens the object behind an inherited descriptor (duplicated: the caller keeps ``fd``)."""
         h = cls._htype()
         check(cls._c("open_fd")(_fd_arg(fd), 0, byref(h)))
-        n = cls._c("name")(h)
-        return cls._adopt(h, n.decode("utf-8", "surrogateescape") if n else None)
+        return cls._adopt(h, _decode_name(cls._c("name")(h)))
 
     @classmethod
     def _open_for_pickle(cls, name, state):
@@ -373,91 +291,6 @@ class _SyncObject:
 
 
 #
-# Closing handles. A handle is closed when its object is collected, by close(), and at the exit
-# of every process that has it (the main process, and children of every start method: forked
-# children re-register what they inherited). Closing at exit matters for generated names: the
-# last process to close one removes the name, so a child that outlives the parent's object does
-# not leave it behind. This uses multiprocessing.util's finalizers, which multiprocessing and mpx
-# run at the exit of every process they start. A closed handle is nulled in place, so a call
-# made later (say from another atexit handler) gets a "closed" error, never freed memory.
-#
-
-_std_util = None
-
-
-def _util():
-    global _std_util
-    if _std_util is None:
-        from multiprocessing import util
-
-        _std_util = util
-    return _std_util
-
-
-def _close_holder(holder, close):
-    """Closes the handle in ``holder`` ([handle, its address, a weak reference to the object],
-    shared by every finalizer of the object, so it is closed once) and nulls both in place."""
-    h, vp, ref = holder
-    holder.clear()
-    if isinstance(vp, c_void_p):
-        vp.value = None
-    else:
-        # With the accelerator the object holds the address as an int: point it at NULL, so
-        # a call after the close is MPX_E_INVALID, never a use of freed memory.
-        obj = ref()
-        if obj is not None:
-            obj._a = None
-    close(h)
-    cast(byref(h), POINTER(c_void_p)).contents.value = None
-
-
-def _finalize(holder, close, at_exit):
-    if not holder:
-        return
-    if _std_util._exiting:
-        if not at_exit or threading.active_count() > 1:
-            # Another thread (a daemon) may be inside a call on this handle, or (values) the
-            # memory may still be read by code that runs later: leave it to the process's end.
-            return
-    _close_holder(holder, close)
-
-
-def _register_finalizer(obj):
-    obj._finalizer = _util().Finalize(obj, _finalize, args=(obj._holder, obj._closer, obj._close_at_exit),
-                                      exitpriority=0 if obj._close_at_exit else None)
-
-
-def _track(obj, h, close, at_exit=True):
-    """Arranges for ``obj``'s handle ``h`` (and its c_void_p ``obj._a``) to be closed with
-    ``close``: when obj is collected, and (``at_exit``) at the process's exit."""
-    obj._holder = [h, obj._a, weakref.ref(obj)]
-    obj._closer = close
-    obj._close_at_exit = at_exit
-    _register_finalizer(obj)
-    if at_exit:
-        _std_util.register_after_fork(obj, _register_finalizer)
-
-
-def _untrack(obj):
-    """close(): closes the handle now and drops its finalizer."""
-    holder = getattr(obj, "_holder", None)
-    if holder:
-        _close_holder(holder, obj._closer)
-    fin = getattr(obj, "_finalizer", None)
-    if fin is not None:
-        fin.cancel()
-
-
-def _fd_arg(fd):
-    import operator
-
-    fd = operator.index(fd)
-    if not -(1 << 31) <= fd < (1 << 31):
-        raise ValueError("invalid file descriptor %d" % fd)
-    return fd
-
-
-#
 # Lock
 #
 
@@ -474,7 +307,7 @@ _lock_release = _fast("mpx_lock_release", blocking=False)
 # "released" and "a try failed" to the Python methods below (_acquired_slow, _release_failed,
 # _acquire_py), which hold the logic.
 # getattr: a stale accelerator built before LockCore (no `make pyext` since) is ignored here.
-_LockCore = getattr(_speedups_module, "LockCore", None) if _SPEEDUPS else None
+_LockCore = getattr(_lib_module._speedups, "LockCore", None) if _SPEEDUPS else None
 
 
 def _core_bases(*bases):
@@ -684,11 +517,7 @@ class RLock(_LockBase):
 
 
 def _current_name():
-    from multiprocessing import process as std_process
-
     try:
-        from . import process as mpx_process
-
         name = mpx_process.current_process().name
     except Exception:
         name = std_process.current_process().name
@@ -735,8 +564,6 @@ class Semaphore(*_core_bases(_HotMethods, _Acquirable, _SyncObject)):
 
     @staticmethod
     def _check_value(value):
-        import operator
-
         value = operator.index(value)
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
@@ -910,8 +737,7 @@ class Condition(_SyncObject):
         lh, rh = _cond_lock_args(lock)
         h = condition_p()
         check(lib.mpx_condition_open_fd(_fd_arg(fd), lh, rh, 0, byref(h)))
-        n = lib.mpx_condition_name(h)
-        self = cls._adopt(h, n.decode("utf-8", "surrogateescape") if n else None)
+        self = cls._adopt(h, _decode_name(lib.mpx_condition_name(h)))
         self._lock = lock
         return self
 
@@ -990,8 +816,6 @@ class Condition(_SyncObject):
 
     def notify(self, n=1):
         """Wakes up to ``n`` waiters (the lock must be held)."""
-        import operator
-
         n = operator.index(n)
         if n < 0:
             raise ValueError("n must be >= 0")
@@ -1097,8 +921,6 @@ class Barrier(_SyncObject):
 
     @classmethod
     def _make(cls, name, parties, action, timeout, flags):
-        import operator
-
         parties = operator.index(parties)
         if parties < 1:
             raise ValueError("parties must be >= 1")
