@@ -34,6 +34,12 @@
 // Flag (create only): permissions 0666 instead of 0600.
 #define MPX_F_MODE_ALL 8
 
+// Flag (buffers, create only): do not reserve the buffer's memory at creation. By default every
+// page is reserved (posix_fallocate), so a create that /dev/shm cannot back fails with MPX_E_OS
+// and errno ENOSPC; with this flag creating costs no time whatever the size, but if /dev/shm
+// fills up, the first touch of an unbacked page kills the toucher with SIGBUS.
+#define MPX_F_NORESERVE 16
+
 // Connection flag: the connection can receive.
 #define MPX_CONN_READABLE 1
 

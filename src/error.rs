@@ -144,6 +144,12 @@ impl Error {
         Error { kind, message: format!("{}: {}", context.as_ref(), text), errno: Some(errno) }
     }
 
+    /// An error of `kind` with its own message that still carries the errno behind it (so the C
+    /// ABI's mpx_last_errno and Python's OSError see it).
+    pub fn with_errno(kind: ErrorKind, message: impl Into<String>, errno: i32) -> Error {
+        Error { kind, message: message.into(), errno: Some(errno) }
+    }
+
     /// The calling thread's current errno, with context.
     pub fn last_os(context: impl AsRef<str>) -> Error {
         Error::from_errno(errno(), context)

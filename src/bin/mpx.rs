@@ -530,6 +530,7 @@ fn flag_names(flags: u32) -> Vec<String> {
         (Flags::READ_ONLY, "read-only"),
         (Flags::MODE_GROUP, "mode-group"),
         (Flags::MODE_ALL, "mode-all"),
+        (Flags::NORESERVE, "noreserve"),
     ] {
         if flags & f.0 != 0 {
             v.push(n.to_string());

@@ -93,6 +93,11 @@ pub const MPX_F_READ_ONLY: u32 = 2;
 pub const MPX_F_MODE_GROUP: u32 = 4;
 /// Flag (create only): permissions 0666 instead of 0600.
 pub const MPX_F_MODE_ALL: u32 = 8;
+/// Flag (buffers, create only): do not reserve the buffer's memory at creation. By default every
+/// page is reserved (posix_fallocate), so a create that /dev/shm cannot back fails with MPX_E_OS
+/// and errno ENOSPC; with this flag creating costs no time whatever the size, but if /dev/shm
+/// fills up, the first touch of an unbacked page kills the toucher with SIGBUS.
+pub const MPX_F_NORESERVE: u32 = 16;
 
 // The C constants are literals (cbindgen cannot evaluate `ErrorKind::X as i32`); these checks
 // keep them equal to the core's codes and bits at compile time.
@@ -132,7 +137,8 @@ const _: () = {
     assert!(MPX_F_READ_ONLY == crate::Flags::READ_ONLY.0);
     assert!(MPX_F_MODE_GROUP == crate::Flags::MODE_GROUP.0);
     assert!(MPX_F_MODE_ALL == crate::Flags::MODE_ALL.0);
-    assert!(crate::Flags::KNOWN == 0b1111);
+    assert!(MPX_F_NORESERVE == crate::Flags::NORESERVE.0);
+    assert!(crate::Flags::KNOWN == 0b1_1111);
 };
 
 thread_local! {

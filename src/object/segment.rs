@@ -31,9 +31,14 @@ impl Flags {
     pub const MODE_GROUP: Flags = Flags(1 << 2);
     /// Create with mode 0666 instead of 0600.
     pub const MODE_ALL: Flags = Flags(1 << 3);
+    /// Buffers only (create): do not reserve the data area's memory at creation. Creating is then
+    /// as fast as an ftruncate whatever the size, but if /dev/shm fills up, the first touch of an
+    /// unbacked page kills the toucher with SIGBUS. Without it every page is reserved up front
+    /// and a create that cannot be backed fails with ENOSPC. The header page is always reserved.
+    pub const NORESERVE: Flags = Flags(1 << 4);
     /// Every flag this version knows; others are refused so that future flags cannot be
     /// silently ignored by an old library.
-    pub const KNOWN: u32 = 0b1111;
+    pub const KNOWN: u32 = 0b1_1111;
 
     pub fn contains(self, f: Flags) -> bool {
         self.0 & f.0 == f.0
@@ -197,6 +202,55 @@ fn open_path(path: &str, oflag: OFlag, mode: Mode) -> std::result::Result<OwnedF
     nix::fcntl::open(path, oflag | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, mode)
 }
 
+/// Reserves the memory of a new segment, so that no page of it can be missing when touched: on a
+/// full tmpfs a touch of an unbacked page of a MAP_SHARED mapping is SIGBUS, which would kill the
+/// toucher (inside the library, or the user's code on a buffer). With NORESERVE (buffers), only
+/// the pages up to the data area are reserved: the header and nothing else is the library's.
+/// Costs what clearing the pages costs (~80 ms for 256 MiB here), a cost the first touches would
+/// otherwise pay page by page.
+fn reserve(fd: &OwnedFd, total: usize, spec: &SegmentSpec, flags: Flags, named: bool, what: &str) -> Result<()> {
+    let len = if flags.contains(Flags::NORESERVE) { round_up(HEADER_SIZE, spec.data_align).unwrap_or(total) } else { total };
+    match nix::fcntl::posix_fallocate(fd, 0, len as libc::off_t) {
+        Ok(()) => Ok(()),
+        // A file system that cannot reserve (not tmpfs or memfd): nothing more can be done here.
+        Err(Errno::EOPNOTSUPP) => Ok(()),
+        Err(Errno::ENOSPC | Errno::ENOMEM) => {
+            // A named segment's file system is /dev/shm; an anonymous one's is the kernel's
+            // internal shmem mount, whose free space statvfs does not tell.
+            let free = nix::sys::statvfs::fstatvfs(fd)
+                .ok()
+                .filter(|_| named)
+                .map(|v| v.blocks_available() as u64 * v.fragment_size() as u64);
+            let need = human(len as u64);
+            let msg = match free {
+                Some(free) => format!("{what}: {} has {} free, {need} needed (ENOSPC)", name::SHM_DIR, human(free)),
+                None => format!("{what}: not enough shared memory for {need} (ENOSPC)"),
+            };
+            Err(Error::with_errno(crate::ErrorKind::Os, msg, libc::ENOSPC))
+        }
+        Err(e) => Err(Error::os(e, format!("{what}: reserving {len} bytes"))),
+    }
+}
+
+/// "12 MiB", "4 KiB", "100 bytes".
+fn human(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v.fract() < 0.05 || v >= 100.0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 fn map(fd: &OwnedFd, len: usize, writable: bool, what: &str) -> Result<MmapRaw> {
     let mut opts = MmapOptions::new();
     opts.len(len);
@@ -220,6 +274,10 @@ impl Segment {
         if flags.contains(Flags::READ_ONLY) {
             return Err(err!(Invalid, "{}: READ_ONLY applies to open, not create", describe(spec.kind, Some(name))));
         }
+        if flags.contains(Flags::NORESERVE) && spec.kind != Kind::Buffer {
+            let what = describe(spec.kind, Some(name));
+            return Err(err!(Invalid, "{what}: NORESERVE applies to buffers only (the library writes every other kind)"));
+        }
         let what = describe(spec.kind, Some(name));
         let total = Self::layout(&spec, &what)?;
         let path = name::path_of(name);
@@ -234,6 +292,10 @@ impl Segment {
             if let Err(e) = nix::unistd::ftruncate(&fd, total as libc::off_t) {
                 let _ = std::fs::remove_file(&path);
                 return Err(Error::os(e, format!("{what}: ftruncate to {total} bytes")));
+            }
+            if let Err(e) = reserve(&fd, total, &spec, flags, true, &what) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
             }
             // The umask would narrow a group/world mode; 0600 (the default) it leaves alone.
             if flags.mode() != private {
@@ -270,6 +332,7 @@ impl Segment {
         let fd = memfd_create(label.as_str(), MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
             .map_err(|e| Error::os(e, format!("{what}: memfd_create")))?;
         nix::unistd::ftruncate(&fd, total as libc::off_t).map_err(|e| Error::os(e, format!("{what}: ftruncate")))?;
+        reserve(&fd, total, &spec, Flags::default(), false, &what)?;
         // No process may shrink it under another's mapping (that would SIGBUS the reader).
         let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
         nix::fcntl::fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| Error::os(e, format!("{what}: seal")))?;

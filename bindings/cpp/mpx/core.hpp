@@ -54,6 +54,9 @@ inline constexpr std::uint32_t read_only = MPX_F_READ_ONLY;
 inline constexpr std::uint32_t mode_group = MPX_F_MODE_GROUP;
 /// Create with permissions 0666 instead of 0600.
 inline constexpr std::uint32_t mode_all = MPX_F_MODE_ALL;
+/// Buffers (create only): do not reserve the memory up front (fast create of any size, but a
+/// full /dev/shm then kills the first toucher of an unbacked page with SIGBUS).
+inline constexpr std::uint32_t noreserve = MPX_F_NORESERVE;
 }  // namespace flag
 
 /// Timeout that blocks without limit, for calls taking a timeout.
