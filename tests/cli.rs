@@ -179,6 +179,7 @@ fn rm_removes_names_and_users_keep_their_mapping() {
     let b = names.add("cli-rm-b");
     let dash = names.guard(&format!("-{}", unique("cli-rm-dash")));
     let held = SharedMemory::create(&a, 4096, Flags::default()).unwrap();
+    // SAFETY: the buffer is new and only this thread touches it; the slice is a temporary.
     unsafe { held.as_mut_slice()[0] = 42 };
     drop(SharedMemory::create(&b, 4096, Flags::default()).unwrap());
     drop(SharedMemory::create(&dash, 1, Flags::default()).unwrap());
@@ -189,6 +190,7 @@ fn rm_removes_names_and_users_keep_their_mapping() {
     assert!(r.stdout.contains(&format!("removed '{a}'")) && r.stdout.contains(&format!("removed '{b}'")), "{r:?}");
     assert!(!exists(&a) && !exists(&b));
     // The process that had it open keeps working with it.
+    // SAFETY: `mpx rm` removes only the name, never the bytes; only this thread touches them, one slice at a time.
     unsafe {
         assert_eq!(held.as_slice()[0], 42);
         held.as_mut_slice()[1] = 43;
@@ -415,12 +417,10 @@ fn gc_invalid_removes_only_the_callers_own_invalid_files() {
     // A corrupt segment somebody still holds (a flock on it) is kept.
     let held = SharedMemory::create(&held_bad, 100, Flags::default()).unwrap();
     edit_header(&held_bad, false, |h| h.data_size = 1);
-    let c = std::ffi::CString::new(shm_path(&fifo)).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    nix::unistd::mkfifo(shm_path(&fifo).as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     // Another user's invalid file (the tests run as root, which may give it away).
     write_segment_file(&theirs, b"someone else's", 64);
-    let c = std::ffi::CString::new(shm_path(&theirs)).unwrap();
-    let chowned = unsafe { libc::chown(c.as_ptr(), 65534, 65534) } == 0;
+    let chowned = std::os::unix::fs::chown(shm_path(&theirs), Some(65534), Some(65534)).is_ok();
     if !chowned {
         eprintln!("not root: the other-user case is not exercised");
         std::fs::remove_file(shm_path(&theirs)).unwrap();
@@ -491,8 +491,7 @@ fn gc_hints_what_removes_entries_that_are_not_files() {
     let link = names.guard(&format!("{prefix}-link"));
     let target = names.guard(&format!("{prefix}-target"));
     std::fs::create_dir(shm_path(&dir)).unwrap();
-    let c = std::ffi::CString::new(shm_path(&fifo)).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    nix::unistd::mkfifo(shm_path(&fifo).as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     let _t = SharedMemory::create(&target, 64, Flags::default()).unwrap();
     std::os::unix::fs::symlink(shm_path(&target), shm_path(&link)).unwrap();
     let pattern = format!("{prefix}-*");

@@ -11,6 +11,7 @@ use mpx::conn::{self, Connection, Listener, Transport};
 use mpx::process::{self, Options};
 use mpx::Object;
 use mpx::{ErrorKind, Flags, SharedMemory};
+use nix::sys::socket::{socket, socketpair, AddressFamily, SockFlag, SockType};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -19,12 +20,7 @@ fn pattern(n: usize, seed: u8) -> Vec<u8> {
 }
 
 fn raw_socketpair() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    assert_eq!(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) },
-        0
-    );
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).expect("socketpair")
 }
 
 fn write_raw(fd: &OwnedFd, bytes: &[u8]) {
@@ -202,6 +198,8 @@ fn send_to_a_closed_peer_is_closed_not_sigpipe() {
     // A one-way pipe in a process where SIGPIPE kills (the C default): the library must block
     // it around the write and report Closed instead.
     let p = process::fork(&Options::new(), || {
+        // SAFETY: resetting SIGPIPE to SIG_DFL in this forked child installs no handler: no Rust code runs on the
+        // signal.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         let (r, w) = conn::pipe(false).unwrap();
         drop(r);
@@ -214,8 +212,11 @@ fn send_to_a_closed_peer_is_closed_not_sigpipe() {
             return 4;
         }
         // No SIGPIPE may be left pending for later.
+        // SAFETY: sigset_t is a plain bit set; all-zero is a valid (empty) set.
         let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: set is a valid sigset_t for sigpending to fill.
         unsafe { libc::sigpending(&mut set) };
+        // SAFETY: set was filled by sigpending, and SIGPIPE is a valid signal number.
         if unsafe { libc::sigismember(&set, libc::SIGPIPE) } == 1 {
             return 5;
         }
@@ -226,12 +227,12 @@ fn send_to_a_closed_peer_is_closed_not_sigpipe() {
     // Other writes keep the default: a plain write to a broken pipe still kills (by SIGPIPE),
     // also after mpx installed its handler.
     let p = process::fork(&Options::new(), || {
+        // SAFETY: as above: SIG_DFL is no handler.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         let (_r, _w) = conn::pipe(false).unwrap();
-        let mut fds = [0; 2];
-        unsafe { libc::pipe(fds.as_mut_ptr()) };
-        unsafe { libc::close(fds[0]) };
-        unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
+        let (r, w) = nix::unistd::pipe().unwrap();
+        drop(r);
+        let _ = nix::unistd::write(&w, b"x");
         0
     })
     .unwrap();
@@ -331,11 +332,7 @@ fn wait_over_several_connections() {
 
 #[test]
 fn from_fd_kinds() {
-    let (r, w) = {
-        let mut p = [0; 2];
-        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) }
-    };
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
     let e = Connection::from_fd_with(r.try_clone().unwrap(), true, true).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
     let rc = Connection::from_fd(r).unwrap();
@@ -347,12 +344,12 @@ fn from_fd_kinds() {
     let e = Connection::from_fd(f.into()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(e.message().contains("not a socket or a pipe"), "{e}");
-    let udp = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    let e = Connection::from_fd(unsafe { OwnedFd::from_raw_fd(udp) }).unwrap_err();
+    let udp = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+    let e = Connection::from_fd(udp).unwrap_err();
     assert!(e.message().contains("stream"), "{e}");
     // A non-blocking descriptor works as it is (its flags are left alone).
     let (x, y) = raw_socketpair();
-    unsafe { libc::fcntl(y.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    nix::fcntl::fcntl(&y, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).expect("F_SETFL");
     let cy = Connection::from_fd(y).unwrap();
     let cx = Connection::from_fd(x).unwrap();
     assert_eq!(cy.recv(Duration::from_millis(10)).unwrap_err().kind(), ErrorKind::Timeout);
@@ -360,6 +357,7 @@ fn from_fd_kinds() {
         s.spawn(|| cx.send(&pattern(5 << 20, 4)).unwrap());
         assert!(cy.recv(T).unwrap() == pattern(5 << 20, 4));
     });
+    // SAFETY: F_GETFL only reads the status flags of cy's open descriptor.
     assert!(unsafe { libc::fcntl(cy.fileno(), libc::F_GETFL) } & libc::O_NONBLOCK != 0);
 }
 
@@ -370,8 +368,15 @@ fn forked_child_reopens_the_inherited_descriptor() {
     let parent_fd = parent.fileno();
     let p = process::fork(&Options::new(), move || {
         // The forked child inherited the parent's end too; close it so EOF can arrive.
+        // SAFETY: parent_fd is the forked child's copy of the parent's end; the child owns no object for it (the
+        // closure captured only the numbers), so closing it invalidates nothing.
         unsafe { libc::close(parent_fd) };
+        // SAFETY: F_DUPFD_CLOEXEC takes integers and only adds a descriptor.
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return 3;
+        }
+        // SAFETY: dup is a valid descriptor just made by F_DUPFD_CLOEXEC, owned by nothing else.
         let c = Connection::from_fd(unsafe { OwnedFd::from_raw_fd(dup) }).unwrap();
         loop {
             match c.recv(T) {
@@ -596,15 +601,18 @@ fn client_with_key_against_a_listener_without_one_times_out() {
 fn descriptors_and_anonymous_buffers_pass_to_a_child() {
     let (parent, child) = conn::pipe(true).unwrap();
     let shm = SharedMemory::create_anonymous(1 << 16).unwrap();
+    // SAFETY: the buffer is new and not shared yet; the slice is a temporary.
     unsafe { shm.as_mut_slice().copy_from_slice(&pattern(1 << 16, 11)) };
     let p = process::fork(&Options::new(), move || {
         let s = match child.recv_shm(Flags::default(), T) {
             Ok(s) => s,
             Err(_) => return 2,
         };
+        // SAFETY: the parent wrote the buffer before sending it and writes no more until our reply.
         if s.len() != 1 << 16 || unsafe { s.as_slice() } != &pattern(1 << 16, 11)[..] {
             return 3;
         }
+        // SAFETY: the parent does not touch the buffer until our reply, and no other slice of s is alive.
         unsafe { s.as_mut_slice()[0] = 0xAB };
         child.send(b"done").unwrap();
         0
@@ -612,6 +620,7 @@ fn descriptors_and_anonymous_buffers_pass_to_a_child() {
     .unwrap();
     parent.send_shm(&shm).unwrap();
     assert_eq!(parent.recv(T).unwrap(), b"done");
+    // SAFETY: the child wrote before sending "done" and writes no more.
     assert_eq!(unsafe { shm.as_slice()[0] }, 0xAB, "the child wrote into the same memory");
     assert_eq!(p.join(T).unwrap(), 0);
 }

@@ -8,7 +8,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::linux::net::SocketAddrExt;
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ thread_local! {
     static LARGEST: Cell<usize> = const { Cell::new(0) };
 }
 
+// SAFETY: every method passes its arguments unchanged to System, which meets GlobalAlloc's contract; note() only
+// updates const-initialised thread-locals (it neither allocates nor panics).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         note(l.size());
@@ -95,12 +97,9 @@ fn rounds(default: u64) -> u64 {
 }
 
 fn socketpair() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    assert_eq!(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) },
-        0
-    );
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType};
+    nix::sys::socket::socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .expect("socketpair")
 }
 
 /// A random stream: valid frames first (recorded), then possibly garbage of several kinds.

@@ -4,7 +4,7 @@
 //! thing in main.
 
 use std::collections::BTreeSet;
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mpx::process::{self, Options, StartMethod, Stdio};
@@ -13,8 +13,9 @@ use mpx::ErrorKind;
 const T: Duration = Duration::from_secs(30);
 
 fn identity(fd: RawFd) -> Option<(u64, u64)> {
-    // SAFETY: fstat into a local.
+    // SAFETY: libc::stat is plain integers; all-zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid stat buffer; fstat of a number that is not open just fails.
     (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
 }
 
@@ -63,7 +64,7 @@ fn report(arg: &[u8]) -> i32 {
     }
     let open: Vec<String> = open_fds("self").iter().map(|n| n.to_string()).collect();
     s += &format!("open {}\n", open.join(","));
-    s += &format!("ppid {}\nend\n", unsafe { libc::getppid() });
+    s += &format!("ppid {}\nend\n", std::os::unix::process::parent_id());
     if write_fd(out, s.as_bytes()) {
         0
     } else {
@@ -114,11 +115,10 @@ fn read_report(r: RawFd) -> Report {
     rep
 }
 
+/// A pipe as raw numbers: this test manages them by hand (dup2 onto chosen numbers, close).
 fn pipe() -> (RawFd, RawFd) {
-    let mut p = [0; 2];
-    // SAFETY: fills two fds.
-    assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    (p[0], p[1])
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
+    (r.into_raw_fd(), w.into_raw_fd())
 }
 
 fn close(fd: RawFd) {
@@ -225,7 +225,9 @@ fn main() {
     let mut chunk = [0u8; 256];
     loop {
         let mut pf = libc::pollfd { fd: ro, events: libc::POLLIN, revents: 0 };
+        // SAFETY: pf is one initialised pollfd on our stack, and nfds is 1.
         assert!(unsafe { libc::poll(&mut pf, 1, T.as_millis() as i32) } > 0, "no output");
+        // SAFETY: reads at most chunk.len() bytes into the local array chunk.
         let n = unsafe { libc::read(ro, chunk.as_mut_ptr().cast(), chunk.len()) };
         if n <= 0 {
             break;
@@ -258,6 +260,7 @@ fn main() {
     passed += 1;
 
     // The most one request carries, and one more.
+    // SAFETY: F_DUPFD_CLOEXEC takes integers; w is our open pipe end, and the copies are closed below.
     let many: Vec<RawFd> = (0..253).map(|_| unsafe { libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 3) }).collect();
     assert!(many.iter().all(|n| *n > 2));
     let e = process::start(
@@ -289,6 +292,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(200));
     let before_server = open_fds(&server.to_string());
     let before_me = open_fds("self");
+    // SAFETY: as above: copies of our open w, closed below.
     let kept: Vec<RawFd> = (0..5).map(|_| unsafe { libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 3) }).collect();
     for _ in 0..40 {
         check_passed(r, w, &kept);

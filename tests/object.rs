@@ -33,7 +33,7 @@ fn inspect_reports_a_valid_buffer() {
     assert!(info.in_use);
     assert_eq!(info.users, vec![me()]);
     assert_eq!(info.mode, 0o600);
-    assert_eq!(info.uid, unsafe { libc::geteuid() });
+    assert_eq!(info.uid, nix::unistd::geteuid().as_raw());
     assert!(info.regular && info.readable);
     assert_eq!(info.problem, None);
     let h = info.header.as_ref().unwrap();
@@ -101,11 +101,14 @@ fn an_inheriting_child_keeps_it_in_use() {
     let n = name.clone();
     let mut child = fork(&[child_end.fd()], move || {
         let s = SharedMemory::open(&n, Flags::default()).map_err(|e| e.to_string())?;
+        // SAFETY: this forked test child is single-threaded (opening a buffer starts no thread), so the grandchild may
+        // run any code; it only waits on the channel and _exits, never returning into the closure.
         let gpid = unsafe { libc::fork() };
         if gpid == 0 {
             // Grandchild: keep the inherited descriptors until the test's end of the channel
             // closes (or it is killed).
             let _ = child_end.recv(WAIT * 3);
+            // SAFETY: _exit has no preconditions; the grandchild must not run the rest of the closure.
             unsafe { libc::_exit(0) };
         }
         if gpid < 0 {
@@ -126,6 +129,7 @@ fn an_inheriting_child_keeps_it_in_use() {
     assert_eq!(registry::collect(&name).unwrap(), Collected::InUse);
     assert!(exists(&name));
 
+    // SAFETY: kill takes no pointers; gpid is the grandchild, alive until now (it holds the lock asserted above).
     unsafe { libc::kill(gpid, libc::SIGKILL) };
     // The grandchild is not our child: wait (bounded) for the kernel to release its files.
     assert!(
@@ -178,6 +182,7 @@ fn collect_removes_exactly_the_unused() {
     assert!(!registry::remove_if_unused(&unused).unwrap());
     assert!(exists(&used) && !exists(&unused));
     // The holder is unaffected by the attempt.
+    // SAFETY: only this thread touches `held`, and no other slice of it is alive.
     unsafe { held.as_mut_slice()[0] = 1 };
     assert!(SharedMemory::open(&used, Flags::default()).is_ok());
     drop(held);
@@ -194,6 +199,7 @@ fn an_open_racing_with_removal_under_the_exclusive_lock_is_not_found() {
     let name = names.add("obj-gc-race");
     drop(SharedMemory::create(&name, 64, Flags::default()).unwrap());
     let f = std::fs::File::open(shm_path(&name)).unwrap();
+    // SAFETY: flock takes integers; f is the file opened just above, still open.
     assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
     let n = name.clone();
     let opener = std::thread::spawn(move || SharedMemory::open(&n, Flags::default()).map(|_| ()));
@@ -222,8 +228,7 @@ fn list_reports_every_kind_of_entry_without_trusting_it() {
     write_segment_file(&uninit, header_bytes(&h), 8192);
     drop(SharedMemory::create(&version, 100, Flags::default()).unwrap());
     edit_header(&version, true, |h| h.layout_version = 2);
-    let c = std::ffi::CString::new(shm_path(&fifo)).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    nix::unistd::mkfifo(shm_path(&fifo).as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     std::os::unix::fs::symlink(shm_path(&valid), shm_path(&link)).unwrap();
 
     let all = registry::list().unwrap(); // must not block on the FIFO or follow the link

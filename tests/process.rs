@@ -2,7 +2,7 @@
 //! options and bad input. Every wait is bounded.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use mpx::process::{self, Options, Stdio};
@@ -11,9 +11,7 @@ use mpx::ErrorKind;
 const T: Duration = Duration::from_secs(10);
 
 fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut p = [0; 2];
-    assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) }
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2")
 }
 
 /// Whether a pid is gone or a zombie (a zombie is dead; only reaping remains).
@@ -77,7 +75,9 @@ fn sentinel_becomes_readable_at_exit() {
     let p = process::spawn("sh", &["sh", "-c", "sleep 0.2"], &Options::new()).unwrap();
     let fd = p.sentinel().unwrap();
     let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: pfd is one initialised pollfd on our stack, and nfds is 1.
     assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 0, "readable before exit");
+    // SAFETY: as above.
     assert_eq!(unsafe { libc::poll(&mut pfd, 1, 10_000) }, 1, "not readable after exit");
     assert_eq!(p.join(T).unwrap(), 0);
 }
@@ -88,6 +88,7 @@ fn fork_runs_closure_and_reports() {
     let wfd = w.as_raw_fd();
     let p = process::fork(&Options::new().name("worker-7"), move || {
         let msg = format!("{}|{}", process::current::name(), process::current::parent_pid());
+        // SAFETY: writes msg.len() bytes from the live String msg to wfd, the pipe's write end inherited by the fork.
         unsafe { libc::write(wfd, msg.as_ptr().cast(), msg.len()) };
         42
     })
@@ -101,6 +102,7 @@ fn fork_runs_closure_and_reports() {
     let p = process::fork(&Options::new(), || panic!("deliberate")).unwrap();
     assert_eq!(p.join(T).unwrap(), 1);
     let p = process::fork(&Options::new(), || {
+        // SAFETY: raise takes a signal number only; SIGKILL ends this forked child here.
         unsafe { libc::raise(libc::SIGKILL) };
         0
     })
@@ -158,12 +160,17 @@ fn spawn_environment_cwd_fds_stdio() {
 fn affinity_nice_session() {
     let opts = Options::new().affinity(vec![0]).nice(5).new_session(true);
     let p = process::fork(&opts, || {
+        // SAFETY: cpu_set_t is a plain bit set; all-zero is a valid (empty) set.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: set is a cpu_set_t of exactly the size passed.
         unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        // SAFETY: both read the set filled above, and CPU 0 is within it.
         let only0 = unsafe { libc::CPU_ISSET(0, &set) && libc::CPU_COUNT(&set) == 1 };
+        // SAFETY: getpriority takes integers only.
         let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        // SAFETY: getsid takes an integer only.
         let sid = unsafe { libc::getsid(0) };
-        (only0 && nice == 5 && sid == unsafe { libc::getpid() }) as i32
+        (only0 && nice == 5 && sid == std::process::id() as i32) as i32
     })
     .unwrap();
     assert_eq!(p.join(T).unwrap(), 1);
@@ -176,6 +183,7 @@ fn affinity_nice_session() {
 #[test]
 fn daemon_dies_with_a_sigkilled_parent() {
     // Orphans are re-parented to us, so we can reap them and see them die.
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes integers and only changes who reaps orphans.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
     let (r, w) = pipe();
     let wfd = w.as_raw_fd();
@@ -192,6 +200,7 @@ fn daemon_dies_with_a_sigkilled_parent() {
         });
         let w = t.join().unwrap();
         let msg = format!("{} {} {}\n", d.pid(), n.pid(), w.pid());
+        // SAFETY: writes msg.len() bytes from the live String msg to wfd, the pipe's write end inherited by the fork.
         unsafe { libc::write(wfd, msg.as_ptr().cast(), msg.len()) };
         std::thread::sleep(Duration::from_secs(60));
         0
@@ -218,9 +227,12 @@ fn daemon_dies_with_a_sigkilled_parent() {
     }
     assert!(is_dead(watched), "daemon forked from a thread outlived its SIGKILLed parent");
     assert!(!is_dead(plain), "a non-daemon child must survive its parent");
+    // SAFETY: kill takes no pointers; plain is an orphan re-parented to us (the subreaper) and not yet reaped, so its
+    // number is still its own.
     unsafe { libc::kill(plain, libc::SIGKILL) };
     for pid in [daemon, plain, watched] {
         let mut st = 0;
+        // SAFETY: st is a local; each pid is a child of ours (adopted as subreaper) that is dead or was just SIGKILLed.
         unsafe { libc::waitpid(pid, &mut st, 0) };
     }
 }
@@ -244,8 +256,11 @@ fn dropped_handles_leave_no_zombies() {
 
 #[test]
 fn adopt_a_foreign_fork() {
+    // SAFETY: the child only calls _exit, which is async-signal-safe, so forking this multi-threaded test process is
+    // sound.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: _exit has no preconditions.
         unsafe { libc::_exit(9) };
     }
     let p = process::Process::adopt(pid, Some("raw".into())).unwrap();

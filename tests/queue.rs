@@ -140,8 +140,15 @@ fn many_producers_many_consumers_exactly_once() {
     let qn = names.add("q-mpmc");
     let ln = names.add("q-mpmc-log");
     let q = Queue::create(&qn, QueueSpec::new(32 << 10).max_messages(200), Flags::default()).unwrap();
-    let log = SharedMemory::create(&ln, 8 * (4 + 3 * PER as usize + 64), Flags::default()).unwrap();
-    let words = |shm: &SharedMemory, i: usize| -> &AtomicU64 { unsafe { &*(shm.as_ptr() as *const AtomicU64).add(i) } };
+    // The log: a count, 3 spare words, one word per message, and some slack.
+    const LOG_WORDS: usize = 4 + 3 * PER as usize + 64;
+    let log = SharedMemory::create(&ln, 8 * LOG_WORDS, Flags::default()).unwrap();
+    let words = |shm: &SharedMemory, i: usize| -> &AtomicU64 {
+        assert!(i < LOG_WORDS, "log word {i} is past the end");
+        // SAFETY: the log's data is page-aligned and LOG_WORDS words long, and i is in bounds;
+        // other processes only touch it through atomics too.
+        unsafe { &*(shm.as_ptr() as *const AtomicU64).add(i) }
+    };
     let mut producers = Vec::new();
     for p in 0..3u32 {
         let qn = qn.clone();
@@ -176,7 +183,12 @@ fn many_producers_many_consumers_exactly_once() {
         consumers.push(fork(&[], move || {
             let q = Queue::open(&qn, Flags::default()).map_err(s)?;
             let log = SharedMemory::open(&ln, Flags::default()).map_err(s)?;
-            let w = |i: usize| -> &AtomicU64 { unsafe { &*(log.as_ptr() as *const AtomicU64).add(i) } };
+            // A queue that delivered a message twice must fail the test, not write past the log.
+            let w = |i: usize| -> &AtomicU64 {
+                assert!(i < LOG_WORDS, "log word {i} is past the end");
+                // SAFETY: as for `words`: the same page-aligned log of LOG_WORDS words, i in bounds.
+                unsafe { &*(log.as_ptr() as *const AtomicU64).add(i) }
+            };
             let mut last = [None::<u32>; 3];
             let mut record = |m: &[u8]| -> Result<(), String> {
                 let (p, i) = parse(m);
@@ -620,9 +632,9 @@ fn random_damage_never_crashes() {
             // The state lines past the two locks (a lock word naming a live process would only
             // make calls wait), or anywhere in the ring.
             let off = if rnd() % 2 == 0 {
-                64 + (rnd() % (704 - 64)) as usize & !7
+                (64 + (rnd() % (704 - 64)) as usize) & !7
             } else {
-                4096 + (rnd() % 4096) as usize & !7
+                (4096 + (rnd() % 4096) as usize) & !7
             };
             if (192..256).contains(&off) {
                 continue;

@@ -44,6 +44,7 @@ fn named_buffer_is_shared_with_a_forked_child() {
     assert_eq!(shm.name(), Some(name.as_str()));
     assert_eq!(shm.as_ptr() as usize % 4096, 0, "data must be page-aligned");
     assert!(exists(&name));
+    // SAFETY: no other process has the new buffer yet; the read slice is gone before the write slice is made.
     unsafe {
         assert!(shm.as_slice().iter().all(|&b| b == 0), "a new buffer is zeroed");
         for (i, b) in shm.as_mut_slice().iter_mut().enumerate() {
@@ -57,26 +58,31 @@ fn named_buffer_is_shared_with_a_forked_child() {
         if s.len() != size {
             return Err(format!("size {} != {size}", s.len()));
         }
+        // SAFETY: the parent finished writing before the fork and writes again only after our message.
         let data = unsafe { s.as_slice() };
         if let Some(i) = (0..size).find(|&i| data[i] != pattern(i)) {
             return Err(format!("byte {i} is {} in the child", data[i]));
         }
+        // SAFETY: the parent does not touch the buffer until our message, and `data` is no longer used.
         unsafe {
             s.as_mut_slice()[0] = 0xCD;
             s.as_mut_slice()[size - 1] = 0xAB;
         }
         child_end.try_send(1)?;
-        child_end.recv(WAIT)?; // the parent wrote byte 1
+        child_end.recv(WAIT)?;
+        // SAFETY: the parent wrote byte 1 before this message and writes no more.
         if unsafe { s.as_slice()[1] } != 0xEF {
             return Err("the parent's write is not visible".into());
         }
         let ro = SharedMemory::open(&n, Flags::READ_ONLY).map_err(|e| e.to_string())?;
+        // SAFETY: nobody writes the buffer any more (the parent waits for us to exit).
         if !ro.is_read_only() || unsafe { ro.as_slice()[size - 1] } != 0xAB {
             return Err("read-only view differs".into());
         }
         Ok(())
     });
     parent.expect(1);
+    // SAFETY: the child wrote before its message and now waits for ours; each slice is a temporary.
     unsafe {
         assert_eq!(shm.as_slice()[0], 0xCD, "the child's write is not visible");
         assert_eq!(shm.as_slice()[size - 1], 0xAB);
@@ -88,6 +94,7 @@ fn named_buffer_is_shared_with_a_forked_child() {
     drop(shm);
     assert!(exists(&name));
     let again = SharedMemory::open(&name, Flags::default()).unwrap();
+    // SAFETY: every other handle is gone (the child has exited, shm was dropped).
     assert_eq!(unsafe { again.as_slice()[size - 1] }, 0xAB);
     again.unlink().unwrap();
     assert!(!exists(&name));
@@ -98,22 +105,27 @@ fn anonymous_buffer_is_shared_with_a_child_by_fd() {
     let shm = SharedMemory::create_anonymous(10_000).unwrap();
     assert_eq!(shm.name(), None);
     assert_eq!(shm.len(), 10_000);
+    // SAFETY: the buffer is new and not shared yet.
     unsafe { shm.as_mut_slice()[..4].copy_from_slice(b"ping") };
     let fd = shm.fd();
     let (parent, child_end) = chan();
     let mut child = fork(&[child_end.fd(), fd], move || {
         let s = SharedMemory::from_fd(fd, Flags::default()).map_err(|e| e.to_string())?;
+        // SAFETY: the parent wrote before the fork and does not touch the buffer until our message.
         if s.len() != 10_000 || unsafe { &s.as_slice()[..4] } != b"ping" {
             return Err("the child does not see the parent's bytes".into());
         }
+        // SAFETY: the parent reads the buffer only after our message, and no other slice of s is alive.
         unsafe { s.as_mut_slice()[9_996..].copy_from_slice(b"pong") };
         child_end.try_send(1)
     });
     parent.expect(1);
     child.join_ok();
+    // SAFETY: the child has exited: nobody else writes the buffer.
     assert_eq!(unsafe { &shm.as_slice()[9_996..] }, b"pong");
 
     // Sealed: nobody can shrink it under another process's mapping.
+    // SAFETY: ftruncate takes integers; fd is shm's open descriptor, whose pages this test does not touch again.
     assert_ne!(unsafe { libc::ftruncate(fd, 100) }, 0, "an anonymous buffer must be sealed against shrinking");
     // No name: nothing to unlink, nothing in /dev/shm.
     assert_eq!(shm.unlink().unwrap_err().kind(), ErrorKind::Invalid);
@@ -245,7 +257,9 @@ fn unlink_on_last_close_is_race_free() {
             };
             let path = shm_path(name);
             let st = std::fs::metadata(&path).map_err(|e| format!("iteration {i}: name gone while held: {e}"))?;
+            // SAFETY: libc::stat is plain integers; all-zero is a valid value.
             let mut me: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: me is a valid stat buffer, and shm.fd() is open while shm lives.
             unsafe { libc::fstat(shm.fd(), &mut me) };
             use std::os::unix::fs::MetadataExt;
             if st.ino() != me.st_ino {
@@ -353,11 +367,14 @@ fn exists_and_not_found() {
     assert_err(&e, ErrorKind::Exists, &name, &["already exists"]);
 
     // Unlinking removes the name; users keep their mapping; a new create is a new object.
+    // SAFETY: only this thread touches `a`, and no other slice of it is alive.
     unsafe { a.as_mut_slice()[0] = 7 };
     SharedMemory::unlink_name(&name).unwrap();
     assert_err(&err_of(SharedMemory::open(&name, Flags::default())), ErrorKind::NotFound, &name, &[]);
+    // SAFETY: only this thread touches the buffer.
     assert_eq!(unsafe { a.as_slice()[0] }, 7);
     let b = SharedMemory::create(&name, 4096, Flags::default()).unwrap();
+    // SAFETY: b was just created and nobody else has it.
     assert_eq!(unsafe { b.as_slice()[0] }, 0, "a new object, not the unlinked one");
     assert_eq!(a.unlink().unwrap_err().kind(), ErrorKind::NotFound, "a's name now belongs to b: not a's to remove");
     assert!(exists(&name));

@@ -63,7 +63,7 @@ fn kill_loop(
     let mut died = 0u64;
     for round in 0..ROUNDS {
         assert!(start.elapsed() < BUDGET, "{what}: {round} rounds took {:?}", start.elapsed());
-        let seed = rng.next();
+        let seed = rng.next_u64();
         let mut victim = fork(|| {
             let mut rng = Rng(seed | 1);
             loop {

@@ -593,6 +593,7 @@ fn uncontended_operations_make_no_system_call() {
         // Warm up (fills the identity cache), then any system call but read/write/exit kills us.
         let _ = l.acquire(TRY);
         let _ = l.release();
+        // SAFETY: prctl takes integers; strict seccomp only limits this forked child's later system calls.
         if unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_STRICT) } != 0 {
             return 9;
         }
@@ -613,6 +614,7 @@ fn uncontended_operations_make_no_system_call() {
             ok &= b.wait(Timeout::Forever).is_ok();
         }
         // exit_group is not allowed in strict mode; exit (of the only thread) is.
+        // SAFETY: SYS_exit ends the calling thread, the child's only one: nothing runs after it.
         unsafe { libc::syscall(libc::SYS_exit, if ok { 0 } else { 1 }) };
         2
     });

@@ -34,6 +34,12 @@ impl Names {
     }
 }
 
+impl Default for Names {
+    fn default() -> Names {
+        Names::new()
+    }
+}
+
 impl Drop for Names {
     fn drop(&mut self) {
         // Only in the process that made them (a forked child must not remove them).
@@ -59,8 +65,6 @@ pub struct Child {
     exit: Option<Exit>,
 }
 
-/// Forks; the child runs `f` and exits with its code (101 if it panicked). The child must not
-/// print through Rust's locked stdout (another test thread may have held the lock at fork).
 /// Writes a line to stderr with one write(2): safe in a forked child (no Rust stdio lock, which
 /// another test thread may have held at the fork).
 pub fn child_note(msg: &str) {
@@ -69,12 +73,17 @@ pub fn child_note(msg: &str) {
     unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
 }
 
+/// Forks; the child runs `f` and exits with its code (101 if it panicked). The child must not
+/// print through Rust's locked stdout (another test thread may have held the lock at fork).
 pub fn fork(f: impl FnOnce() -> i32) -> Child {
-    // SAFETY: the child only runs `f` and _exits.
+    // SAFETY: the child only runs `f` and _exits, never returning into the harness. `f` may
+    // allocate (glibc resets its malloc locks in a fork child) but takes no lock another test
+    // thread could hold at the fork (see child_note).
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
+        // SAFETY: _exit has no preconditions; it keeps the child from returning into the test harness.
         unsafe { libc::_exit(code) };
     }
     Child { pid, done: false, exit: None }
@@ -97,6 +106,7 @@ impl Child {
                 return e;
             }
             let mut status = 0;
+            // SAFETY: status is a local; pid is our child, not yet reaped (exit is None).
             let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
             if r == self.pid {
                 self.done = true;
@@ -123,6 +133,7 @@ impl Child {
     }
 
     pub fn signal(&self, sig: i32) {
+        // SAFETY: kill takes no pointers; callers signal the child before it is reaped, so the pid is still its own.
         unsafe { libc::kill(self.pid, sig) };
     }
 
@@ -133,6 +144,7 @@ impl Child {
         }
         let mut status = 0;
         loop {
+            // SAFETY: status is a local; pid is our child, not yet reaped (exit is None).
             let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
             if r == self.pid {
                 break;
@@ -148,7 +160,9 @@ impl Child {
     pub fn wait_dead_unreaped(&self) {
         let end = Instant::now() + WAIT;
         loop {
+            // SAFETY: siginfo_t is plain data; all-zero is a valid value.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: info is a valid siginfo_t for waitid to fill; WNOWAIT leaves the child unreaped.
             let r = unsafe {
                 libc::waitid(
                     libc::P_PID,
@@ -157,6 +171,7 @@ impl Child {
                     libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
                 )
             };
+            // SAFETY: info was filled by waitid (or is still all-zero), so si_pid reads initialised memory.
             if r == 0 && unsafe { info.si_pid() } == self.pid {
                 return;
             }
@@ -193,14 +208,20 @@ impl Rng {
     pub fn new() -> Rng {
         Rng(mpx::util::realtime_ns() | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
+    }
+}
+
+impl Default for Rng {
+    fn default() -> Rng {
+        Rng::new()
     }
 }
 

@@ -8,6 +8,7 @@ fn main() -> Result<(), mpx::Error> {
     // SAFETY: no other process writes this buffer while we use it.
     unsafe { shm.as_mut_slice()[..15].copy_from_slice(b"hello from Rust") };
     let other = SharedMemory::open("hello-rs", Flags::default())?;
+    // SAFETY: the write above is over, and nothing writes the buffer while this slice is read.
     println!("{} ({} bytes)", String::from_utf8_lossy(unsafe { &other.as_slice()[..15] }), other.len());
     Ok(()) // both handles close here; the last close removes the name
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -97,6 +97,8 @@ pub fn waitpid_timeout(pid: i32, timeout: Duration) -> Option<Exit> {
             }
         }
         if Instant::now() >= deadline {
+            // SAFETY: pid is our child and waitpid above has not reaped it, so the number is still its own; status
+            // is a local.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, &mut status, 0);
@@ -141,6 +143,8 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         if !self.done {
+            // SAFETY: done is false, so pid is our child, not yet reaped: the number still names it. kill takes no
+            // pointers.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
             let _ = waitpid_timeout(self.pid, WAIT);
         }
@@ -157,11 +161,15 @@ fn close_all_except(keep: &[RawFd]) {
         let k = k as u32;
         if k >= lo {
             if k > lo {
+                // SAFETY: close_range takes integers only. This is the freshly forked child: what it closes is owned by
+                // objects copied from the parent, which the child never uses (fork's contract: `f` uses only what it
+                // opens and `keep`).
                 unsafe { libc::syscall(libc::SYS_close_range, lo, k - 1, 0u32) };
             }
             lo = k + 1;
         }
     }
+    // SAFETY: as above: integers only, and it closes only inherited descriptors the child will not use.
     let r = unsafe { libc::syscall(libc::SYS_close_range, lo, u32::MAX, 0u32) };
     if r != 0 {
         // Kernel without close_range (< 5.9): close what /proc/self/fd lists.
@@ -170,6 +178,7 @@ fn close_all_except(keep: &[RawFd]) {
             .unwrap_or_default();
         for fd in fds {
             if fd >= 3 && !keep.contains(&fd) {
+                // SAFETY: as for close_range: fd is an inherited descriptor the forked child will not use.
                 unsafe { libc::close(fd) };
             }
         }
@@ -192,6 +201,8 @@ fn unmap_inherited_segments(except: &[&str]) {
         let range = line.split_whitespace().next().unwrap_or("");
         if let Some((a, b)) = range.split_once('-') {
             if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                // SAFETY: [a, b) is a whole mpx segment mapping listed in /proc/self/maps; in this forked child only
+                // the parent's copied handles refer to it, and the child never uses them (fork's contract).
                 unsafe { libc::munmap(a as *mut libc::c_void, b - a) };
             }
         }
@@ -226,10 +237,7 @@ pub fn no_fork() -> std::sync::MutexGuard<'static, ()> {
 
 fn fork_impl(keep: &[RawFd], keep_mapped: &[&str], f: impl FnOnce() -> Result<(), String>) -> Child {
     let _window = no_fork();
-    let mut ends = [0 as RawFd; 2];
-    assert_eq!(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) }, 0, "pipe2");
-    // SAFETY: both ends were just made and are owned here.
-    let (clean_r, clean_w) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    let (clean_r, clean_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
     // SAFETY: the child only runs `f` and _exits; glibc keeps malloc usable after fork.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
@@ -240,6 +248,7 @@ fn fork_impl(keep: &[RawFd], keep_mapped: &[&str], f: impl FnOnce() -> Result<()
         keep_all.push(clean_w.as_raw_fd());
         close_all_except(&keep_all);
         unmap_inherited_segments(keep_mapped);
+        // SAFETY: writes 1 byte from a static literal to clean_w, which close_all_except kept open.
         unsafe { libc::write(clean_w.as_raw_fd(), b"c".as_ptr().cast(), 1) };
         drop(clean_w);
         std::mem::forget(clean_r); // already closed by close_all_except
@@ -247,16 +256,19 @@ fn fork_impl(keep: &[RawFd], keep_mapped: &[&str], f: impl FnOnce() -> Result<()
             Ok(Ok(())) => 0,
             Ok(Err(msg)) => {
                 let m = format!("child {}: {msg}\n", std::process::id());
+                // SAFETY: writes m.len() bytes from the live String m to stderr.
                 unsafe { libc::write(2, m.as_ptr().cast(), m.len()) };
                 1
             }
             Err(_) => 101,
         };
+        // SAFETY: _exit has no preconditions; it keeps the child from returning into the test harness.
         unsafe { libc::_exit(code) };
     }
     drop(clean_w);
     // Bounded: a child that dies before writing closes the pipe (read returns 0).
     let mut pfd = libc::pollfd { fd: clean_r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: pfd is one initialised pollfd on our stack, and nfds is 1.
     unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as libc::c_int) };
     Child { pid, done: false }
 }
@@ -274,6 +286,8 @@ pub struct KillOnDrop(pub i32);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if self.0 > 0 {
+            // SAFETY: kill takes no pointers. The pid is a grandchild the test started (not our child, so we cannot
+            // pin its number; it is only used while the test believes it alive).
             unsafe { libc::kill(self.0, libc::SIGKILL) };
         }
     }
@@ -287,11 +301,10 @@ pub struct Chan {
 
 /// (parent end, child end).
 pub fn chan() -> (Chan, Chan) {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for two descriptors.
-    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
-    assert_eq!(r, 0, "socketpair: {}", std::io::Error::last_os_error());
-    unsafe { (Chan { fd: OwnedFd::from_raw_fd(fds[0]) }, Chan { fd: OwnedFd::from_raw_fd(fds[1]) }) }
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .unwrap_or_else(|e| panic!("socketpair: {e}"));
+    (Chan { fd: a }, Chan { fd: b })
 }
 
 impl Chan {
@@ -309,6 +322,7 @@ impl Chan {
     /// Sends, reporting failure instead of panicking (for children).
     pub fn try_send(&self, v: u64) -> Result<(), String> {
         let b = v.to_le_bytes();
+        // SAFETY: sends the 8 bytes of the local array b on our own socket.
         let n = unsafe { libc::send(self.fd(), b.as_ptr().cast(), 8, libc::MSG_NOSIGNAL) };
         if n == 8 {
             Ok(())
@@ -337,6 +351,7 @@ impl Chan {
                 }
                 return Err(format!("poll: {}", std::io::Error::last_os_error()));
             }
+            // SAFETY: buf[got..] is 8 - got writable bytes of a local array.
             let n = unsafe { libc::recv(self.fd(), buf[got..].as_mut_ptr().cast(), 8 - got, 0) };
             if n == 0 {
                 return Err("peer closed the channel".into());
@@ -416,6 +431,8 @@ pub fn read_header(name: &str) -> Header {
     let f = std::fs::File::open(shm_path(name)).unwrap();
     // SAFETY: all-zero is a valid Header; we then fill its bytes from the file.
     let mut h: Header = unsafe { std::mem::zeroed() };
+    // SAFETY: h is a live local of HEADER_SIZE bytes with no padding (the layout asserts in src/object/header.rs); any
+    // bytes make a valid Header (integers, byte arrays, an AtomicU32), and h is not used while the slice lives.
     let bytes =
         unsafe { std::slice::from_raw_parts_mut((&mut h as *mut Header).cast::<u8>(), mpx::object::HEADER_SIZE) };
     f.read_exact_at(bytes, 0).unwrap();
