@@ -695,8 +695,14 @@ mpx_status mpx_queue_read_abort(const mpx_queue *q);
 
 // Shuts the queue down for every process (Python's Queue.close, for all users): puts fail
 // with MPX_E_CLOSED, gets return what is left and then MPX_E_CLOSED, and every blocked put or
-// get wakes. Waits for an open reservation to end first. Idempotent.
+// get wakes. Waits for an open reservation (or a put in progress) to end first, without limit:
+// a producer that is stopped (SIGSTOP, a debugger) while holding the producer side delays it
+// until it runs again; `mpx_queue_shutdown_timeout` bounds the wait. Idempotent.
 mpx_status mpx_queue_shutdown(const mpx_queue *q);
+
+// `mpx_queue_shutdown`, waiting at most `timeout_ns` for the producer side. MPX_E_TIMEOUT: the
+// queue was not shut down (nothing changed), because a producer held its side that long.
+mpx_status mpx_queue_shutdown_timeout(const mpx_queue *q, int64_t timeout_ns);
 
 // Whether the queue was shut down (false for NULL).
 bool mpx_queue_is_shutdown(const mpx_queue *q);
@@ -905,7 +911,10 @@ mpx_status mpx_semaphore_open_fd(int fd, uint32_t flags, mpx_semaphore **out);
 mpx_status mpx_semaphore_acquire(const mpx_semaphore *sem, int64_t timeout_ns);
 
 // Gives back one permit. MPX_E_STATE past the maximum (a BoundedSemaphore released more
-// often than acquired); nothing changes then.
+// often than acquired); nothing changes then. Never blocks, except with MPX_SEM_UNDO, where
+// the permit and the undo table change together under a guard held for nanoseconds: if a
+// process stopped inside it (SIGSTOP, a debugger) holds it for 1 s, the release returns
+// MPX_E_TIMEOUT and nothing changed (call it again).
 mpx_status mpx_semaphore_release(const mpx_semaphore *sem);
 
 // Permits available now (0 for NULL).
@@ -920,7 +929,8 @@ bool mpx_semaphore_is_undo(const mpx_semaphore *sem);
 
 // Undo semaphores: gives back now the permits of processes that died holding them, and writes
 // how many came back to `*returned` (may be NULL). Waiters do this themselves; call it to make
-// `mpx_semaphore_get_value` whole. 0 without undo.
+// `mpx_semaphore_get_value` whole. 0 without undo. MPX_E_TIMEOUT as for
+// `mpx_semaphore_release` when a stopped process holds the undo guard for 1 s.
 mpx_status mpx_semaphore_reclaim(const mpx_semaphore *sem, uint32_t *returned);
 
 // Writes the semaphore's fd to `*fd` (owned by the handle).

@@ -81,9 +81,11 @@ mod tests {
     fn status_names_match_kinds() {
         for (k, n) in ErrorKind::ALL.iter().zip(STATUS_NAMES) {
             assert_eq!(format!("{}\0", k.name()), n);
+            // SAFETY: mpx_status_name returns a static NUL-terminated string, never NULL.
             let c = unsafe { std::ffi::CStr::from_ptr(mpx_status_name(k.code())) };
             assert_eq!(c.to_str().unwrap(), k.name());
         }
+        // SAFETY: as above.
         let c = unsafe { std::ffi::CStr::from_ptr(mpx_status_name(12345)) };
         assert_eq!(c.to_str().unwrap(), "MPX_E_UNKNOWN");
     }

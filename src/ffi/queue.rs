@@ -354,11 +354,24 @@ pub unsafe extern "C" fn mpx_queue_read_abort(q: *const mpx_queue) -> mpx_status
 
 /// Shuts the queue down for every process (Python's Queue.close, for all users): puts fail
 /// with MPX_E_CLOSED, gets return what is left and then MPX_E_CLOSED, and every blocked put or
-/// get wakes. Waits for an open reservation to end first. Idempotent.
+/// get wakes. Waits for an open reservation (or a put in progress) to end first, without limit:
+/// a producer that is stopped (SIGSTOP, a debugger) while holding the producer side delays it
+/// until it runs again; `mpx_queue_shutdown_timeout` bounds the wait. Idempotent.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_shutdown(q: *const mpx_queue) -> mpx_status {
     guard("mpx_queue_shutdown", || {
         args::handle(q)?.inner.shutdown()?;
+        Ok(MPX_OK)
+    })
+}
+
+/// `mpx_queue_shutdown`, waiting at most `timeout_ns` for the producer side. MPX_E_TIMEOUT: the
+/// queue was not shut down (nothing changed), because a producer held its side that long.
+#[no_mangle]
+pub unsafe extern "C" fn mpx_queue_shutdown_timeout(q: *const mpx_queue, timeout_ns: i64) -> mpx_status {
+    guard("mpx_queue_shutdown_timeout", || {
+        let q = args::handle(q)?;
+        q.inner.shutdown_timeout(args::timeout(timeout_ns)?)?;
         Ok(MPX_OK)
     })
 }

@@ -316,7 +316,10 @@ pub unsafe extern "C" fn mpx_semaphore_acquire(sem: *const mpx_semaphore, timeou
 }
 
 /// Gives back one permit. MPX_E_STATE past the maximum (a BoundedSemaphore released more
-/// often than acquired); nothing changes then.
+/// often than acquired); nothing changes then. Never blocks, except with MPX_SEM_UNDO, where
+/// the permit and the undo table change together under a guard held for nanoseconds: if a
+/// process stopped inside it (SIGSTOP, a debugger) holds it for 1 s, the release returns
+/// MPX_E_TIMEOUT and nothing changed (call it again).
 #[no_mangle]
 pub unsafe extern "C" fn mpx_semaphore_release(sem: *const mpx_semaphore) -> mpx_status {
     // Fast path before the guard: a CAS (and FUTEX_WAKE if someone sleeps), cannot panic.
@@ -352,7 +355,8 @@ pub unsafe extern "C" fn mpx_semaphore_is_undo(sem: *const mpx_semaphore) -> boo
 
 /// Undo semaphores: gives back now the permits of processes that died holding them, and writes
 /// how many came back to `*returned` (may be NULL). Waiters do this themselves; call it to make
-/// `mpx_semaphore_get_value` whole. 0 without undo.
+/// `mpx_semaphore_get_value` whole. 0 without undo. MPX_E_TIMEOUT as for
+/// `mpx_semaphore_release` when a stopped process holds the undo guard for 1 s.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_semaphore_reclaim(sem: *const mpx_semaphore, returned: *mut u32) -> mpx_status {
     guard("mpx_semaphore_reclaim", || {

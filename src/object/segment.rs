@@ -209,7 +209,8 @@ fn open_path(path: &str, oflag: OFlag, mode: Mode) -> std::result::Result<OwnedF
 /// Costs what clearing the pages costs (~80 ms for 256 MiB here), a cost the first touches would
 /// otherwise pay page by page.
 fn reserve(fd: &OwnedFd, total: usize, spec: &SegmentSpec, flags: Flags, named: bool, what: &str) -> Result<()> {
-    let len = if flags.contains(Flags::NORESERVE) { round_up(HEADER_SIZE, spec.data_align).unwrap_or(total) } else { total };
+    let len =
+        if flags.contains(Flags::NORESERVE) { round_up(HEADER_SIZE, spec.data_align).unwrap_or(total) } else { total };
     match nix::fcntl::posix_fallocate(fd, 0, len as libc::off_t) {
         Ok(()) => Ok(()),
         // A file system that cannot reserve (not tmpfs or memfd): nothing more can be done here.
@@ -220,7 +221,7 @@ fn reserve(fd: &OwnedFd, total: usize, spec: &SegmentSpec, flags: Flags, named: 
             let free = nix::sys::statvfs::fstatvfs(fd)
                 .ok()
                 .filter(|_| named)
-                .map(|v| v.blocks_available() as u64 * v.fragment_size() as u64);
+                .map(|v| v.blocks_available() * v.fragment_size());
             let need = human(len as u64);
             let msg = match free {
                 Some(free) => format!("{what}: {} has {} free, {need} needed (ENOSPC)", name::SHM_DIR, human(free)),
@@ -276,7 +277,10 @@ impl Segment {
         }
         if flags.contains(Flags::NORESERVE) && spec.kind != Kind::Buffer {
             let what = describe(spec.kind, Some(name));
-            return Err(err!(Invalid, "{what}: NORESERVE applies to buffers only (the library writes every other kind)"));
+            return Err(err!(
+                Invalid,
+                "{what}: NORESERVE applies to buffers only (the library writes every other kind)"
+            ));
         }
         let what = describe(spec.kind, Some(name));
         let total = Self::layout(&spec, &what)?;

@@ -10,11 +10,28 @@ use crate::{err, Result};
 impl Queue {
     /// Shuts the queue down for every process: puts fail with Closed, gets return what is left
     /// and then Closed, and every blocked put or get wakes. Waits for an open reservation to be
-    /// committed or aborted (so no message is published after shutdown). Idempotent.
+    /// committed or aborted (so no message is published after shutdown): without limit, so a
+    /// producer stopped (SIGSTOP, a debugger) while holding the producer side delays it; see
+    /// [`shutdown_timeout`](Self::shutdown_timeout). Idempotent.
     pub fn shutdown(&self) -> Result<()> {
+        self.shutdown_timeout(Timeout::Forever)
+    }
+
+    /// [`shutdown`](Self::shutdown), waiting at most `timeout` for the producer side (a put or
+    /// a reservation in progress). Timeout: the queue is not shut down (nothing changed).
+    pub fn shutdown_timeout(&self, timeout: impl Into<Timeout>) -> Result<()> {
         let st = self.m.state();
-        let mut w = Wait::new(Timeout::Forever);
-        let held = self.lock(Side::Producer, &mut w).map_err(|e| self.ctx(e))?;
+        let mut w = Wait::new(timeout.into());
+        let held = self.lock(Side::Producer, &mut w).map_err(|e| {
+            let e = match e.kind() {
+                // A try (timeout 0) of the producer side reports Full; here it is a timeout.
+                crate::ErrorKind::Full | crate::ErrorKind::Timeout => {
+                    err!(Timeout, "not shut down: {}", e.message())
+                }
+                _ => e,
+            };
+            self.ctx(e)
+        })?;
         st.meta.closed.store(1, SeqCst);
         drop(held);
         st.data.wake_all();

@@ -163,7 +163,7 @@ fn threads_mpmc() {
                 }
             });
         }
-        let mut seen = vec![0u32; 2];
+        let mut seen = [0u32; 2];
         let mut sums = 0u64;
         let h: Vec<_> = (0..2)
             .map(|_| {

@@ -38,6 +38,9 @@ pub const UNDO_SLOTS: u32 = 128;
 const MAX_SLOTS: u64 = 4096;
 const F_UNDO: u64 = 1;
 const NO_SLOT: u32 = u32::MAX;
+/// How long release and reclaim wait for the undo guard, which a running process holds for
+/// nanoseconds: only a stopped holder (or one descheduled for that long) makes them give up.
+const GUARD_WAIT: Duration = Duration::from_secs(1);
 
 #[repr(C, align(64))]
 struct Head {
@@ -295,7 +298,9 @@ impl Semaphore {
     }
 
     /// Releases one permit. Past the maximum (the initial value for a bounded semaphore,
-    /// MAX_VALUE otherwise) it is a State error and nothing changes.
+    /// MAX_VALUE otherwise) it is a State error and nothing changes. Never blocks without bound:
+    /// in undo mode a guard held by a stopped process for GUARD_WAIT (1 s) is a Timeout error,
+    /// and nothing changed.
     #[inline]
     pub fn release(&self) -> Result<()> {
         let r = if self.slots > 0 { self.release_undo() } else { self.release_plain() };
@@ -357,12 +362,27 @@ impl Semaphore {
     /// Takes the guard. It is held for nanoseconds (a reclaim: up to a liveness check per
     /// slot), so `deadline` only matters if its holder is stopped; a try still gets a
     /// millisecond, so that it does not fail merely because another process is mid-update.
+    /// Calls without a deadline of their own (release, reclaim) wait at most GUARD_WAIT: a
+    /// process stopped inside the guard (SIGSTOP, a debugger) must not hold them for ever.
     fn lock_guard(&self, deadline: Option<&Deadline>) -> Result<()> {
         let t = match deadline.map(|d| d.remaining()) {
-            None | Some(None) => Timeout::Forever,
+            None => Timeout::After(GUARD_WAIT),
+            Some(None) => Timeout::Forever,
             Some(Some(left)) => Timeout::After(left.max(Duration::from_millis(1))),
         };
-        let a = self.undo_state().guard.acquire(false, t, &self.guard_spin)?;
+        let guard = &self.undo_state().guard;
+        let a = guard.acquire(false, t, &self.guard_spin).map_err(|e| {
+            if e.kind() != crate::ErrorKind::Timeout || deadline.is_some() {
+                return e;
+            }
+            let pid = guard.holder();
+            let why = if owner::is_stopped(pid) { ", which is stopped (SIGSTOP or a debugger)" } else { "" };
+            err!(
+                Timeout,
+                "the undo table is held by pid {pid}{why} for more than {} ms; nothing changed, try again",
+                GUARD_WAIT.as_millis()
+            )
+        })?;
         if a.owner_died() {
             self.roll_back();
         }
@@ -555,7 +575,7 @@ impl Semaphore {
 
     /// Undo mode: gives back now the permits held by processes that died, and returns how many
     /// came back (0 without undo). Waiters do this by themselves; this is for a caller that
-    /// wants the count whole before it reads it.
+    /// wants the count whole before it reads it. Bounded as `release`.
     pub fn reclaim(&self) -> Result<u32> {
         if self.slots == 0 {
             return Ok(0);

@@ -372,6 +372,21 @@ static void test_processes(void) {
 
 /* Blocked callers in other processes wake on shutdown; the queue drains, then CLOSED. */
 static void test_shutdown(void) {
+    /* The bounded form: with a reservation open (the producer side held), a shutdown that may
+     * not wait changes nothing; once it is committed, the shutdown goes through. */
+    mpx_queue *r = NULL;
+    REQUIRE(mpx_queue_create_anonymous(4096, 0, 0, &r) == MPX_OK, "create");
+    void *slot = NULL;
+    REQUIRE(mpx_queue_reserve(r, 8, 0, &slot) == MPX_OK, "reserve");
+    pid_t other = fork();
+    if (other == 0) _exit(mpx_queue_shutdown_timeout(r, 50 * 1000 * 1000) == MPX_E_TIMEOUT && !mpx_queue_is_shutdown(r) ? 0 : 1);
+    CHECK(t_exited(t_wait(other, 30), 0), "shutdown_timeout from another process while a reservation is open -> MPX_E_TIMEOUT, not shut down");
+    CHECK_STATUS(mpx_queue_commit(r, 8), MPX_OK, "", "commit the reservation");
+    CHECK_STATUS(mpx_queue_shutdown_timeout(r, 0), MPX_OK, "", "then shutdown_timeout(0)");
+    CHECK(mpx_queue_is_shutdown(r), "the queue is shut down");
+    CHECK_STATUS(mpx_queue_shutdown_timeout(r, -5), MPX_E_INVALID, "negative", "shutdown_timeout(-5)");
+    mpx_queue_close(r);
+
     mpx_queue *full = NULL, *empty = NULL;
     REQUIRE(mpx_queue_create_anonymous(64, 1, 0, &full) == MPX_OK, "create");
     REQUIRE(mpx_queue_create_anonymous(64, 0, 0, &empty) == MPX_OK, "create");

@@ -321,6 +321,15 @@ public:
     /// Shuts the queue down for every process: puts throw MPX_E_CLOSED, gets drain what is
     /// left and then throw MPX_E_CLOSED, blocked callers wake.
     void shutdown() { detail::check(mpx_queue_shutdown(h_.get())); }
+    /// shutdown(), waiting at most `timeout` for a producer in progress; false if it held its
+    /// side that long (the queue is then not shut down).
+    template <class Rep, class Period>
+    bool shutdown(std::chrono::duration<Rep, Period> timeout) {
+        mpx_status s = mpx_queue_shutdown_timeout(h_.get(), detail::timeout_ns(timeout));
+        if (s == MPX_E_TIMEOUT) return false;
+        detail::check(s);
+        return true;
+    }
     bool is_shutdown() const noexcept { return mpx_queue_is_shutdown(h_.get()); }
 
     /// Messages in the queue (exact when no put or get is half-way).
