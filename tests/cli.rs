@@ -605,3 +605,49 @@ fn ls_shows_live_state_per_kind() {
     assert!(state(&qn).unwrap().starts_with("1 msgs, "), "{:?}", state(&qn));
     assert_eq!(state(&bn), None, "a buffer has no state to show");
 }
+
+/// Looking never changes anything (issue 11): an unlink-on-last-close object whose last user
+/// was killed stays until `gc` removes it. Before, `mpx ls` and `mpx info` opened each object to
+/// read its state, and closing that handle, as the last user, removed it.
+#[test]
+fn ls_and_info_never_remove_what_they_look_at() {
+    let _serial = serial();
+    use mpx::sync::{Lock, Semaphore, SemaphoreSpec};
+    let mut names = Names::new();
+    let (ln, sn, qn) = (names.add("cli-look-lock"), names.add("cli-look-sem"), names.add("cli-look-q"));
+    let (l2, s2, q2) = (ln.clone(), sn.clone(), qn.clone());
+    let (tx, rx) = chan();
+    let mut child = fork(&[tx.fd()], move || {
+        let f = Flags::UNLINK_ON_LAST_CLOSE;
+        let _l = Lock::create(&l2, (), f).map_err(|e| e.to_string())?;
+        let _s = Semaphore::create(&s2, SemaphoreSpec::new(1), f).map_err(|e| e.to_string())?;
+        let _q = mpx::Queue::create(&q2, mpx::QueueSpec::new(4096), f).map_err(|e| e.to_string())?;
+        tx.send(1);
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    });
+    rx.expect(1);
+    child.kill9();
+    for n in [&ln, &sn, &qn] {
+        assert!(exists(n), "{n} is there after its last user died (left for gc)");
+        let r = mpx(&["ls", n]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(exists(n), "mpx ls removed {n}");
+        let r = mpx(&["ls", "--json", n]);
+        assert_eq!(r.code, 0, "{r:?}");
+        let r = mpx(&["info", n]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(r.stdout.contains("state"), "info shows the state it read: {r:?}");
+        assert!(exists(n), "mpx info removed {n}");
+        let r = mpx(&["info", "--json", n]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(exists(n), "mpx info --json removed {n}");
+    }
+    // Only gc removes them.
+    let r = mpx(&["gc", &ln, &sn, &qn]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for n in [&ln, &sn, &qn] {
+        assert!(!exists(n), "gc removes {n}: {r:?}");
+    }
+}
