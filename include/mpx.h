@@ -707,7 +707,8 @@ mpx_status mpx_queue_shutdown_timeout(const mpx_queue *q, int64_t timeout_ns);
 // Whether the queue was shut down (false for NULL).
 bool mpx_queue_is_shutdown(const mpx_queue *q);
 
-// Messages in the queue (exact whenever no put or get is half-way; 0 for NULL).
+// Messages in the queue (exact whenever no put or get is half-way; 0 for NULL). Never more than
+// the queue can hold: a count corrupted in shared memory reads as that maximum.
 size_t mpx_queue_qsize(const mpx_queue *q);
 
 // Whether the queue holds no message (true for NULL).

@@ -382,7 +382,8 @@ pub unsafe extern "C" fn mpx_queue_is_shutdown(q: *const mpx_queue) -> bool {
     args::opt_handle(q).is_some_and(|q| q.inner.is_shutdown())
 }
 
-/// Messages in the queue (exact whenever no put or get is half-way; 0 for NULL).
+/// Messages in the queue (exact whenever no put or get is half-way; 0 for NULL). Never more than
+/// the queue can hold: a count corrupted in shared memory reads as that maximum.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_queue_qsize(q: *const mpx_queue) -> usize {
     args::opt_handle(q).map_or(0, |q| q.inner.qsize() as usize)

@@ -245,12 +245,24 @@ impl Queue {
     }
 
     /// Messages in the queue now: exact whenever no put or get is half-way.
+    /// The counts live in shared memory: a value no queue of this size can hold (a count
+    /// written over by a buggy or hostile process) reads as the most it can hold, never as 1e19.
     pub fn qsize(&self) -> u64 {
         let st = self.m.state();
         // Gets never outrun puts, so reading the get count first keeps the difference >= 0.
         let got = st.cpub.count.load(Acquire);
         let put = st.ppub.count.load(Acquire);
-        put.saturating_sub(got)
+        put.saturating_sub(got).min(self.most_messages())
+    }
+
+    /// The most messages the queue can hold at once: every record takes at least 8 bytes.
+    fn most_messages(&self) -> u64 {
+        let by_bytes = self.cap / REC_HEADER;
+        if self.max_msgs != 0 {
+            by_bytes.min(self.max_msgs)
+        } else {
+            by_bytes
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -26,7 +26,16 @@ impl Object for SharedMemory {
         Ok(Layout { data_size: *size, data_align: DATA_ALIGN, params: [0; 4] })
     }
 
+    /// What the header promises a buffer's users: data on its own page (so the pointer is
+    /// page-aligned and the data can be mapped alone), and at least one byte.
     fn attach(seg: Segment) -> Result<SharedMemory> {
+        let (off, size) = (seg.data_offset(), seg.data_size());
+        if off % DATA_ALIGN != 0 {
+            return Err(err!(Corrupt, "{}: data offset {off} is not page-aligned ({DATA_ALIGN})", seg.describe()));
+        }
+        if size == 0 {
+            return Err(err!(Corrupt, "{}: data size 0 (a buffer holds at least one byte)", seg.describe()));
+        }
         Ok(SharedMemory { seg })
     }
 

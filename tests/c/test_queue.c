@@ -274,6 +274,14 @@ static void test_corruption(void) {
     size_t len;
     CHECK_STATUS(mpx_queue_get(q2, buf, sizeof buf, &len, 0), MPX_E_CORRUPT, "corrupt", "get with a wild tail");
     REQUIRE(pwrite(fd, &tail, 8, 4096 + 128) == 8, "restore the tail");
+    /* A put count written over (issue 11: qsize then read 1e19): never more than can fit. */
+    uint64_t count = 0, huge = 10000000000000000000ull;
+    REQUIRE(pread(fd, &count, 8, 4096 + 136) == 8 && count == 3, "read the put count");
+    REQUIRE(pwrite(fd, &huge, 8, 4096 + 136) == 8, "spoil the put count");
+    CHECK(mpx_queue_qsize(q2) == mpx_queue_capacity(q2) / 8, "qsize with a spoiled put count is the most the ring holds (%zu), not 1e19",
+          mpx_queue_qsize(q2));
+    REQUIRE(pwrite(fd, &count, 8, 4096 + 136) == 8, "restore the put count");
+    CHECK(mpx_queue_qsize(q2) == 3, "qsize 3 again");
     uint32_t garbage[2] = {0xFFFFFFF0u, 0x12345678u};
     REQUIRE(pwrite(fd, garbage, 8, 8192) == 8, "spoil the first record's header");
     CHECK_STATUS(mpx_queue_get(q2, buf, sizeof buf, &len, 0), MPX_E_CORRUPT, "record", "get a garbage record");

@@ -532,6 +532,24 @@ static void test_corrupt_segments(void) {
     t_write_header(n, h);
     expect_open(n, MPX_E_CORRUPT, "outside", "open a segment whose data_offset + data_size overflows");
 
+    /* Invariants the header promises (issue 11: these opened, and mpx_shm_ptr was then not
+     * page-aligned as documented, or the buffer was empty). */
+    n = make_victim("dataunal");
+    REQUIRE(t_read_header(n, h) == 0, "read header");
+    t_put64(h, T_OFF_DATA_OFFSET, 4088);
+    t_put64(h, T_OFF_DATA_SIZE, 8192);
+    t_fix_checksum(h);
+    t_write_header(n, h);
+    expect_open(n, MPX_E_CORRUPT, "page-aligned", "open a buffer whose data offset is 4088");
+
+    n = make_victim("data512");
+    t_patch(n, T_OFF_DATA_OFFSET, 8, 512, 1);
+    expect_open(n, MPX_E_CORRUPT, "page-aligned", "open a buffer whose data offset is 512");
+
+    n = make_victim("data0");
+    t_patch(n, T_OFF_DATA_SIZE, 8, 0, 1);
+    expect_open(n, MPX_E_CORRUPT, "data size 0", "open a buffer whose data size is 0");
+
     n = make_victim("datalow");
     t_patch(n, T_OFF_DATA_OFFSET, 8, 100, 1);
     expect_open(n, MPX_E_CORRUPT, "outside", "open a segment whose data overlaps the header");
