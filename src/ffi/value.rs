@@ -191,6 +191,14 @@ pub unsafe extern "C" fn mpx_value_write(
 /// float typecode or a 'Q'/'L' value above INT64_MAX.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_get_i64(value: *const mpx_value, index: usize, out: *mut i64) -> mpx_status {
+    // Fast path before the guard (checks and one atomic load, which cannot panic); anything
+    // unusual goes the checked way for its error.
+    if let (Some(v), false) = (args::opt_handle(value), out.is_null()) {
+        if let Some(x) = v.inner.int_elem(index, false).and_then(|p| v.inner.get_i64_at(p)) {
+            *out = x;
+            return MPX_OK;
+        }
+    }
     guard("mpx_value_get_i64", || {
         args::out(out, "out")?;
         *out = args::handle(value)?.inner.get_i64(index)?;
@@ -201,6 +209,12 @@ pub unsafe extern "C" fn mpx_value_get_i64(value: *const mpx_value, index: usize
 /// Sets an integer element; MPX_E_INVALID if `v` is outside the typecode's range.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_set_i64(value: *const mpx_value, index: usize, v: i64) -> mpx_status {
+    // Fast path before the guard, as for get; an out-of-range value goes the checked way.
+    if let Some(h) = args::opt_handle(value) {
+        if h.inner.int_elem(index, true).is_some_and(|p| h.inner.set_i64_at(p, v)) {
+            return MPX_OK;
+        }
+    }
     guard("mpx_value_set_i64", || {
         args::handle(value)?.inner.set_i64(index, v)?;
         Ok(MPX_OK)
@@ -216,6 +230,13 @@ pub unsafe extern "C" fn mpx_value_fetch_add_i64(
     delta: i64,
     old: *mut i64,
 ) -> mpx_status {
+    // Fast path before the guard: range and class checks and the atomic, which cannot panic.
+    if let Some(v) = args::opt_handle(value) {
+        if let Some(p) = v.inner.int_elem(index, true) {
+            args::write_opt(old, v.inner.fetch_add_at(p, delta));
+            return MPX_OK;
+        }
+    }
     guard("mpx_value_fetch_add_i64", || {
         let o = args::handle(value)?.inner.fetch_add_i64(index, delta)?;
         args::write_opt(old, o);

@@ -282,6 +282,7 @@ impl Value {
     }
 
     /// Loads an element's bits (zero-extended) atomically.
+    #[inline(always)]
     fn load_bits(&self, p: *mut u8) -> u64 {
         // SAFETY: p is a naturally aligned element inside the mapping (power-of-two sizes).
         unsafe {
@@ -294,6 +295,7 @@ impl Value {
         }
     }
 
+    #[inline(always)]
     fn store_bits(&self, p: *mut u8, bits: u64) {
         // SAFETY: as in load_bits; the mapping is writable (check_write).
         unsafe {
@@ -441,6 +443,7 @@ impl Value {
     }
 
     /// Sign-extends (or not) an element's bits to i128 for range checks.
+    #[inline(always)]
     fn int_of(&self, bits: u64) -> i128 {
         let shift = 64 - 8 * self.info.size as u32;
         match self.info.class {
@@ -449,6 +452,7 @@ impl Value {
         }
     }
 
+    #[inline(always)]
     fn int_range(&self) -> (i128, i128) {
         let bits = 8 * self.info.size as u32;
         match self.info.class {
@@ -491,6 +495,25 @@ impl Value {
         self.need_class(&[Class::Signed, Class::Unsigned], "fetch_add")?;
         self.check_write()?;
         let p = self.check_index(index)?;
+        Ok(self.fetch_add_at(p, delta))
+    }
+
+    /// For the C ABI's fast paths: the address of integer element `index` when it exists (and,
+    /// with `write`, may be written), else None (then the checked call reports why). Cannot
+    /// fail or panic: the C ABI runs it before its panic guard.
+    #[inline(always)]
+    pub(crate) fn int_elem(&self, index: usize, write: bool) -> Option<*mut u8> {
+        if index < self.count && self.info.class != Class::Float && !(write && self.read_only) {
+            // SAFETY: index < count, so the element lies inside the area attach() checked.
+            Some(unsafe { self.elems().add(index * self.info.size) })
+        } else {
+            None
+        }
+    }
+
+    /// fetch_add on integer element `p` (from check_index or int_elem).
+    #[inline(always)]
+    pub(crate) fn fetch_add_at(&self, p: *mut u8, delta: i64) -> i64 {
         let d = delta as u64;
         // SAFETY: as in load_bits.
         let old = unsafe {
@@ -501,7 +524,24 @@ impl Value {
                 _ => (*p.cast::<AtomicU64>()).fetch_add(d, SeqCst),
             }
         };
-        Ok(self.int_of(old) as i64)
+        self.int_of(old) as i64
+    }
+
+    /// get_i64 of integer element `p`, when the value fits (a 'Q'/'L' above i64::MAX does not).
+    #[inline(always)]
+    pub(crate) fn get_i64_at(&self, p: *mut u8) -> Option<i64> {
+        i64::try_from(self.int_of(self.load_bits(p))).ok()
+    }
+
+    /// set_i64 of integer element `p`, when `v` is in the typecode's range (else false).
+    #[inline(always)]
+    pub(crate) fn set_i64_at(&self, p: *mut u8, v: i64) -> bool {
+        let (lo, hi) = self.int_range();
+        if (v as i128) < lo || (v as i128) > hi {
+            return false;
+        }
+        self.store_bits(p, v as u64);
+        true
     }
 
     /// A float element ('f' or 'd') as f64.
