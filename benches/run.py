@@ -95,6 +95,40 @@ def shm_bench_objects():
         return set()
 
 
+def machine_limits(build_dir, env, timeout):
+    """The machine's own limits (build/benches/machine_limits: spin and futex ping-pong, raw pipe,
+    memcpy) as a list of {name, value, unit, higher_is_better}; [] with a warning when the
+    program is missing or fails. Run first, on a machine as quiet as the benchmarks will see."""
+    path = os.path.join(build_dir, "benches", "machine_limits")
+    if not os.access(path, os.X_OK):
+        print("warning: %s not built (run `make native`): no machine limits" % _show(path), file=sys.stderr)
+        return []
+    try:
+        out = subprocess.run([path], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, timeout=timeout, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        print("warning: machine_limits failed: %s" % e, file=sys.stderr)
+        return []
+    limits = []
+    for line in out.decode("utf-8", "replace").splitlines():
+        if line.startswith("LIMIT "):
+            try:
+                limits.append(json.loads(line[len("LIMIT "):]))
+            except ValueError:
+                print("warning: bad LIMIT line: %s" % line[:200], file=sys.stderr)
+    return limits
+
+
+def limits_md(limits):
+    if not limits:
+        return ["Machine limits: not measured (build/benches/machine_limits missing or failed).", ""]
+    rows = ["Machine limits, measured first in this run (no mpx code; benches/machine_limits.c):", "",
+            "| limit | value |", "|---|---:|"]
+    rows += ["| %s | %s %s |" % (md_cell(x.get("name", "")), fmt_num(x.get("value")), x.get("unit", ""))
+             for x in limits]
+    return rows + [""]
+
+
 def loadavg():
     try:
         return list(os.getloadavg())
@@ -257,7 +291,8 @@ def summary_md(report):
                  % (report["started"], m["node"], m["cpus"], m["platform"],
                     "quick (smoke, not a measurement)" if report["quick"] else "full",
                     _load(report["load_before"]), _load(report["load_after"])))
-    lines += ["", table(report["results"]), ""]
+    lines += [""] + limits_md(report.get("limits") or [])
+    lines += [table(report["results"]), ""]
     lines += ["## Programs", "", "| program | status | figures | seconds | notes |", "|---|---|---:|---:|---|"]
     for p in report["programs"]:
         lines.append("| %s | %s | %d | %.1f | %s |" % (md_cell(p["program"]), p["status"], len(p["results"]),
@@ -319,6 +354,9 @@ def main():
     print("mpx benchmarks: %d programs, %s mode, timeout %g s each, load %s"
           % (len(progs), "quick" if quick else "full", timeout, _load(report["load_before"])), flush=True)
 
+    report["limits"] = machine_limits(build_dir, env, timeout)
+    for x in report["limits"]:
+        print("   limit: %-52s %s %s" % (x.get("name"), fmt_num(x.get("value")), x.get("unit")), flush=True)
     shm_before = shm_bench_objects()
     t0 = time.monotonic()
     programs = [run_one(name, argv, env, timeout, args.verbose) for name, argv in progs]

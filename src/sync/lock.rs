@@ -9,7 +9,8 @@
 //!      4    4 count   RLock recursion depth
 //!      8    8 owner   holder's token (pid << 32 | start time), 0 while being handed over
 //!     16    8 thread  holder's thread (pthread_self; RLock identity, Condition's "is mine")
-//!     24   40 reserved
+//!     24    8 woken_at  CLOCK_MONOTONIC ns of the last FUTEX_WAKE (wait::wake: what a wake costs)
+//!     32   32 reserved
 //! ```
 //! Acquire is one CAS 0 -> pid plus two plain stores; release clears owner and thread and swaps
 //! the word to 0, and calls FUTEX_WAKE only when WAITERS is set. A waiter spins briefly, then
@@ -23,7 +24,7 @@ use std::time::Duration;
 use super::owner::{self, Me, PID_BITS};
 use super::Acquired;
 use crate::object::{Kind, Layout, Mapped, Object, Segment};
-use crate::wait::{futex, Backoff, Deadline, Spin, Timeout};
+use crate::wait::{futex, wake, Backoff, Deadline, Spin, Timeout};
 use crate::{err, Error, Result};
 
 pub(crate) const PID_MASK: u32 = (1 << PID_BITS) - 1;
@@ -36,7 +37,8 @@ pub(crate) struct RawLock {
     count: AtomicU32,
     owner: AtomicU64,
     thread: AtomicU64,
-    _reserved: [u64; 5],
+    woken_at: AtomicU64,
+    _reserved: [u64; 4],
 }
 
 const _: () = assert!(std::mem::size_of::<RawLock>() == 64);
@@ -89,7 +91,7 @@ impl RawLock {
         self.count.store(0, Relaxed);
         let prev = self.word.swap(0, Release);
         if prev & WAITERS != 0 {
-            futex::wake(&self.word, 1);
+            self.wake_one();
         }
         prev & PID_MASK != 0
     }
@@ -153,7 +155,7 @@ impl RawLock {
     #[cold]
     #[inline(never)]
     fn acquire_slow(&self, me: &Me, recursive: bool, deadline: Deadline, spin: &Spin) -> Result<Acquired> {
-        let got = spin.until(&deadline, 1, || {
+        let got = spin.until_backoff(&deadline, || {
             let w = self.word.load(Relaxed);
             w & PID_MASK == 0 && self.word.compare_exchange(w, me.pid | (w & WAITERS), Acquire, Relaxed).is_ok()
         });
@@ -193,7 +195,11 @@ impl RawLock {
             watched = pid;
             let slice = backoff.next();
             let d = deadline.slice(slice);
-            slept_out = futex::wait(&self.word, w | WAITERS, Some(d)) && d == slice;
+            let timed_out = futex::wait(&self.word, w | WAITERS, Some(d));
+            if !timed_out {
+                wake::observe(self.woken_at.load(Relaxed));
+            }
+            slept_out = timed_out && d == slice;
         }
     }
 
@@ -262,13 +268,20 @@ impl RawLock {
     #[inline(never)]
     fn unlock_slow(&self, prev: u32) -> Result<()> {
         if prev & WAITERS != 0 {
-            futex::wake(&self.word, 1);
+            self.wake_one();
         }
         if prev & PID_MASK == 0 {
             // Another release got there first (two releases of one acquisition).
             return Err(not_held());
         }
         Ok(())
+    }
+
+    /// Wakes one sleeper, stamping the time so that it can tell what the wake cost (wait::wake).
+    #[inline]
+    fn wake_one(&self) {
+        self.woken_at.store(wake::stamp(), Relaxed);
+        futex::wake(&self.word, 1);
     }
 
     /// Whether the calling thread holds it (pid, start time and thread all match).

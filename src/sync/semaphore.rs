@@ -9,6 +9,7 @@
 //! offset size field
 //!      0    4 value     futex word: permits available
 //!      4    4 sleepers  waiters inside FUTEX_WAIT (a release calls FUTEX_WAKE only if > 0)
+//!      8    8 woken_at  CLOCK_MONOTONIC ns of the last FUTEX_WAKE (wait::wake: what a wake costs)
 //!     64   64 guard     undo mode only: a RawLock (owner-death aware) over value + table
 //!    128   64 journal   undo mode only: active, slot, old value, old held, old owner
 //!    192 16*N slots     undo mode only: N x { owner token u64, held u32, reserved u32 }
@@ -27,7 +28,7 @@ use std::time::Duration;
 use super::lock::RawLock;
 use super::owner::{self, Me};
 use crate::object::{Kind, Layout, Mapped, Object, Segment};
-use crate::wait::{futex, Backoff, Deadline, Spin, Timeout};
+use crate::wait::{futex, wake, Backoff, Deadline, Spin, Timeout};
 use crate::{err, Result};
 
 /// The largest value (and maximum) a semaphore can have: Linux's SEM_VALUE_MAX.
@@ -46,7 +47,16 @@ const GUARD_WAIT: Duration = Duration::from_secs(1);
 struct Head {
     value: AtomicU32,
     sleepers: AtomicU32,
-    _reserved: [u32; 14],
+    woken_at: AtomicU64,
+    _reserved: [u32; 12],
+}
+
+impl Head {
+    /// Wakes up to `n` sleepers, stamping the time so that they can tell what the wake cost.
+    fn wake(&self, n: u32) {
+        self.woken_at.store(wake::stamp(), Relaxed);
+        futex::wake(&self.value, n);
+    }
 }
 
 #[repr(C, align(64))]
@@ -257,7 +267,7 @@ impl Semaphore {
             return false;
         }
         if h.sleepers.load(SeqCst) > 0 {
-            futex::wake(&h.value, 1);
+            h.wake(1);
         }
         true
     }
@@ -292,7 +302,9 @@ impl Semaphore {
             // Count ourselves before the futex compares the value: a release that comes after
             // the increment sees us and wakes; one before it changed the value we compare.
             h.sleepers.fetch_add(1, SeqCst);
-            futex::wait(&h.value, 0, left);
+            if !futex::wait(&h.value, 0, left) {
+                wake::observe(h.woken_at.load(Relaxed));
+            }
             h.sleepers.fetch_sub(1, SeqCst);
         }
     }
@@ -329,7 +341,7 @@ impl Semaphore {
             }
         }
         if h.sleepers.load(SeqCst) > 0 {
-            futex::wake(&h.value, 1);
+            h.wake(1);
         }
         Ok(())
     }
@@ -471,7 +483,7 @@ impl Semaphore {
 
     fn wake_after_reclaim(&self, n: u32) {
         if n > 0 && self.head().sleepers.load(SeqCst) > 0 {
-            futex::wake(&self.head().value, n);
+            self.head().wake(n);
         }
     }
 
@@ -534,6 +546,9 @@ impl Semaphore {
             let d = deadline.slice(slice);
             h.sleepers.fetch_add(1, SeqCst);
             let timed_out = futex::wait(&h.value, 0, Some(d));
+            if !timed_out {
+                wake::observe(h.woken_at.load(Relaxed));
+            }
             h.sleepers.fetch_sub(1, SeqCst);
             // A whole slice without a permit: maybe a holder died. Look next time round.
             if timed_out && d == slice {
@@ -568,7 +583,7 @@ impl Semaphore {
         self.commit();
         self.unlock_guard();
         if h.sleepers.load(SeqCst) > 0 {
-            futex::wake(&h.value, 1);
+            h.wake(1);
         }
         Ok(())
     }

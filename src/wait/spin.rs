@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::Deadline;
+use super::{wake, Deadline};
 
 /// The longest spin: about what a futex sleep and wake costs on the slower machines of this
 /// kind (12-30 us measured), so that a waiter never spends more on spinning than sleeping would
@@ -19,6 +19,10 @@ const PURE: Duration = Duration::from_micros(5);
 const FIRST_CHECKS: u32 = 64;
 /// Checks between two clock reads afterwards.
 const CHECKS_PER_CLOCK: u32 = 32;
+/// The widest gap (PAUSEs between checks) a backing-off spin grows to: at 6-140 ns a PAUSE,
+/// 0.4-9 us between two looks at a lock word, so a holder that keeps retaking its lock keeps
+/// the line in its cache between them.
+const MAX_GAP: u32 = 64;
 
 /// How long waiters at one site spin before they sleep. The budget adapts by what the site
 /// observes: it doubles (up to MAX_NS) after a spin that saw its condition, and halves (down to
@@ -51,8 +55,30 @@ impl Spin {
         if deadline.is_try() {
             return false;
         }
+        self.run(deadline, gap, false, &mut ready)
+    }
+
+    /// As `until`, for a word that a running holder keeps writing (a lock): the gap between
+    /// checks doubles after each miss, from 1 PAUSE to MAX_GAP. Each look at the word takes
+    /// its cache line from the holder; looking often turns every one of its acquire/release
+    /// pairs into two line transfers, which is what made a contended mpx lock slower than a
+    /// pthread mutex, whose waiters sleep at once. A handoff right after a release still gets
+    /// caught within one gap.
+    #[inline]
+    pub(crate) fn until_backoff(&self, deadline: &Deadline, mut ready: impl FnMut() -> bool) -> bool {
+        if deadline.is_try() {
+            return false;
+        }
+        self.run(deadline, 1, true, &mut ready)
+    }
+
+    #[inline]
+    fn run(&self, deadline: &Deadline, gap: u32, grow: bool, ready: &mut impl FnMut() -> bool) -> bool {
         let budget = self.budget_ns.load(Relaxed);
-        let ok = spin(deadline, gap, budget, &mut ready);
+        // Never longer than about twice what a wake costs here (wake.rs): past that, sleeping
+        // at once would have been cheaper.
+        let cap = wake::cost_ns().saturating_mul(2).clamp(MIN_NS, MAX_NS);
+        let ok = spin(deadline, gap, grow, budget.min(cap), ready);
         let next = if ok { budget.saturating_mul(2).min(MAX_NS) } else { (budget / 2).max(MIN_NS) };
         if next != budget {
             self.budget_ns.store(next, Relaxed);
@@ -70,10 +96,13 @@ impl Spin {
 /// By time, not by count: one PAUSE takes anywhere from 6 ns to 140 ns depending on the CPU and
 /// hypervisor, so a count tuned on one machine is wrong on the next.
 #[inline]
-fn spin(d: &Deadline, gap: u32, budget_ns: u32, ready: &mut impl FnMut() -> bool) -> bool {
-    let pause = || {
+fn spin(d: &Deadline, mut gap: u32, grow: bool, budget_ns: u32, ready: &mut impl FnMut() -> bool) -> bool {
+    let mut pause = || {
         for _ in 0..gap {
             std::hint::spin_loop();
+        }
+        if grow && gap < MAX_GAP {
+            gap *= 2;
         }
     };
     for _ in 0..FIRST_CHECKS {
