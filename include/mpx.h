@@ -339,7 +339,8 @@ mpx_status mpx_conn_recv_shm(const mpx_conn *conn,
 // Listens at `address`: "unix:/path" (or "/path"), "unix:@name" (abstract; "unix:@" lets the
 // kernel pick a name), "tcp:host:port", "tcp:[ipv6]:port" (port 0: the kernel picks one; read
 // it back with `mpx_listener_address`). `backlog` >= 1. With `authkey` (not NULL; `keylen`
-// bytes) every accepted client must pass CPython's mutual HMAC handshake. MPX_E_EXISTS if the
+// bytes, at most 1 MiB: longer is MPX_E_INVALID) every accepted client must pass CPython's
+// mutual HMAC handshake. MPX_E_EXISTS if the
 // address is in use (a Unix path that exists included); MPX_E_INVALID for a malformed address.
 mpx_status mpx_listener_create(const char *address,
                                int backlog,
@@ -372,7 +373,8 @@ mpx_status mpx_listener_set_handshake_timeout(const mpx_listener *l, int64_t tim
 void mpx_listener_close(mpx_listener *l);
 
 // Connects to a listener at `address` (forms as `mpx_listener_create`) and writes the
-// connection to `*out`. With `authkey` (not NULL; `keylen` bytes) the mutual handshake runs:
+// connection to `*out`. With `authkey` (not NULL; `keylen` bytes, at most 1 MiB) the mutual
+// handshake runs:
 // MPX_E_AUTH if either side's key differs. Waits up to `timeout_ns` for the connection and the
 // handshake together. MPX_E_NOT_FOUND for a Unix path with nothing there, MPX_E_OS for a
 // refused TCP connection.
@@ -501,7 +503,7 @@ mpx_status mpx_forkserver_set_program(const char *const *argv);
 // value of the MPX_FORKSERVER_FD environment variable). Returns MPX_OK only in a forked child,
 // with the requested entry name and argument bytes in `*entry`, `*arg`, `*len` (free both with
 // `mpx_free`); the child runs it and exits. Returns MPX_E_CLOSED in the server once the client
-// has gone away: the server should then exit.
+// has gone away: the server should then exit. MPX_E_INVALID if `fd` is negative or not open.
 mpx_status mpx_forkserver_serve(int fd, char **entry, uint8_t **arg, size_t *len);
 
 // Takes charge of a child forked by other means (e.g. Python's os.fork): `pid` must be a child

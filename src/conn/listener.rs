@@ -76,6 +76,7 @@ impl Listener {
         if backlog < 1 {
             return Err(err!(Invalid, "{what}: backlog {backlog} must be at least 1"));
         }
+        let authkey = authkey.map(|k| copy_key(k, &what)).transpose()?;
         let addr = Address::parse(address)?;
         let raw = addr.sockaddrs()?.swap_remove(0);
         let fd = socket(raw.family(), true).map_err(|e| e.context(&what))?;
@@ -92,7 +93,7 @@ impl Listener {
         let mut listener = Listener {
             address: String::new(),
             transport: if addr.is_unix() { Transport::Unix } else { Transport::Tcp },
-            authkey: authkey.map(|k| k.to_vec()),
+            authkey,
             unlink,
             handshake_ns: AtomicI64::new(DEFAULT_HANDSHAKE_TIMEOUT.as_nanos() as i64),
             fd,
@@ -193,6 +194,27 @@ impl Drop for Listener {
     }
 }
 
+/// The longest authkey accepted (1 MiB). CPython sets no limit, but a key only feeds HMAC
+/// (which hashes a key longer than a block down first): past this a length is a caller's
+/// mistake, refused before anything is allocated for it.
+pub const MAX_AUTHKEY: usize = 1 << 20;
+
+fn check_key(key: &[u8], what: &str) -> Result<()> {
+    if key.len() > MAX_AUTHKEY {
+        return Err(err!(Invalid, "{what}: an authkey of {} bytes is longer than {MAX_AUTHKEY}", key.len()));
+    }
+    Ok(())
+}
+
+/// The listener's own copy of `key`; an allocation failure is an error, never an abort.
+fn copy_key(key: &[u8], what: &str) -> Result<Vec<u8>> {
+    check_key(key, what)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(key.len()).map_err(|_| Error::os(Errno::ENOMEM, "authkey copy").context(what))?;
+    v.extend_from_slice(key);
+    Ok(v)
+}
+
 /// Connects to a listener at `address`, waiting up to `timeout` for the connection and, with
 /// `authkey`, the mutual handshake (this side answers first, then challenges, as CPython's
 /// `Client`). A wrong key on either side is Auth; nothing listening is NotFound (Unix path) or
@@ -200,6 +222,9 @@ impl Drop for Listener {
 pub fn connect(address: &str, authkey: Option<&[u8]>, timeout: impl Into<Timeout>) -> Result<Connection> {
     let deadline = timeout.into().deadline();
     let what = format!("connect {address}");
+    if let Some(k) = authkey {
+        check_key(k, &what)?;
+    }
     let addr = Address::parse(address)?;
     let mut last = None;
     let mut fd = None;

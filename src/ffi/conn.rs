@@ -392,7 +392,8 @@ pub unsafe extern "C" fn mpx_conn_recv_shm(
 /// Listens at `address`: "unix:/path" (or "/path"), "unix:@name" (abstract; "unix:@" lets the
 /// kernel pick a name), "tcp:host:port", "tcp:[ipv6]:port" (port 0: the kernel picks one; read
 /// it back with `mpx_listener_address`). `backlog` >= 1. With `authkey` (not NULL; `keylen`
-/// bytes) every accepted client must pass CPython's mutual HMAC handshake. MPX_E_EXISTS if the
+/// bytes, at most 1 MiB: longer is MPX_E_INVALID) every accepted client must pass CPython's
+/// mutual HMAC handshake. MPX_E_EXISTS if the
 /// address is in use (a Unix path that exists included); MPX_E_INVALID for a malformed address.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_listener_create(
@@ -473,7 +474,8 @@ pub unsafe extern "C" fn mpx_listener_close(l: *mut mpx_listener) {
 }
 
 /// Connects to a listener at `address` (forms as `mpx_listener_create`) and writes the
-/// connection to `*out`. With `authkey` (not NULL; `keylen` bytes) the mutual handshake runs:
+/// connection to `*out`. With `authkey` (not NULL; `keylen` bytes, at most 1 MiB) the mutual
+/// handshake runs:
 /// MPX_E_AUTH if either side's key differs. Waits up to `timeout_ns` for the connection and the
 /// handshake together. MPX_E_NOT_FOUND for a Unix path with nothing there, MPX_E_OS for a
 /// refused TCP connection.

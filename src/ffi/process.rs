@@ -394,7 +394,7 @@ pub unsafe extern "C" fn mpx_forkserver_set_program(argv: *const *const c_char) 
 /// value of the MPX_FORKSERVER_FD environment variable). Returns MPX_OK only in a forked child,
 /// with the requested entry name and argument bytes in `*entry`, `*arg`, `*len` (free both with
 /// `mpx_free`); the child runs it and exits. Returns MPX_E_CLOSED in the server once the client
-/// has gone away: the server should then exit.
+/// has gone away: the server should then exit. MPX_E_INVALID if `fd` is negative or not open.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_forkserver_serve(
     fd: c_int,

@@ -499,7 +499,16 @@ struct Served {
 /// forked child, with its request (the caller runs it and exits), or with Closed in the server
 /// once the client has gone away (daemonic children are then terminated).
 pub fn serve(fd: RawFd) -> Result<Request> {
-    // SAFETY: the descriptor was handed to us for this purpose.
+    // A negative or closed descriptor is the caller's mistake (and -1 is no OwnedFd at all).
+    if fd < 0 {
+        return Err(err!(Invalid, "fork server: {fd} is not a descriptor"));
+    }
+    // SAFETY: fd >= 0, borrowed only to ask the kernel whether it is open; nothing owns it yet.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    if fcntl(borrowed, FcntlArg::F_GETFD).is_err() {
+        return Err(err!(Invalid, "fork server: {fd} is not an open descriptor"));
+    }
+    // SAFETY: the descriptor is open and was handed to us for this purpose.
     let client = unsafe { OwnedFd::from_raw_fd(fd) };
     let _ = fcntl(&client, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     let mut children: Vec<Served> = Vec::new();

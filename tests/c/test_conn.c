@@ -88,6 +88,24 @@ static void test_null_and_bad_arguments(void) {
     CHECK_STATUS(mpx_listener_create("nowhere", 1, NULL, 0, &l), MPX_E_INVALID, "expected", "listen on a bad address");
     CHECK_STATUS(mpx_listener_create("tcp:127.0.0.1:0", 0, NULL, 0, &l), MPX_E_INVALID, "backlog", "backlog 0");
     CHECK_STATUS(mpx_listener_create("tcp:127.0.0.1:0", 1, NULL, 0, NULL), MPX_E_INVALID, "out", "listen NULL out");
+    /* Absurd authkey lengths are refused before anything is allocated (issue 11: SIZE_MAX
+     * used to abort the process with "memory allocation failed"). */
+    static const uint8_t k1[1] = {'k'};
+    CHECK_STATUS(mpx_listener_create("tcp:127.0.0.1:0", 1, k1, SIZE_MAX, &l), MPX_E_INVALID, "authkey",
+                 "listen with an authkey of SIZE_MAX bytes");
+    CHECK_STATUS(mpx_client_connect("tcp:127.0.0.1:1", k1, SIZE_MAX, T, &x), MPX_E_INVALID, "authkey",
+                 "connect with an authkey of SIZE_MAX bytes");
+    size_t big = (1u << 20) + 1;
+    uint8_t *bigkey = calloc(big, 1);
+    REQUIRE(bigkey != NULL, "calloc");
+    CHECK_STATUS(mpx_listener_create("tcp:127.0.0.1:0", 1, bigkey, big, &l), MPX_E_INVALID, "longer than",
+                 "listen with an authkey over 1 MiB");
+    CHECK_STATUS(mpx_client_connect("tcp:127.0.0.1:1", bigkey, big, T, &x), MPX_E_INVALID, "longer than",
+                 "connect with an authkey over 1 MiB");
+    mpx_listener *lk = NULL;
+    CHECK(mpx_listener_create("tcp:127.0.0.1:0", 1, bigkey, big - 1, &lk) == MPX_OK, "an authkey of 1 MiB is taken");
+    mpx_listener_close(lk);
+    free(bigkey);
     CHECK_STATUS(mpx_listener_accept(NULL, 0, &x), MPX_E_INVALID, "listener", "accept on NULL");
     CHECK_STATUS(mpx_client_connect(NULL, NULL, 0, T, &x), MPX_E_INVALID, "address", "connect to NULL");
     CHECK_STATUS(mpx_client_connect("tcp:[::1:5", NULL, 0, T, &x), MPX_E_INVALID, "]", "connect to a bad IPv6 address");

@@ -187,6 +187,22 @@ static void test_entries(void) {
     }
 }
 
+/* Bad descriptors are MPX_E_INVALID, not a panic (issue 11: -1 gave MPX_E_PANIC and a
+ * backtrace). */
+static void test_forkserver_serve_bad_fd(void) {
+    char *entry = NULL;
+    uint8_t *arg = NULL;
+    size_t len = 0;
+    CHECK(mpx_forkserver_serve(-1, &entry, &arg, &len) == MPX_E_INVALID);
+    CHECK(strstr(mpx_last_error(), "descriptor") != NULL);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    close(fds[0]);
+    close(fds[1]);
+    CHECK(mpx_forkserver_serve(fds[0], &entry, &arg, &len) == MPX_E_INVALID);
+    CHECK(strstr(mpx_last_error(), "not an open descriptor") != NULL);
+}
+
 static void test_forkserver_keep_fd(void) {
     /* Two pipe ends at high numbers travel to a fork-server child and work there. */
     int to_child[2], from_child[2];
@@ -323,6 +339,7 @@ int main(int argc, char **argv) {
     test_spawn();
     test_fork();
     test_entries();
+    test_forkserver_serve_bad_fd();
     test_forkserver_keep_fd();
     test_daemon();
     test_bad_input();
