@@ -49,6 +49,30 @@ def child_hold_value_lock(v):
     os._exit(0)
 
 
+class Point(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int)]
+
+
+class Inner(ctypes.Structure):
+    _fields_ = [("a", ctypes.c_double), ("tag", ctypes.c_char * 8)]
+
+
+class Outer(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint16), ("inner", Inner), ("pts", Point * 2)]
+
+
+def child_move_points(v, arr, outer, raw):
+    with v.get_lock():
+        v.x += 10
+    v.y = -v.y
+    arr[1] = (30, 40)
+    with outer:
+        outer.inner.tag = b"child"
+        outer.pts[0].y = 7
+        outer.id = 65535
+    raw.x = 99
+
+
 def start(method, target, *args):
     if method == "stdlib-spawn":
         p = multiprocessing.get_context("spawn").Process(target=target, args=args)
@@ -125,6 +149,94 @@ def test_typecodes_and_types():
     for bad in ("x", "ii", "", int, None, ctypes.c_int(3)):
         with pytest.raises(TypeError, match="unsupported"):
             mpx.Value(bad)
+
+
+def test_structures_like_multiprocessing():
+    v, m = mpx.Value(Point, 1, 2), multiprocessing.Value(Point, 1, 2)
+    assert type(v).__name__ == type(m).__name__ == "SynchronizedPoint"
+    assert (v.x, v.y) == (m.x, m.y) == (1, 2)
+    assert repr(v).startswith("<SynchronizedPoint wrapper for <")
+    v.x = 5  # a property per field, under the lock
+    assert type(v.get_obj()) is Point and v.get_obj().x == 5
+    with v:
+        assert v.get_lock().acquire(timeout=1)  # the embedded lock, recursive
+        v.get_lock().release()
+        v.y += 1
+    assert v.y == 3
+    # Stored as bytes (typecode 'B'), laid out as ctypes (and C) lay the struct out.
+    assert v.typecode == "B" and v.get_obj()._wrapper.count == ctypes.sizeof(Point)
+    assert bytes(memoryview(v.get_obj()).cast("B")) == bytes(Point(5, 3))
+    raw = mpx.RawValue(Point, 3, 4)
+    assert type(raw) is Point and (raw.x, raw.y) == (3, 4)
+    assert (mpx.Value(Point, lock=False).x, mpx.Value(Point, 0, 8).y) == (0, 8)
+    # Arrays of structures: tuples initialise elements, as ctypes (and multiprocessing) do.
+    a, ma = mpx.Array(Point, [(1, 2), (3, 4)]), multiprocessing.Array(Point, [(1, 2), (3, 4)])
+    assert type(a).__name__ == type(ma).__name__ == "SynchronizedArray"
+    assert len(a) == 2 and (a[1].x, a[1].y) == (ma[1].x, ma[1].y) == (3, 4)
+    a[0] = (5, 6)
+    assert a[0].y == 6 and [p.x for p in a] == [5, 3]
+    ra = mpx.RawArray(Point, 3)
+    assert type(ra) is Point * 3 and ra[2].y == 0
+    assert len(mpx.Array(Point, 0)) == 0
+    with pytest.raises(TypeError):
+        mpx.Value(Point, 1, 2, 3)  # too many initialisers, ctypes' own error
+    # Nested structures and c_char array fields: the fields read and write shared memory.
+    o = mpx.Value(Outer)
+    o.inner.a = 1.5
+    o.inner.tag = b"abc"
+    o.pts[1].x = 9
+    assert o.get_obj().inner.tag == b"abc" and o.get_obj().pts[1].x == 9 and o.inner.a == 1.5
+    # Arrays of c_char as a type: SynchronizedString with .value and .raw, as in CPython.
+    st = mpx.Value(ctypes.c_char * 6)
+    assert type(st).__name__ == type(multiprocessing.Value(ctypes.c_char * 6)).__name__ == "SynchronizedString"
+    st.value = b"hi"
+    assert st.raw == b"hi\0\0\0\0" and st.value == b"hi"
+    # Other simple types without a typecode: c_bool, and the locked value of its wrapper.
+    b = mpx.Value(ctypes.c_bool, True)
+    assert type(b).__name__ == "Synchronized" and b.value is True
+    b.value = False
+    assert b.value is False
+    assert mpx.Array(ctypes.c_bool, [True, False, True])[:] == [True, False, True]
+    w = sharedctypes.synchronized(mpx.RawValue(Point, 1, 1), mpx.Lock())
+    w.x = 2
+    assert type(w).__name__ == "SynchronizedPoint" and w.get_obj().x == 2 and not w.get_lock().locked()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver", "stdlib-spawn"])
+def test_a_child_modifies_structure_fields(method):
+    v = mpx.Value(Point, 1, 2)
+    arr = mpx.Array(Point, [(1, 2), (3, 4)])
+    outer = mpx.Value(Outer)
+    raw = mpx.RawValue(Point)
+    assert join(start(method, child_move_points, v, arr, outer, raw)) == 0
+    assert (v.x, v.y) == (11, -2)
+    assert (arr[1].x, arr[1].y) == (30, 40) and (arr[0].x, arr[0].y) == (1, 2)
+    assert outer.inner.tag == b"child" and outer.pts[0].y == 7 and outer.id == 65535
+    assert raw.x == 99
+
+
+def test_named_structures(named):
+    n = named()
+    v = mpx.Value.create(n, Point, 1, 2)
+    assert v.name == n
+    o = mpx.Value.open(n, typecode_or_type=Point)
+    assert type(o).__name__ == "SynchronizedPoint" and (o.x, o.y) == (1, 2)
+    o.y = 20
+    assert v.y == 20
+    assert pickle.loads(pickle.dumps(v)).y == 20  # named: by name, with the view's type
+    assert mpx.RawValue.open(n, Point).y == 20
+    assert mpx.Array.open(n, lock=False, typecode_or_type=Point)[0].x == 1
+    assert mpx.Array.open(n, lock=False)[:] == list(bytes(Point(1, 20)))  # the bytes themselves
+    with pytest.raises(ValueError, match="Array.open"):
+        mpx.Value.open(n)  # 8 bytes: an array of 'B'
+    with pytest.raises(ValueError, match="whole number"):
+        mpx.Value.open(n, typecode_or_type=Outer)
+    an = named()
+    a = mpx.Array.create(an, Point, [(1, 2), (3, 4), (5, 6)])
+    assert [p.y for p in mpx.Array.open(an, typecode_or_type=Point)] == [2, 4, 6]
+    with pytest.raises(TypeError, match="typecode"):
+        mpx.Value.open(mpx.Value.create(named(), "i", 1).name, typecode_or_type=Point)
+    del a
 
 
 def test_lock_argument():

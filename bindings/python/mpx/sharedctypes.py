@@ -161,10 +161,10 @@ class _Shared:
         self.typecode = lib.mpx_value_typecode(h).decode("ascii")
         self.count = lib.mpx_value_count(h)
         self.has_lock = bool(lib.mpx_value_has_lock(h))
+        self._set_type(ctype, length)  # before _track: if it raises, the caller closes h
         # Closed when the last view goes. Not at exit: views may still be read by code that
         # runs later, and closing unmaps the memory under them.
         _track(self, h, lib.mpx_value_close, at_exit=False)
-        self._set_type(ctype, length)
 
     def _set_type(self, ctype, length):
         """Views of ``ctype`` (None: the typecode's type); ``length`` None: as many as fit."""
@@ -214,7 +214,11 @@ class _Shared:
     def _from_fd(cls, fd, ctype, length):
         h = value_p()
         check(lib.mpx_value_open_fd(fd, 0, byref(h)))
-        return cls(h, None, ctype, length)
+        try:
+            return cls(h, None, ctype, length)
+        except BaseException:
+            lib.mpx_value_close(h)
+            raise
 
     def __reduce__(self):
         ctype = self.ctype if self.bytes_stored else None
@@ -653,6 +657,11 @@ class _LockedSynchronizedArray(SynchronizedArray):
     def __setitem__(self, i, value):
         with self._lock:
             self._obj[i] = value
+
+
+# They show as multiprocessing's classes do (its wrappers always take the lock).
+_LockedSynchronized.__name__ = _LockedSynchronized.__qualname__ = "Synchronized"
+_LockedSynchronizedArray.__name__ = _LockedSynchronizedArray.__qualname__ = "SynchronizedArray"
 
 
 class SynchronizedString(SynchronizedArray):
