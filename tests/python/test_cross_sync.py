@@ -209,6 +209,22 @@ def test_python_writes_c_and_cpp_read(new_name):
     assert tool(C_TOOL, "value-get", a.name) == "i 4 1 20 30 2147483647\n"
 
 
+def test_a_python_structure_is_its_bytes_in_c(new_name):
+    import ctypes
+
+    class Point(ctypes.Structure):
+        _fields_ = [("x", ctypes.c_int32), ("flag", ctypes.c_uint8), ("y", ctypes.c_int64)]
+
+    v = mpx.Value.create(new_name("struct"), Point, 1, 2, -3)
+    # Typecode 'B', sizeof(Point) bytes in the layout C gives the same struct (padding included).
+    layout = bytes(Point(1, 2, -3))
+    assert len(layout) == 16
+    expect = "B 16 %s\n" % " ".join(str(b) for b in layout)
+    assert tool(C_TOOL, "value-get", v.name) == expect
+    tool(C_TOOL, "value-set", v.name, Point.flag.offset, "200")  # C writes the field's byte
+    assert v.flag == 200 and (v.x, v.y) == (1, -3)
+
+
 def test_c_writes_python_reads(new_name):
     a = mpx.Array.create(new_name("arr"), "d", 3)
     import numpy as np

@@ -395,7 +395,7 @@ def test_close_semantics():
             call()
     assert q.qsize() == 1  # as multiprocessing's: the size is still known
     # Another handle on the same queue (another process, in effect) is unaffected.
-    other = queues.Queue._open_as(q.name)
+    other = queues.Queue.from_fd(q.fd)
     assert other.get(timeout=TIMEOUT) == "kept"
     q.close()  # idempotent
 
@@ -440,7 +440,7 @@ def test_joinable_semantics():
         jq.task_done()
     # A consumer that closed its queue can still mark its tasks done.
     jq.put("x")
-    c = queues.JoinableQueue._open_as(jq.name)
+    c = queues.JoinableQueue.from_fd(jq.fd)
     assert c.get(timeout=TIMEOUT) == "x"
     c.close()
     c.task_done()
@@ -605,37 +605,54 @@ def test_from_fd():
     assert q2.get_bytes(timeout=TIMEOUT) == b"via fd"
 
 
-def test_pickling_by_name_and_generated_names():
-    q = mpx.Queue(7)
-    name = q.name
-    assert name.startswith("py-queue-%d-" % os.getpid()) and shm_exists(name)
+def test_pickling_named_queues_by_name(make_name):
+    name = make_name("q")
+    q = mpx.Queue.create(name, 7, unlink_on_last_close=True)
+    assert shm_exists(name)
     copy = pickle.loads(pickle.dumps(q))
     assert type(copy) is mpx.Queue and copy.name == name and copy.maxsize == 7
     copy.put("x")
     assert q.get(timeout=TIMEOUT) == "x"
-    jq = mpx.JoinableQueue()
+    jq = mpx.JoinableQueue.create(make_name("jq"), unlink_on_last_close=True)
     assert type(pickle.loads(pickle.dumps(jq))) is mpx.JoinableQueue
-    # a queue travels through another queue (by name)
+    # a named queue travels through another queue (by name)
     carrier = mpx.Queue()
     carrier.put(jq)
     got = carrier.get(timeout=TIMEOUT)
     assert type(got) is mpx.JoinableQueue and got.name == jq.name
-    # the generated name goes with the last user
+    # an unlink-on-last-close name goes with the last user
     del copy
     assert shm_exists(name)
     q.close()  # close() does not free the handle: another thread may be inside a call
     assert shm_exists(name)
     del q
     assert not shm_exists(name)
-    data = pickle.dumps(mpx.Queue())
-    with pytest.raises(FileNotFoundError):
-        pickle.loads(data)
-    freed = mpx.Queue()
+    freed = mpx.Queue.create(make_name("q"), unlink_on_last_close=True)
     freed._free()
     with pytest.raises(ValueError):
         pickle.dumps(freed)
     with pytest.raises(ValueError, match="closed"):
         freed.qsize()
+
+
+def test_anonymous_queues_pickle_only_for_a_child_being_started():
+    before = set(os.listdir("/dev/shm"))
+    for q in (mpx.Queue(7), mpx.JoinableQueue(), mpx.SimpleQueue()):
+        assert q.name is None
+        from multiprocessing.reduction import ForkingPickler
+
+        # As multiprocessing's Queue: RuntimeError outside process start, with any pickler.
+        with pytest.raises(RuntimeError, match="through inheritance"):
+            pickle.dumps(q)
+        with pytest.raises(RuntimeError, match="through inheritance"):
+            ForkingPickler.dumps(q)
+        with pytest.raises(ValueError, match="no name"):
+            q.unlink()
+        carrier = mpx.Queue()
+        with pytest.raises(RuntimeError):
+            carrier.put(q)
+        assert carrier.empty()
+    assert set(os.listdir("/dev/shm")) == before, "an anonymous queue is not in /dev/shm"
 
 
 #
@@ -728,19 +745,24 @@ def test_close_in_a_child_affects_only_that_child(method):
 
 
 @pytest.mark.parametrize("method", ["fork", "stdlib-fork", "spawn"])
-def test_child_keeps_a_generated_queue_alive(method):
-    q, to_parent, to_child = mpx.Queue(), mpx.Queue(), mpx.Queue()
-    name = q.name
+@pytest.mark.parametrize("by_name", [False, True])
+def test_child_keeps_a_queue_alive(method, by_name, make_name):
+    name = make_name("q") if by_name else None
+    q = mpx.Queue.create(name, unlink_on_last_close=True) if by_name else mpx.Queue()
+    to_parent, to_child = mpx.Queue(), mpx.Queue()
     p = start(method, child_hold_queue, q, to_parent, to_child)
     try:
         assert to_parent.get(timeout=TIMEOUT) == "opened"
-        del q  # the parent's last handle: the child still uses the queue, so its name stays
-        assert shm_exists(name)
+        del q  # the parent's last handle: the child still uses the queue (and its name)
+        gc.collect()
+        if by_name:
+            assert shm_exists(name)
         to_child.put("go")
         assert to_parent.get(timeout=TIMEOUT) is True
     finally:
         assert join_all(p) == [0]
-    assert not shm_exists(name)  # the last user (the child) removed it
+    if by_name:
+        assert not shm_exists(name)  # the last user (the child) removed it
 
 
 #

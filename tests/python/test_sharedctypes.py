@@ -49,6 +49,30 @@ def child_hold_value_lock(v):
     os._exit(0)
 
 
+class Point(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int)]
+
+
+class Inner(ctypes.Structure):
+    _fields_ = [("a", ctypes.c_double), ("tag", ctypes.c_char * 8)]
+
+
+class Outer(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint16), ("inner", Inner), ("pts", Point * 2)]
+
+
+def child_move_points(v, arr, outer, raw):
+    with v.get_lock():
+        v.x += 10
+    v.y = -v.y
+    arr[1] = (30, 40)
+    with outer:
+        outer.inner.tag = b"child"
+        outer.pts[0].y = 7
+        outer.id = 65535
+    raw.x = 99
+
+
 def start(method, target, *args):
     if method == "stdlib-spawn":
         p = multiprocessing.get_context("spawn").Process(target=target, args=args)
@@ -122,9 +146,97 @@ def test_typecodes_and_types():
         assert type(v) is t and ctypes.sizeof(v) == ctypes.sizeof(t)
         a = mpx.RawArray(t, 3)
         assert a._type_ is t and len(a) == 3
-    for bad in ("x", "ii", "", ctypes.c_bool, ctypes.c_char_p, int, None):
+    for bad in ("x", "ii", "", int, None, ctypes.c_int(3)):
         with pytest.raises(TypeError, match="unsupported"):
             mpx.Value(bad)
+
+
+def test_structures_like_multiprocessing():
+    v, m = mpx.Value(Point, 1, 2), multiprocessing.Value(Point, 1, 2)
+    assert type(v).__name__ == type(m).__name__ == "SynchronizedPoint"
+    assert (v.x, v.y) == (m.x, m.y) == (1, 2)
+    assert repr(v).startswith("<SynchronizedPoint wrapper for <")
+    v.x = 5  # a property per field, under the lock
+    assert type(v.get_obj()) is Point and v.get_obj().x == 5
+    with v:
+        assert v.get_lock().acquire(timeout=1)  # the embedded lock, recursive
+        v.get_lock().release()
+        v.y += 1
+    assert v.y == 3
+    # Stored as bytes (typecode 'B'), laid out as ctypes (and C) lay the struct out.
+    assert v.typecode == "B" and v.get_obj()._wrapper.count == ctypes.sizeof(Point)
+    assert bytes(memoryview(v.get_obj()).cast("B")) == bytes(Point(5, 3))
+    raw = mpx.RawValue(Point, 3, 4)
+    assert type(raw) is Point and (raw.x, raw.y) == (3, 4)
+    assert (mpx.Value(Point, lock=False).x, mpx.Value(Point, 0, 8).y) == (0, 8)
+    # Arrays of structures: tuples initialise elements, as ctypes (and multiprocessing) do.
+    a, ma = mpx.Array(Point, [(1, 2), (3, 4)]), multiprocessing.Array(Point, [(1, 2), (3, 4)])
+    assert type(a).__name__ == type(ma).__name__ == "SynchronizedArray"
+    assert len(a) == 2 and (a[1].x, a[1].y) == (ma[1].x, ma[1].y) == (3, 4)
+    a[0] = (5, 6)
+    assert a[0].y == 6 and [p.x for p in a] == [5, 3]
+    ra = mpx.RawArray(Point, 3)
+    assert type(ra) is Point * 3 and ra[2].y == 0
+    assert len(mpx.Array(Point, 0)) == 0
+    with pytest.raises(TypeError):
+        mpx.Value(Point, 1, 2, 3)  # too many initialisers, ctypes' own error
+    # Nested structures and c_char array fields: the fields read and write shared memory.
+    o = mpx.Value(Outer)
+    o.inner.a = 1.5
+    o.inner.tag = b"abc"
+    o.pts[1].x = 9
+    assert o.get_obj().inner.tag == b"abc" and o.get_obj().pts[1].x == 9 and o.inner.a == 1.5
+    # Arrays of c_char as a type: SynchronizedString with .value and .raw, as in CPython.
+    st = mpx.Value(ctypes.c_char * 6)
+    assert type(st).__name__ == type(multiprocessing.Value(ctypes.c_char * 6)).__name__ == "SynchronizedString"
+    st.value = b"hi"
+    assert st.raw == b"hi\0\0\0\0" and st.value == b"hi"
+    # Other simple types without a typecode: c_bool, and the locked value of its wrapper.
+    b = mpx.Value(ctypes.c_bool, True)
+    assert type(b).__name__ == "Synchronized" and b.value is True
+    b.value = False
+    assert b.value is False
+    assert mpx.Array(ctypes.c_bool, [True, False, True])[:] == [True, False, True]
+    w = sharedctypes.synchronized(mpx.RawValue(Point, 1, 1), mpx.Lock())
+    w.x = 2
+    assert type(w).__name__ == "SynchronizedPoint" and w.get_obj().x == 2 and not w.get_lock().locked()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver", "stdlib-spawn"])
+def test_a_child_modifies_structure_fields(method):
+    v = mpx.Value(Point, 1, 2)
+    arr = mpx.Array(Point, [(1, 2), (3, 4)])
+    outer = mpx.Value(Outer)
+    raw = mpx.RawValue(Point)
+    assert join(start(method, child_move_points, v, arr, outer, raw)) == 0
+    assert (v.x, v.y) == (11, -2)
+    assert (arr[1].x, arr[1].y) == (30, 40) and (arr[0].x, arr[0].y) == (1, 2)
+    assert outer.inner.tag == b"child" and outer.pts[0].y == 7 and outer.id == 65535
+    assert raw.x == 99
+
+
+def test_named_structures(named):
+    n = named()
+    v = mpx.Value.create(n, Point, 1, 2)
+    assert v.name == n
+    o = mpx.Value.open(n, typecode_or_type=Point)
+    assert type(o).__name__ == "SynchronizedPoint" and (o.x, o.y) == (1, 2)
+    o.y = 20
+    assert v.y == 20
+    assert pickle.loads(pickle.dumps(v)).y == 20  # named: by name, with the view's type
+    assert mpx.RawValue.open(n, Point).y == 20
+    assert mpx.Array.open(n, lock=False, typecode_or_type=Point)[0].x == 1
+    assert mpx.Array.open(n, lock=False)[:] == list(bytes(Point(1, 20)))  # the bytes themselves
+    with pytest.raises(ValueError, match="Array.open"):
+        mpx.Value.open(n)  # 8 bytes: an array of 'B'
+    with pytest.raises(ValueError, match="whole number"):
+        mpx.Value.open(n, typecode_or_type=Outer)
+    an = named()
+    a = mpx.Array.create(an, Point, [(1, 2), (3, 4), (5, 6)])
+    assert [p.y for p in mpx.Array.open(an, typecode_or_type=Point)] == [2, 4, 6]
+    with pytest.raises(TypeError, match="typecode"):
+        mpx.Value.open(mpx.Value.create(named(), "i", 1).name, typecode_or_type=Point)
+    del a
 
 
 def test_lock_argument():
@@ -230,15 +342,16 @@ def test_numpy_writes_in_a_child(method):
     assert np.array_equal(np.frombuffer(arr, dtype=np.float64), np.arange(64) * 2.0)
 
 
-def test_pickling():
-    v = mpx.Value("d", 2.5)
+def test_pickling_named_values(named):
+    v = mpx.Value.create(named(), "d", 2.5)
     v2 = pickle.loads(pickle.dumps(v))
     v2.value = 3.5
     assert v.value == 3.5 and v2.name == v.name
     with v2:
         assert v.get_lock().acquire(False)  # the same recursive lock, held by this thread
         v.get_lock().release()
-    a = mpx.Array("i", [1, 2], lock=mpx.Lock())
+    lock = mpx.Lock.create(named(), unlink_on_last_close=True)
+    a = mpx.Array.create(named(), "i", [1, 2], lock=lock)
     a2 = pickle.loads(pickle.dumps(a))
     with a2:
         assert a.get_lock().locked()  # the same lock object travelled by name
@@ -246,31 +359,59 @@ def test_pickling():
     # plain pickle copies a ctypes value, as it always does.
     from multiprocessing.reduction import ForkingPickler
 
-    r = mpx.RawArray("i", 3)
+    r = mpx.RawArray.create(named(), "i", 3)
     r2 = pickle.loads(ForkingPickler.dumps(r))
     r2[1] = 5
     assert r[1] == 5
-    rv = mpx.RawValue("i", 4)
+    rv = mpx.RawValue.create(named(), "i", 4)
     copy = pickle.loads(pickle.dumps(rv))
     copy.value = 6
     assert rv.value == 4
-    # Once multiprocessing shares the same ctypes type, its reducer (registered last) handles
-    # both its objects and ours, with its rule: only while starting a process.
-    from multiprocessing import context as std_context
 
+
+def test_anonymous_values_pickle_only_for_a_child_being_started():
+    from multiprocessing import context as std_context
+    from multiprocessing.reduction import ForkingPickler
+
+    from mpx._spawn import _SpawningPopen
+
+    before = set(os.listdir("/dev/shm"))
+    v, a, r = mpx.Value("d", 2.5), mpx.Array("i", [1, 2]), mpx.RawArray("i", 3)
+    assert v.name is None and a.name is None and r._wrapper.name is None
+    assert set(os.listdir("/dev/shm")) == before, "anonymous values are not in /dev/shm"
+    # As multiprocessing's: RuntimeError outside process start, with any pickler.
+    for obj in (v, a, v.get_lock(), mpx.Value("i", lock=mpx.Lock())):
+        with pytest.raises(RuntimeError, match="through inheritance"):
+            pickle.dumps(obj)
+    with pytest.raises(RuntimeError, match="through inheritance"):
+        ForkingPickler.dumps(r)
+    with pytest.raises(ValueError, match="no name"):
+        v.unlink()
+    # ctypes' own pickling (plain pickle) of a raw object includes its segment: refused too.
+    with pytest.raises(RuntimeError, match="through inheritance"):
+        pickle.dumps(mpx.RawValue("i", 4))
+    # While a process is being started, the descriptor goes to the child.
+    popen = _SpawningPopen()
+    std_context.set_spawning_popen(popen)
+    try:
+        ForkingPickler.dumps((v, r))
+    finally:
+        std_context.set_spawning_popen(None)
+    assert popen.fds == [v.get_obj()._wrapper.fd(), r._wrapper.fd()]
+    # Once multiprocessing shares the same ctypes type, its reducer (registered last) handles
+    # both its objects and ours, with the same rule.
     mp_raw = std_sharedctypes.RawArray("i", 3)
     with pytest.raises(RuntimeError, match="inheritance"):
         ForkingPickler.dumps(mp_raw)
     with pytest.raises(RuntimeError, match="inheritance"):
         ForkingPickler.dumps(r)
-    std_context.set_spawning_popen(object())
+    popen = _SpawningPopen()
+    std_context.set_spawning_popen(popen)
     try:
-        data = ForkingPickler.dumps(r)
+        ForkingPickler.dumps(r)
     finally:
         std_context.set_spawning_popen(None)
-    r3 = pickle.loads(data)
-    r3[2] = 9
-    assert r[2] == 9 and r3._wrapper.name == r._wrapper.name
+    assert popen.fds == [r._wrapper.fd()]
 
 
 #
@@ -352,8 +493,22 @@ def test_owner_died_on_value_lock():
     v.get_lock().release()
 
 
-def test_generated_value_names_go_away():
+def test_anonymous_memory_lives_while_a_view_uses_it():
+    before = set(os.listdir("/dev/shm"))
     v = mpx.Value("i", 1)
+    obj = v.get_obj()
+    del v
+    view = np.frombuffer(obj, dtype=np.int32)
+    del obj
+    assert view[0] == 1
+    view[0] = 2
+    assert view[0] == 2
+    del view
+    assert set(os.listdir("/dev/shm")) == before
+
+
+def test_unlink_on_last_close_names_go_away(named):
+    v = mpx.Value.create(named(), "i", 1, unlink_on_last_close=True)
     name = v.name
     assert os.path.exists("/dev/shm/mpx." + name)
     obj = v.get_obj()

@@ -6,6 +6,7 @@ loops, and bad input.
 Every blocking call has a timeout; children are joined with a timeout and killed if they hang.
 """
 
+import gc
 import math
 import multiprocessing
 import os
@@ -601,46 +602,83 @@ def test_every_kind_reaches_a_child(method):
     assert p.exitcode == 0
 
 
-def test_pickle_by_name_opens_the_same_object():
-    for obj in (mpx.Lock(), mpx.RLock(), mpx.Semaphore(3, undo=True), mpx.BoundedSemaphore(2), mpx.Event(),
-                mpx.Condition(), mpx.Condition(mpx.Lock()), mpx.Barrier(4, timeout=2.5)):
+def test_pickle_by_name_opens_the_same_object(named):
+    for obj in (named(mpx.Lock), named(mpx.RLock), named(mpx.Semaphore, 3, undo=True),
+                named(mpx.BoundedSemaphore, 2), named(mpx.Event), named(mpx.Condition),
+                named(mpx.Condition, named(mpx.Lock)), named(mpx.Barrier, 4, timeout=2.5)):
         copy = pickle.loads(pickle.dumps(obj))
         assert type(copy) is type(obj) and copy.name == obj.name and copy._h is not obj._h
-    lock = mpx.Lock()
+    lock = named(mpx.Lock)
     lock2 = pickle.loads(pickle.dumps(lock))
     lock2.acquire()
     assert lock.locked()
     lock.release()
-    bounded = mpx.BoundedSemaphore(1)
+    bounded = named(mpx.BoundedSemaphore, 1)
     sem = pickle.loads(pickle.dumps(bounded))
     with pytest.raises(ValueError):
         sem.release()  # the bound is the object's
-    barrier = mpx.Barrier(4, timeout=2.5)
+    barrier = named(mpx.Barrier, 4, timeout=2.5)
     b = pickle.loads(pickle.dumps(barrier))
     assert b.parties == 4 and b._timeout == 2.5
-    # Generated names live as long as a process holds the object: one that is gone by the time
-    # the pickle is opened cannot be found.
-    data = pickle.dumps(mpx.Event())
+    # An unlink-on-last-close name lives as long as a process holds the object: one that is
+    # gone by the time the pickle is opened cannot be found.
+    data = pickle.dumps(named(mpx.Event, unlink_on_last_close=True))
+    gc.collect()
     with pytest.raises(FileNotFoundError):
         pickle.loads(data)
-    cl = mpx.Lock()
-    c = mpx.Condition(cl)
+    cl = named(mpx.Lock)
+    c = named(mpx.Condition, cl)
     c2 = pickle.loads(pickle.dumps(c))
     with c2:
         assert cl.locked()
 
 
-def test_generated_names_go_away_with_the_last_user():
-    lock = mpx.Lock()
+def test_anonymous_objects_pickle_only_for_a_child_being_started():
+    from multiprocessing import context as std_context
+    from multiprocessing.reduction import ForkingPickler
+
+    from mpx._spawn import _SpawningPopen
+
+    before = set(os.listdir("/dev/shm"))
+    objs = (mpx.Lock(), mpx.RLock(), mpx.Semaphore(3, undo=True), mpx.BoundedSemaphore(2), mpx.Event(),
+            mpx.Condition(), mpx.Condition(mpx.Lock()), mpx.Barrier(4, timeout=2.5))
+    assert set(os.listdir("/dev/shm")) == before, "anonymous objects are not in /dev/shm"
+    for obj in objs:
+        assert obj.name is None
+        # As multiprocessing's: RuntimeError outside process start, with any pickler.
+        with pytest.raises(RuntimeError, match="^%s objects should only be shared between processes through "
+                           "inheritance" % type(obj).__name__):
+            pickle.dumps(obj)
+        with pytest.raises(RuntimeError, match="through inheritance"):
+            ForkingPickler.dumps(obj)
+        with pytest.raises(ValueError, match="no name"):
+            obj.unlink()
+        # While a process is being started, the descriptor goes to the child.
+        popen = _SpawningPopen()
+        std_context.set_spawning_popen(popen)
+        try:
+            ForkingPickler.dumps(obj)
+        finally:
+            std_context.set_spawning_popen(None)
+        lock = getattr(obj, "_lock", None)
+        assert popen.fds == [obj.fd] + ([lock.fd] if lock is not None else [])
+    # A Queue cannot carry one either (it pickles what it is given).
+    with pytest.raises(RuntimeError):
+        mpx.Queue().put(mpx.Lock())
+
+
+def test_named_unlink_on_last_close_goes_away_with_the_last_user(make_name):
+    lock = mpx.Lock.create(make_name("lock"), unlink_on_last_close=True)
     name = lock.name
-    assert name.startswith("py-lock-%d-" % os.getpid()) and shm_exists(name)
+    assert shm_exists(name)
     other = mpx.Lock.open(name)
     lock.close()
     assert shm_exists(name), "still in use by the other handle"
     del other
+    gc.collect()
     assert not shm_exists(name)
     # A forked child that still has it open keeps it alive.
-    ev = mpx.Event()
+    ev = mpx.Event.create(make_name("ev"), unlink_on_last_close=True)
     name = ev.name
     stop = mpx.Event()
     p = start("fork", child_wait_event, stop, TIMEOUT)
@@ -701,8 +739,8 @@ def test_named_objects_and_wrong_kinds(named, make_name):
         pass
 
 
-def test_from_fd():
-    ev = mpx.Event()
+def test_from_fd(named):
+    ev = named(mpx.Event)
     fd = os.dup(ev.fd)
     try:
         ev2 = mpx.Event.from_fd(fd)
@@ -894,8 +932,8 @@ def child_open_then_wait(lock, opened, stop):
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_child_that_outlives_the_parents_object_removes_the_name(method):
-    lock, opened, stop = mpx.Lock(), mpx.Event(), mpx.Event()
+def test_child_that_outlives_the_parents_object_removes_the_name(method, make_name):
+    lock, opened, stop = mpx.Lock.create(make_name("lock"), unlink_on_last_close=True), mpx.Event(), mpx.Event()
     name = lock.name
     p = start(method, child_open_then_wait, lock, opened, stop)
     try:
@@ -909,7 +947,7 @@ def test_child_that_outlives_the_parents_object_removes_the_name(method):
     assert not shm_exists(name), "the child, its last user, closed it at exit"
 
 
-def test_use_after_exit_cleanup_is_an_error_not_a_crash(run_py):
+def test_use_after_exit_cleanup_is_an_error_not_a_crash(run_py, make_name):
     r = run_py(
         """
         import atexit, os, mpx
@@ -925,10 +963,10 @@ def test_use_after_exit_cleanup_is_an_error_not_a_crash(run_py):
             print("exists:", os.path.exists("/dev/shm/mpx." + box["lock"].name))
 
         atexit.register(late)
-        box["lock"] = mpx.Lock()
+        box["lock"] = mpx.Lock.create("%s", unlink_on_last_close=True)
         box["lock"].acquire()
         box["lock"].release()
-        """
+        """ % make_name("lock")
     )
     lines = r.stdout.splitlines()
     assert lines[0].startswith("error:") and "closed" in lines[0]

@@ -1,5 +1,5 @@
 """What the named objects of mpx share (synchronize, queues, sharedctypes, connection,
-shared_memory): names, generated names with their retry, closing handles with their objects
+shared_memory): names, anonymous objects' descriptors for a child being started, closing handles with their objects
 and at exit, descriptor arguments, timeouts, deadlines and waits in slices, and the fast entry
 points of the hot paths.
 
@@ -30,24 +30,36 @@ def _flags(unlink_on_last_close):
     return MPX_F_UNLINK_ON_LAST_CLOSE if unlink_on_last_close else 0
 
 
-def _auto_name(kind):
-    """A fresh name for an object made without one."""
-    return "py-%s-%d-%s" % (kind, os.getpid(), os.urandom(4).hex())
+def _assert_spawning(obj, what=None):
+    """RuntimeError unless a process is being started, as the standard library's Lock raises:
+    an anonymous object lives only as long as the processes that hold it, so it travels by
+    inheritance only. ``what`` names the object (default: its type's name)."""
+    from multiprocessing import context  # lazily: only pickling needs it
+
+    if context.get_spawning_popen() is None:
+        raise RuntimeError("%s objects should only be shared between processes through inheritance"
+                           % (what or type(obj).__name__))
 
 
-def _create_auto(kind, what, create):
-    """Calls ``create(name)`` (which raises FileExistsError when the name is taken) with fresh
-    names of ``kind`` until one is free, and returns that name. ``what`` names the object in
-    the error if none is."""
-    for _ in range(100):
-        name = _auto_name(kind)
-        try:
-            create(name)
-            return name
-        except FileExistsError:
-            continue
-    # pragma: no cover - 100 collisions of 32 random bits
-    raise FileExistsError("cannot find a free name for a %s" % what)
+def _share_fd(obj, fd, what=None):
+    """What an anonymous object pickles instead of a name: its descriptor, handed to the child
+    being started (multiprocessing.reduction.DupFd: the spawning machinery of mpx and of the
+    standard library keeps it for the child; ``.detach()`` there gives the child's descriptor).
+    Outside the start of a process RuntimeError (_assert_spawning)."""
+    _assert_spawning(obj, what)
+    from multiprocessing import reduction  # lazily: only pickling needs it
+
+    return reduction.DupFd(fd)
+
+
+def _open_shared_fd(dupfd, open_fd):
+    """In the child: ``open_fd(fd)`` (which duplicates) on the descriptor ``_share_fd`` handed
+    over, which is then closed: the child keeps only its handle's own."""
+    fd = dupfd.detach()
+    try:
+        return open_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def _decode_name(n):

@@ -44,12 +44,14 @@ mpx's additions:
   ``Queue.unlink_name(name)``), or with ``unlink_on_last_close=True`` until their last user
   closes them.
 
-Sharing with other processes, as mpx's synchronization objects: a queue made without a name
-gets a generated one (``py-queue-<pid>-<hex>``) that goes away when the last process holding it
-closes it. Forked children (mpx.Process or multiprocessing.Process) inherit the queue; for spawn
-and forkserver it pickles *by name* and the child opens the same queue. Keep the queue alive in
-the parent until the child has opened it (a Process holds its arguments, so this is the normal
-case). A queue can also be sent through another queue or a pipe while some process holds it.
+Sharing with other processes, as mpx's synchronization objects: a queue made without a name is
+anonymous (a memfd, nothing in /dev/shm), gone when the last process holding it ends, however it
+ends. Forked children (mpx.Process or multiprocessing.Process) inherit the queue; for spawn and
+forkserver a queue pickled while the child is being started (a Process argument) goes with its
+descriptor and the child opens the same queue. Pickling it at any other time raises
+RuntimeError, as multiprocessing does. Named queues (``Queue.create``) pickle by name with any
+pickler, so they can also be sent through another queue or a pipe while some process holds
+them.
 
 The handle itself is freed when the object is collected, and at the exit of the process (not by
 ``close()``: another thread may still be inside a call on it, which a freed handle would crash).
@@ -89,11 +91,12 @@ from ._objects import (
     _T0,
     _TSLICE,
     _address,
-    _create_auto,
     _deadline,
     _decode_name,
     _fast,
     _fd_arg,
+    _open_shared_fd,
+    _share_fd,
     _step,
     _timeout_ns,
     _tns,
@@ -279,6 +282,12 @@ def _rebuild(cls, name):
     return cls._open_as(name)
 
 
+def _rebuild_fd(cls, dupfd):
+    """Unpickles an anonymous queue in a child being started: opens the descriptor the parent
+    handed over."""
+    return _open_shared_fd(dupfd, cls._open_as_fd)
+
+
 class _QueueBase:
     """What every queue shares: the C handle, put/get of objects and bytes, batches, state,
     shutdown, names and pickling by name."""
@@ -297,8 +306,7 @@ class _QueueBase:
     # -- construction ---------------------------------------------------------------------
 
     def _create(self, name, maxsize, capacity, flags):
-        """Creates the C queue under ``name`` (None: a generated name that goes with its last
-        user) and adopts it into self."""
+        """Creates the C queue under ``name`` (None: anonymous) and adopts it into self."""
         if capacity is None:
             capacity = DEFAULT_CAPACITY
         if isinstance(capacity, bool) or not hasattr(type(capacity), "__index__"):
@@ -317,8 +325,7 @@ class _QueueBase:
         flags |= self._variant
         h = queue_p()
         if name is None:
-            name = _create_auto("queue", type(self).__name__, lambda n: check(
-                lib.mpx_queue_create(name_arg(n), capacity, maxsize, flags | MPX_F_UNLINK_ON_LAST_CLOSE, byref(h))))
+            check(lib.mpx_queue_create_anonymous(capacity, maxsize, flags, byref(h)))
         else:
             check(lib.mpx_queue_create(name_arg(name), capacity, maxsize, flags, byref(h)))
         self._adopt(h, name)
@@ -375,6 +382,15 @@ class _QueueBase:
         if cls is Queue:  # a pickled Queue stays a Queue
             return object.__new__(cls)._adopt(h, name)
         return cls._from_handle(h, name)
+
+    @classmethod
+    def _open_as_fd(cls, fd):
+        """Opens the anonymous queue behind ``fd`` as this very class (unpickling)."""
+        h = queue_p()
+        check(lib.mpx_queue_open_fd(_fd_arg(fd), 0, byref(h)))
+        if cls is Queue:
+            return object.__new__(cls)._adopt(h, None)
+        return cls._from_handle(h, None)
 
     @classmethod
     def from_fd(cls, fd):
@@ -736,8 +752,12 @@ class _QueueBase:
         if not self._holder:
             raise ValueError("cannot pickle a freed %s" % type(self).__name__)
         if self._name is None:
-            raise TypeError("a %s without a name cannot be pickled: pass its fd (.fd) and use from_fd"
-                            % type(self).__name__)
+            # Anonymous: only to a child being started, by descriptor.
+            fd = c_int()
+            st = lib.mpx_queue_fd(self._h, byref(fd))
+            if st != _OK:
+                raise self._error(st)
+            return (_rebuild_fd, (type(self), _share_fd(self, fd.value)))
         return (_rebuild, (type(self), self._name))
 
     # -- errors -----------------------------------------------------------------------------

@@ -15,8 +15,15 @@
   ``acquire``/``release``, as multiprocessing allows).
 
 Typecodes are multiprocessing's (``c u b B h H i I l L q Q f d``), and the matching ctypes types
-are accepted too (``ctypes.c_int``, ``c_double``, ...). Other ctypes types (structures,
-c_bool, pointers) are not supported: TypeError.
+are accepted too (``ctypes.c_int``, ``c_double``, ...); the segment then has that typecode, and
+C sees its elements as the matching C type. Any other ctypes type works as in multiprocessing:
+a ``Structure`` or ``Union`` (nested ones and ``c_char`` array fields included), ``c_bool``, an
+array type, ...: ``Value(Point, 1, 2)``, ``Array(Point, [(1, 2), (3, 4)])``. Such a value is
+stored as bytes, a segment of typecode 'B' of ``n * sizeof(type)`` elements, viewed through
+the type (its layout is ctypes', i.e. the C compiler's: C reads the same struct at
+``mpx_value_ptr``, 64-byte aligned). Its synchronized wrapper takes the lock for every access
+(``v.x``, ``v.x = 3``: a property per field, as multiprocessing makes; ``a[i]`` of an array of
+structures). ``Value.open(name, typecode_or_type=Point)`` views a named one again.
 
 Differences from multiprocessing, and why:
 
@@ -25,22 +32,24 @@ Differences from multiprocessing, and why:
   access; either way a single access is indivisible). Slices and ``.raw`` take the lock, since
   they are several loads or stores. Read-modify-write (``v.value += 1``) needs the lock, as in
   multiprocessing: ``with v.get_lock(): v.value += 1``.
-* Each object is its own named segment (``py-value-<pid>-<hex>``, removed when its last user
-  closes it, i.e. when the last object using its memory is collected), so it pickles by name
-  and a spawned child opens the same memory. Synchronized wrappers pickle by name with any
-  pickler. Raw ctypes objects pickle by name with
+* Each object is its own segment, anonymous (a memfd: nothing in /dev/shm), so it is gone
+  when the last process using it ends, however it ends (killed too). Forked children inherit
+  it; for spawn and forkserver (mpx's and multiprocessing's) a wrapper or raw ctypes object
+  pickled while the child is being started (as a Process argument) travels with its
+  descriptor and the child maps the same memory. Pickling one at any other time raises
+  RuntimeError, as multiprocessing does ("... should only be shared between processes through
+  inheritance"). Raw ctypes objects travel this way with
   :class:`multiprocessing.reduction.ForkingPickler` (what starting a process uses); plain
-  :mod:`pickle` copies a ctypes value, as ctypes does. Once multiprocessing.sharedctypes has
-  shared the same ctypes type in this process, its reducer (which handles mpx's objects too)
-  allows it only while a process is being started, as multiprocessing does for its own.
-* The mapping is never closed at exit (code that runs later may still read a value), so a
-  process that is the last user of a generated value name and ends without collecting it
-  leaves the name; ``mpx gc`` removes such unused objects. Locks and the other primitives
-  are closed at exit (see mpx.synchronize).
+  :mod:`pickle` copies the value of a named one, as ctypes does, and refuses an anonymous one
+  in the same way.
+* The mapping is never closed at exit (code that runs later may still read a value); the
+  kernel frees it with the process.
 * Named objects for other programs: ``Value.create(name, 'i', 0)`` makes a Value that a C
   program opens with ``mpx_value_open(name, ...)`` (``mpx_value_ptr`` is the same memory);
   ``Value.open(name)`` / ``Array.open(name)`` open one made by any language, with the typecode
   it was made with. ``Value.unlink_name(name)`` (or ``wrapper.unlink()``) removes the name.
+  Named objects stay until then (``unlink_on_last_close=True``: until their last user closes
+  them), pickle by name with any pickler, and are what ``name`` reports (None: anonymous).
 
 The memory stays mapped as long as any object made from it lives (the ctypes object, a
 wrapper, a memoryview or numpy array over it): there is no way to unmap it under a user.
@@ -51,8 +60,8 @@ from ctypes import byref
 from multiprocessing.reduction import ForkingPickler
 
 from . import errors
-from ._lib import MPX_F_UNLINK_ON_LAST_CLOSE, MPX_VALUE_LOCK, check, error, lib, name_arg, value_p
-from ._objects import _address, _create_auto, _fast, _flags, _track
+from ._lib import MPX_VALUE_LOCK, check, error, lib, name_arg, value_p
+from ._objects import _address, _assert_spawning, _fast, _flags, _open_shared_fd, _share_fd, _track
 
 # The embedded lock of a Value is a lock of mpx.synchronize's making (its hot methods and logic).
 from .synchronize import NotOwnedError, _Acquirable, _core_bases, _HotMethods, _LockCore
@@ -100,7 +109,9 @@ _STATE = errors.MPX_E_STATE
 
 
 def _typecode_of(typecode_or_type):
-    """(typecode, ctypes type) for a typecode string or a ctypes type."""
+    """(typecode, ctypes type) for a typecode string or a ctypes type. The typecode is None
+    for a ctypes type of no typecode (a Structure, c_bool, an array type, ...): stored as
+    bytes."""
     if isinstance(typecode_or_type, str):
         t = typecode_to_type.get(typecode_or_type)
         if t is None:
@@ -108,13 +119,17 @@ def _typecode_of(typecode_or_type):
                 "unsupported typecode %r (use one of %s)" % (typecode_or_type, " ".join(typecode_to_type))
             )
         return typecode_or_type, t
-    code = _type_to_typecode.get(typecode_or_type)
+    code = _type_to_typecode.get(typecode_or_type) if isinstance(typecode_or_type, type) else None
     if code is None:
-        raise TypeError(
-            "unsupported type %r: mpx shares the ctypes types of multiprocessing's typecodes "
-            "(c_char, c_wchar, c_byte, c_ubyte, c_short, c_ushort, c_int, c_uint, c_long, c_ulong, "
-            "c_longlong, c_ulonglong, c_float, c_double)" % (typecode_or_type,)
-        )
+        try:
+            if not isinstance(typecode_or_type, type):
+                raise TypeError
+            ctypes.sizeof(typecode_or_type)
+        except TypeError:
+            raise TypeError(
+                "unsupported type %r: pass a typecode (%s) or a ctypes type"
+                % (typecode_or_type, " ".join(typecode_to_type))
+            ) from None
     return code, typecode_or_type
 
 
@@ -127,51 +142,105 @@ class _Shared:
     """Owns one mpx_value handle (one mapping of the segment). Every ctypes view made from it
     references it (``view._wrapper``), so the mapping lives until the last view is gone.
 
-    It is also the ``_wrapper`` multiprocessing's own ctypes reducer expects (it pickles by
-    name and has ``create_memoryview()``), so a view pickles correctly whichever of the two
-    reducers is registered for its type."""
+    ``ctype`` is the element type of the views and ``length`` their number: the typecode's
+    type and the segment's count, or, for a type of no typecode (``bytes_stored``), the
+    user's type over a segment of typecode 'B' holding ``length * sizeof(ctype)`` bytes.
 
-    __slots__ = ("_h", "name", "typecode", "count", "has_lock", "_a", "_holder", "_closer", "_close_at_exit", "_finalizer", "__weakref__")
+    It is also the ``_wrapper`` multiprocessing's own ctypes reducer expects (it pickles as
+    below and has ``create_memoryview()``), so a view pickles correctly whichever of the two
+    reducers is registered for its type. A named segment pickles by name (with any pickler);
+    an anonymous one (``name`` None) only to a child being started, by descriptor."""
 
-    def __init__(self, h, name):
+    __slots__ = ("_h", "name", "typecode", "count", "has_lock", "ctype", "length", "bytes_stored", "_a",
+                 "_holder", "_closer", "_close_at_exit", "_finalizer", "__weakref__")
+
+    def __init__(self, h, name, ctype=None, length=None):
         self._h = h
         self._a = _address(h)
         self.name = name
         self.typecode = lib.mpx_value_typecode(h).decode("ascii")
         self.count = lib.mpx_value_count(h)
         self.has_lock = bool(lib.mpx_value_has_lock(h))
+        self._set_type(ctype, length)  # before _track: if it raises, the caller closes h
         # Closed when the last view goes. Not at exit: views may still be read by code that
         # runs later, and closing unmaps the memory under them.
         _track(self, h, lib.mpx_value_close, at_exit=False)
 
+    def _set_type(self, ctype, length):
+        """Views of ``ctype`` (None: the typecode's type); ``length`` None: as many as fit."""
+        natural = typecode_to_type[self.typecode]
+        if ctype is None or ctype is natural:
+            self.ctype, self.length, self.bytes_stored = natural, self.count, False
+            return
+        if _type_to_typecode.get(ctype) is not None or self.typecode != "B":
+            raise TypeError("value %r holds typecode %r, not %r" % (self.name, self.typecode, ctype))
+        size = ctypes.sizeof(ctype)
+        if length is None:
+            if size == 0 or self.count % size:
+                raise ValueError("value %r holds %d bytes: not a whole number of %r (%d bytes)"
+                                 % (self.name, self.count, ctype, size))
+            length = self.count // size
+        elif length * size > self.count:
+            raise ValueError("value %r is too small for %d of %r" % (self.name, length, ctype))
+        self.ctype, self.length, self.bytes_stored = ctype, length, True
+
     @classmethod
-    def create(cls, name, typecode, count, lock, flags=0):
+    def create(cls, name, typecode, count, lock, flags=0, ctype=None, length=None):
+        """A new segment (``name`` None: anonymous) of ``count`` elements of ``typecode``,
+        viewed as ``length`` elements of ``ctype`` (see _set_type)."""
         h = value_p()
         fl = flags | (MPX_VALUE_LOCK if lock else 0)
         if name is None:
-            name = _create_auto("value", "shared value", lambda n: check(
-                lib.mpx_value_create(name_arg(n), typecode.encode(), count, None, 0, fl | MPX_F_UNLINK_ON_LAST_CLOSE,
-                                     byref(h))))
+            check(lib.mpx_value_create_anonymous(typecode.encode(), count, None, 0, fl, byref(h)))
         else:
             check(lib.mpx_value_create(name_arg(name), typecode.encode(), count, None, 0, fl, byref(h)))
-        return cls(h, name)
+        try:
+            return cls(h, name, ctype, length)
+        except BaseException:
+            lib.mpx_value_close(h)
+            raise
 
     @classmethod
-    def open(cls, name):
+    def open(cls, name, ctype=None):
         h = value_p()
         check(lib.mpx_value_open(name_arg(name), 0, byref(h)))
-        return cls(h, name)
+        try:
+            return cls(h, name, ctype)
+        except BaseException:
+            lib.mpx_value_close(h)
+            raise
+
+    @classmethod
+    def _from_fd(cls, fd, ctype, length):
+        h = value_p()
+        check(lib.mpx_value_open_fd(fd, 0, byref(h)))
+        try:
+            return cls(h, None, ctype, length)
+        except BaseException:
+            lib.mpx_value_close(h)
+            raise
 
     def __reduce__(self):
-        return (_Shared.open, (self.name,))
+        ctype = self.ctype if self.bytes_stored else None
+        if self.name is not None:
+            return (_Shared.open, (self.name, ctype)) if ctype is not None else (_Shared.open, (self.name,))
+        # Anonymous: only to a child being started, by descriptor.
+        return (_rebuild_shared_fd, (_share_fd(self, self.fd(), "shared ctypes (%s)" % self.ctype.__name__),
+                                     ctype, self.length))
+
+    def fd(self):
+        """The segment's descriptor, owned by the handle (dup it to keep it)."""
+        fd = ctypes.c_int()
+        check(lib.mpx_value_fd(self._h, byref(fd)))
+        return fd.value
 
     def view(self, array):
-        """A ctypes object over the elements: the scalar type (array=False) or an array."""
-        t = typecode_to_type[self.typecode]
+        """A ctypes object over the elements: the element type (array=False) or an array."""
+        t = self.ctype
         if array:
-            t = t * self.count
-        elif self.count != 1:
-            raise ValueError("value %r is an array of %d elements: open it with Array.open" % (self.name, self.count))
+            t = t * self.length
+        elif self.length != 1:
+            raise ValueError("value %r is an array of %d elements: open it with Array.open" % (self.name, self.length))
         ptr = lib.mpx_value_ptr(self._h)
         obj = t.from_address(ptr)
         obj._wrapper = self
@@ -186,7 +255,13 @@ class _Shared:
         return memoryview(raw)
 
     def unlink(self):
+        if self.name is None:
+            raise ValueError("an anonymous shared value has no name to unlink")
         check(lib.mpx_value_unlink(name_arg(self.name)))
+
+
+def _rebuild_shared_fd(dupfd, ctype, length):
+    return _open_shared_fd(dupfd, lambda fd: _Shared._from_fd(fd, ctype, length))
 
 
 def _rebuild_view(shared, array):
@@ -194,11 +269,11 @@ def _rebuild_view(shared, array):
 
 
 def _reduce_ctype(obj):
-    """ForkingPickler's reducer for ctypes types that mpx shares: an mpx view travels by name;
-    anything else as multiprocessing (or ctypes) would send it."""
+    """ForkingPickler's reducer for ctypes types that mpx shares: an mpx view travels with its
+    segment (see _Shared); anything else as multiprocessing (or ctypes) would send it."""
     w = getattr(obj, "_wrapper", None)
     if isinstance(w, _Shared):
-        return (_rebuild_view, (w, isinstance(obj, ctypes.Array)))
+        return (_rebuild_view, (w, type(obj) is not w.ctype))
     if w is not None:
         # Lazily: only for ctypes objects of multiprocessing's own (its sharedctypes loads heap,
         # mmap and tempfile).
@@ -222,7 +297,7 @@ def _register(t):
 def _new_raw(name, typecode_or_type, args, array, lock, flags=0, size_or_initializer=None):
     """A ctypes view over a new segment, filled as multiprocessing fills its objects (the
     ctypes constructor's own conversions and errors apply)."""
-    code, _ = _typecode_of(typecode_or_type)
+    code, t = _typecode_of(typecode_or_type)
     if not array:
         count = 1
     elif isinstance(size_or_initializer, int) and not isinstance(size_or_initializer, bool):
@@ -231,7 +306,11 @@ def _new_raw(name, typecode_or_type, args, array, lock, flags=0, size_or_initial
             raise ValueError("array size must be >= 0, not %d" % count)
     else:
         count = len(size_or_initializer)
-    shared = _Shared.create(name, code, count, lock, flags)
+    if code is None:
+        # No typecode: bytes (typecode 'B') viewed through the type.
+        shared = _Shared.create(name, "B", count * ctypes.sizeof(t), lock, flags, t, count)
+    else:
+        shared = _Shared.create(name, code, count, lock, flags)
     obj = shared.view(array)
     try:
         if not array:
@@ -247,6 +326,10 @@ def _new_raw(name, typecode_or_type, args, array, lock, flags=0, size_or_initial
                 pass
         raise
     return obj
+
+
+def _open_type(typecode_or_type):
+    return None if typecode_or_type is None else _typecode_of(typecode_or_type)[1]
 
 
 def _wrap(obj, lock, had_embedded):
@@ -280,9 +363,10 @@ class RawValue:
         return _new_raw(name, typecode_or_type, args, False, False, _flags(unlink_on_last_close))
 
     @staticmethod
-    def open(name):
-        """The raw view of the value ``name`` (made by any language)."""
-        return _Shared.open(name).view(False)
+    def open(name, typecode_or_type=None):
+        """The raw view of the value ``name`` (made by any language). ``typecode_or_type``:
+        the ctypes type a value of bytes (typecode 'B') was made with, e.g. a Structure."""
+        return _Shared.open(name, _open_type(typecode_or_type)).view(False)
 
     @staticmethod
     def unlink_name(name):
@@ -301,8 +385,8 @@ class RawArray:
         return _new_raw(name, typecode_or_type, (), True, False, _flags(unlink_on_last_close), size_or_initializer)
 
     @staticmethod
-    def open(name):
-        return _Shared.open(name).view(True)
+    def open(name, typecode_or_type=None):
+        return _Shared.open(name, _open_type(typecode_or_type)).view(True)
 
     unlink_name = RawValue.unlink_name
 
@@ -325,10 +409,11 @@ class Value:
         return _wrap(obj, lock, embedded)
 
     @staticmethod
-    def open(name, lock=None):
+    def open(name, lock=None, typecode_or_type=None):
         """Opens the value ``name``. ``lock=None``: synchronized by its embedded lock if it has
-        one, else raw; ``lock=False``: raw; a lock object: synchronized by that lock."""
-        shared = _Shared.open(name)
+        one, else raw; ``lock=False``: raw; a lock object: synchronized by that lock.
+        ``typecode_or_type``: as for RawValue.open."""
+        shared = _Shared.open(name, _open_type(typecode_or_type))
         obj = shared.view(False)
         if lock is None and not shared.has_lock:
             return obj
@@ -353,9 +438,9 @@ class Array:
         return _wrap(obj, lock, embedded)
 
     @staticmethod
-    def open(name, lock=None):
-        """Opens the array ``name`` (lock as for Value.open)."""
-        shared = _Shared.open(name)
+    def open(name, lock=None, typecode_or_type=None):
+        """Opens the array ``name`` (lock and typecode_or_type as for Value.open)."""
+        shared = _Shared.open(name, _open_type(typecode_or_type))
         obj = shared.view(True)
         if lock is None and not shared.has_lock:
             return obj
@@ -431,11 +516,41 @@ def synchronized(obj, lock=None, ctx=None):
         if not shared.has_lock:
             raise ValueError("this value has no lock of its own: pass a lock")
         lock = _ValueLock(shared)
+    # Elements of a typecode are read and written with one atomic access without the lock;
+    # others (bytes_stored: c_bool, structures, ...) take the lock as multiprocessing does.
+    locked = shared.bytes_stored
     if isinstance(obj, ctypes._SimpleCData):
-        return Synchronized(obj, lock)
-    if obj._type_ is ctypes.c_char:
-        return SynchronizedString(obj, lock)
-    return SynchronizedArray(obj, lock)
+        return (_LockedSynchronized if locked else Synchronized)(obj, lock)
+    if isinstance(obj, ctypes.Array):
+        if obj._type_ is ctypes.c_char:
+            return SynchronizedString(obj, lock)
+        return (_LockedSynchronizedArray if locked else SynchronizedArray)(obj, lock)
+    return _synchronized_class(type(obj))(obj, lock)
+
+
+_class_cache = {}
+
+
+def _synchronized_class(cls):
+    """multiprocessing's wrapper class for a Structure or Union ``cls``: SynchronizedBase with a
+    property per field of ``cls._fields_`` that reads or writes it under the lock."""
+    scls = _class_cache.get(cls)
+    if scls is None:
+        props = {f[0]: _locked_property(f[0]) for f in getattr(cls, "_fields_", ())}
+        scls = _class_cache[cls] = type("Synchronized" + cls.__name__, (SynchronizedBase,), props)
+    return scls
+
+
+def _locked_property(field):
+    def get(self):
+        with self._lock:
+            return getattr(self._obj, field)
+
+    def set(self, value):
+        with self._lock:
+            setattr(self._obj, field, value)
+
+    return property(get, set)
 
 
 class SynchronizedBase:
@@ -455,9 +570,11 @@ class SynchronizedBase:
         return self._lock.__exit__(*args)
 
     def __reduce__(self):
-        # By name, with any pickler; the embedded lock comes with the segment.
+        # With the segment (see _Shared); the embedded lock comes with it.
+        if self._obj._wrapper.name is None:
+            _assert_spawning(self)  # naming the wrapper; the segment itself travels by descriptor
         lock = None if isinstance(self._lock, _ValueLock) else self._lock
-        return (_rebuild_synchronized, (self._obj._wrapper, isinstance(self._obj, ctypes.Array), lock))
+        return (_rebuild_synchronized, (self._obj._wrapper, type(self._obj) is not self._obj._wrapper.ctype, lock))
 
     def get_obj(self):
         """The ctypes object (its memory is the shared memory: zero-copy)."""
@@ -493,6 +610,20 @@ class Synchronized(SynchronizedBase):
         self._obj.value = v
 
 
+class _LockedSynchronized(Synchronized):
+    """Synchronized over a type of no typecode (c_bool, ...): ``value`` under the lock."""
+
+    @property
+    def value(self):
+        with self._lock:
+            return self._obj.value
+
+    @value.setter
+    def value(self, v):
+        with self._lock:
+            self._obj.value = v
+
+
 class SynchronizedArray(SynchronizedBase):
     def __len__(self):
         return len(self._obj)
@@ -513,6 +644,24 @@ class SynchronizedArray(SynchronizedBase):
     def __iter__(self):
         # A consistent snapshot, taken under the lock.
         return iter(self[:])
+
+
+class _LockedSynchronizedArray(SynchronizedArray):
+    """SynchronizedArray over elements of no typecode (structures, ...): every access under
+    the lock, as multiprocessing's."""
+
+    def __getitem__(self, i):
+        with self._lock:
+            return self._obj[i]
+
+    def __setitem__(self, i, value):
+        with self._lock:
+            self._obj[i] = value
+
+
+# They show as multiprocessing's classes do (its wrappers always take the lock).
+_LockedSynchronized.__name__ = _LockedSynchronized.__qualname__ = "Synchronized"
+_LockedSynchronizedArray.__name__ = _LockedSynchronizedArray.__qualname__ = "SynchronizedArray"
 
 
 class SynchronizedString(SynchronizedArray):

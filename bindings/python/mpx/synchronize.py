@@ -4,8 +4,9 @@
 behave as multiprocessing's (and threading's): ``acquire(block=True, timeout=None)`` returns
 True or False, context managers, ``Condition.wait/wait_for/notify/notify_all``, ``Event.wait``
 returning the flag, ``Barrier.wait`` returning the arrival index and raising
-``threading.BrokenBarrierError``. Each one is an mpx object in shared memory, so C, C++ and Rust
-programs using mpx can open the same lock, semaphore, event or barrier by name.
+``threading.BrokenBarrierError``. Each one is an mpx object in shared memory; one made by name
+(``Lock.create(name)``) is the same lock, semaphore, event or barrier that C, C++ and Rust
+programs using mpx open by that name.
 
 Errors, as multiprocessing raises them:
 
@@ -33,20 +34,15 @@ that dies holding them (an undo table of 128 processes; see docs/SYNC.md).
 
 Sharing with other processes:
 
-* Objects made without a name (``mpx.Lock()``) get a generated one, ``py-<kind>-<pid>-<hex>``,
-  created with "unlink when the last user closes": they appear in ``mpx ls`` while in use and
-  disappear when the last process holding them closes them. This is what lets them travel to
-  children of every start method: a forked child inherits the object; for spawn and
-  forkserver they pickle *by name* and the child opens the same object. Keep the object alive
-  in the parent until the child has opened it (a Process object holds its arguments, so this
-  is the normal case); an object whose last user closed it before the child opened it raises
-  FileNotFoundError there. Handles are closed when collected, by ``close()``, and at the exit
-  of the main process and of every child multiprocessing or mpx starts (multiprocessing's
-  exit finalizers; forked children re-register what they inherit), so the last process to
-  use a generated name removes it even when it is a child. A process killed by a signal
-  closes nothing: if it was the last user, the name stays until ``mpx gc`` removes it.
-* Unlike multiprocessing, pickling is not restricted to process start: an object can be sent
-  through a queue or pipe as long as a process keeps it open until the receiver opened it.
+* Objects made without a name (``mpx.Lock()``) are anonymous, as multiprocessing's: a memfd,
+  nothing in /dev/shm, gone when the last process holding it ends, however it ends (killed
+  too). They travel to children as multiprocessing's do: a forked child inherits the object;
+  for spawn and forkserver (mpx's and multiprocessing's) an object pickled while the child is
+  being started (a Process argument) goes with its descriptor, and the child opens the same
+  object. Pickling one at any other time (through a queue or a pipe) raises RuntimeError, as
+  multiprocessing does ("... should only be shared between processes through inheritance").
+  Their ``name`` is None. Handles are closed when collected, by ``close()``, and at the exit of
+  the main process and of every child multiprocessing or mpx starts.
 * Named objects for other programs: ``Lock.create(name)`` makes ``/dev/shm/mpx.<name>``, which a
   C program opens with ``mpx_lock_open(name, ...)``; ``Lock.open(name)`` opens one made by any
   language. Named objects stay until ``unlink()`` (or ``Lock.unlink_name(name)``); pass
@@ -77,7 +73,6 @@ from . import _lib as _lib_module
 from . import errors
 from . import process as mpx_process
 from ._lib import (
-    MPX_F_UNLINK_ON_LAST_CLOSE,
     MPX_SEM_UNDO,
     MPX_SEM_VALUE_MAX,
     barrier_p,
@@ -98,11 +93,12 @@ from ._objects import (
     _T0,
     _TSLICE,
     _address,
-    _create_auto,
     _decode_name,
     _fast,
     _fd_arg,
     _flags,
+    _open_shared_fd,
+    _share_fd,
     _sliced,
     _timeout_ns,
     _track,
@@ -165,6 +161,12 @@ def _rebuild(cls, name, state):
     return cls._open_for_pickle(name, state)
 
 
+def _rebuild_fd(cls, dupfd, state):
+    """Unpickles an anonymous sync object in a child being started: opens the descriptor the
+    parent handed over."""
+    return _open_shared_fd(dupfd, lambda fd: cls._from_fd_for_pickle(fd, state))
+
+
 class _SyncObject:
     """What every primitive shares: a C handle, its name, close/unlink/fd, pickling by name."""
 
@@ -181,16 +183,19 @@ class _SyncObject:
 
     @classmethod
     def _new(cls, name, create, flags=0):
-        """Creates the C object with ``create(name_bytes, flags, out)`` under ``name``, or under
-        a generated name that goes away with its last user when ``name`` is None; returns the
+        """Creates the named C object with ``create(name_bytes, flags, out)``; returns the
         Python object."""
         h = cls._htype()
-        if name is None:
-            name = _create_auto(cls._kind, cls.__name__,
-                                lambda n: check(create(name_arg(n), flags | MPX_F_UNLINK_ON_LAST_CLOSE, byref(h))))
-        else:
-            check(create(name_arg(name), flags, byref(h)))
+        check(create(name_arg(name), flags, byref(h)))
         return cls._adopt(h, name)
+
+    @classmethod
+    def _new_anonymous(cls, create, *args):
+        """Creates an anonymous C object with ``create(*args, out)`` (what an object made
+        without a name is: it goes with the last process holding it, however that ends)."""
+        h = cls._htype()
+        check(create(*args, byref(h)))
+        return cls._adopt(h, None)
 
     @classmethod
     def _adopt(cls, h, name):
@@ -223,6 +228,10 @@ class _SyncObject:
     @classmethod
     def _open_for_pickle(cls, name, state):
         return cls.open(name)
+
+    @classmethod
+    def _from_fd_for_pickle(cls, fd, state):
+        return cls.from_fd(fd)
 
     @classmethod
     def unlink_name(cls, name):
@@ -265,9 +274,8 @@ class _SyncObject:
         if not self._h:
             raise ValueError("cannot pickle a closed %s" % type(self).__name__)
         if self._name is None:
-            raise TypeError(
-                "a %s without a name cannot be pickled: pass its fd (.fd) and use from_fd" % type(self).__name__
-            )
+            # Anonymous: only to a child being started, by descriptor.
+            return (_rebuild_fd, (type(self), _share_fd(self, self.fd), self._pickle_state()))
         return (_rebuild, (type(self), self._name, self._pickle_state()))
 
     def _pickle_state(self):
@@ -423,7 +431,7 @@ class Lock(_LockBase):
     _rel = staticmethod(_lock_release)
 
     def __new__(cls, *, ctx=None):
-        return cls._new(None, lib.mpx_lock_create)
+        return cls._new_anonymous(lib.mpx_lock_create_anonymous)
 
     def __init__(self, *, ctx=None):
         pass
@@ -476,7 +484,7 @@ class RLock(_LockBase):
     _rel = staticmethod(_rlock_release)
 
     def __new__(cls, *, ctx=None):
-        return cls._new(None, lib.mpx_rlock_create)
+        return cls._new_anonymous(lib.mpx_rlock_create_anonymous)
 
     def __init__(self, *, ctx=None):
         pass
@@ -560,6 +568,8 @@ class Semaphore(*_core_bases(_HotMethods, _Acquirable, _SyncObject)):
         value = cls._check_value(value)
         maximum = cls._bound(value)
         flags |= MPX_SEM_UNDO if undo else 0
+        if name is None:
+            return cls._new_anonymous(lib.mpx_semaphore_create_anonymous, value, maximum, flags)
         return cls._new(name, lambda n, f, out: lib.mpx_semaphore_create(n, value, maximum, f, out), flags)
 
     @staticmethod
@@ -711,7 +721,10 @@ class Condition(_SyncObject):
     @classmethod
     def _make(cls, name, lock, flags):
         lh, rh = _cond_lock_args(lock)
-        self = cls._new(name, lambda n, f, out: lib.mpx_condition_create(n, lh, rh, f, out), flags)
+        if name is None:
+            self = cls._new_anonymous(lib.mpx_condition_create_anonymous, lh, rh)
+        else:
+            self = cls._new(name, lambda n, f, out: lib.mpx_condition_create(n, lh, rh, f, out), flags)
         self._lock = lock
         return self
 
@@ -744,6 +757,10 @@ class Condition(_SyncObject):
     @classmethod
     def _open_for_pickle(cls, name, state):
         return cls.open(name, state)
+
+    @classmethod
+    def _from_fd_for_pickle(cls, fd, state):
+        return cls.from_fd(fd, state)
 
     def _pickle_state(self):
         return self._lock
@@ -849,7 +866,7 @@ class Event(_SyncObject):
     _htype = event_p
 
     def __new__(cls, *, ctx=None):
-        return cls._new(None, lib.mpx_event_create)
+        return cls._new_anonymous(lib.mpx_event_create_anonymous)
 
     def __init__(self, *, ctx=None):
         pass
@@ -927,7 +944,10 @@ class Barrier(_SyncObject):
         if action is not None and not callable(action):
             raise TypeError("action must be callable")
         p = min(parties, 0xFFFFFFFF)
-        self = cls._new(name, lambda n, f, out: lib.mpx_barrier_create(n, p, f, out), flags)
+        if name is None:
+            self = cls._new_anonymous(lib.mpx_barrier_create_anonymous, p)
+        else:
+            self = cls._new(name, lambda n, f, out: lib.mpx_barrier_create(n, p, f, out), flags)
         self._action = action
         self._timeout = timeout
         return self
@@ -948,6 +968,12 @@ class Barrier(_SyncObject):
     @classmethod
     def _open_for_pickle(cls, name, state):
         return cls.open(name, *state)
+
+    @classmethod
+    def _from_fd_for_pickle(cls, fd, state):
+        self = cls.from_fd(fd)
+        self._action, self._timeout = state
+        return self
 
     def _pickle_state(self):
         return (self._action, self._timeout)
