@@ -103,6 +103,7 @@ from ._objects import (
     _fast,
     _fd_arg,
     _flags,
+    _handle_after_close,
     _sliced,
     _timeout_ns,
     _track,
@@ -134,6 +135,7 @@ _OK = errors.MPX_OK
 _TIMEOUT = errors.MPX_E_TIMEOUT
 _OWNER_DIED = errors.MPX_E_OWNER_DIED
 _STATE = errors.MPX_E_STATE
+_INVALID = errors.MPX_E_INVALID
 _BROKEN = errors.MPX_E_BROKEN
 
 # The accelerator's first attempt keeps the GIL; only if it times out is the GIL released for a
@@ -281,6 +283,13 @@ class _SyncObject:
     def _closed_error(self):
         return ValueError("%s is closed" % self._what())
 
+    def _live(self):
+        """The Handle for a call (the call holds it; see mpx._objects), or ValueError once closed."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return h
+
     def _check(self, status, allow=()):
         """check() that reports a closed object as such rather than as a NULL argument."""
         if status == _OK or status in allow:
@@ -397,6 +406,15 @@ class _Acquirable:
     def _release_failed(self, st):
         self._check(st)
 
+    def _release_closed(self, st, rel=None):
+        """After a release that failed because close() came first: releases through the handle
+        if a call in progress keeps it (see _handle_after_close); the status."""
+        if st == _INVALID and self._a is None:
+            h = _handle_after_close(self)
+            if h is not None:
+                return (rel or self._rel)(h)
+        return st
+
 
 class _LockBase(*_core_bases(_HotMethods, _Acquirable, _SyncObject)):
     """acquire/release/context manager over a lock-like C kind (Lock, RLock). ``acquire(block=True,
@@ -434,16 +452,19 @@ class Lock(_LockBase):
         return cls._new(name, lib.mpx_lock_create, _flags(unlink_on_last_close))
 
     def _release_failed(self, st):
+        st = self._release_closed(st)
+        if st == _OK:
+            return
         if st == _STATE:
             raise ValueError("semaphore or lock released too many times")
         self._check(st)
 
     def locked(self):
         """Whether some process holds the lock now."""
-        return bool(lib.mpx_lock_is_locked(self._h))
+        return bool(lib.mpx_lock_is_locked(self._live()))
 
     def _is_mine(self):
-        return bool(lib.mpx_lock_is_mine(self._h))
+        return bool(lib.mpx_lock_is_mine(self._live()))
 
     def __repr__(self):
         try:
@@ -487,19 +508,22 @@ class RLock(_LockBase):
         return cls._new(name, lib.mpx_rlock_create, _flags(unlink_on_last_close))
 
     def _release_failed(self, st):
+        st = self._release_closed(st)
+        if st == _OK:
+            return
         if st == _STATE:
             raise NotOwnedError("attempt to release recursive lock not owned by thread")
         self._check(st)
 
     def _count(self):
         """Levels the calling thread holds (0 if it is not the owner)."""
-        return lib.mpx_rlock_depth(self._h)
+        return lib.mpx_rlock_depth(self._live())
 
     def _is_mine(self):
         return self._count() > 0
 
     def locked(self):
-        return bool(lib.mpx_rlock_is_locked(self._h))
+        return bool(lib.mpx_rlock_is_locked(self._live()))
 
     def __repr__(self):
         try:
@@ -604,6 +628,9 @@ class Semaphore(*_core_bases(_HotMethods, _Acquirable, _SyncObject)):
     # (BoundedSemaphore). Both from _HotMethods / LockCore.
 
     def _release_failed(self, st):
+        st = self._release_closed(st)
+        if st == _OK:
+            return
         if st == _STATE:
             raise ValueError("semaphore or lock released too many times")
         self._check(st)
@@ -769,6 +796,9 @@ class Condition(_SyncObject):
     def release(self):
         st = _cond_release(self._a)
         if st != _OK:
+            st = _Acquirable._release_closed(self, st, _cond_release)
+            if st == _OK:
+                return
             if st == _STATE:
                 if isinstance(self._lock, Lock):
                     raise ValueError("semaphore or lock released too many times")
