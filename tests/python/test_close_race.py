@@ -265,7 +265,7 @@ def test_close_while_other_threads_call(kind, accel, run_py):
     assert r.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("kind", ["Lock", "Semaphore", "Event", "Queue"])
+@pytest.mark.parametrize("kind", ["Lock", "Semaphore", "Event", "Condition", "Queue"])
 def test_close_ends_a_blocked_wait(kind, accel, run_py):
     r = run_py(BLOCKED, kind, timeout=60, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
