@@ -991,6 +991,28 @@ mpx_status mpx_condition_release(const mpx_condition *cond);
 // waiter was killed while waiting.
 mpx_status mpx_condition_wait(const mpx_condition *cond, int64_t timeout_ns);
 
+// Waits for a notify like `mpx_condition_wait`, in parts the caller strings together (to run
+// signal handlers or check for cancellation between them) without losing its place: a notify
+// that comes while the caller is between parts, or during one, is neither lost nor taken by a
+// waiter that came after it.
+//
+// `*ticket` is 0 to begin a wait (the calling thread must hold the lock: MPX_E_STATE
+// otherwise), or what the previous part of the same wait left there. Each part waits at most
+// `timeout_ns` and returns with the lock held, as `mpx_condition_wait` does: MPX_OK (notified)
+// or MPX_E_OWNER_DIED, and the wait is over (`*ticket` is 0 again); or MPX_E_TIMEOUT: no notify
+// yet, and the thread is still a registered waiter (`*ticket` says so): call this again with
+// the same ticket, while still holding the lock, or end the wait with
+// `mpx_condition_wait_end`. MPX_E_INVALID for a NULL argument or a ticket no call wrote.
+mpx_status mpx_condition_wait_part(const mpx_condition *cond, int64_t timeout_ns, uint64_t *ticket);
+
+// Ends a wait that `mpx_condition_wait_part` left pending (MPX_E_TIMEOUT), with the lock still
+// held: MPX_OK if a notify meant for this waiter came after all (it takes it, as a wait that
+// times out with one pending does), MPX_E_TIMEOUT if it just stops waiting. `*ticket` is 0
+// afterwards. A ticket of 0 is MPX_E_TIMEOUT and changes nothing; MPX_E_STATE if the calling
+// thread does not hold the lock (the ticket is kept); MPX_E_INVALID for NULL or a ticket no
+// call wrote.
+mpx_status mpx_condition_wait_end(const mpx_condition *cond, uint64_t *ticket);
+
 // Wakes up to `n` waiters. The calling thread must hold the lock (MPX_E_STATE otherwise).
 mpx_status mpx_condition_notify(const mpx_condition *cond, uint32_t n);
 

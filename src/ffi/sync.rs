@@ -13,7 +13,7 @@ use std::ffi::{c_char, c_int, CString};
 use super::handle::{self, object_handle, ObjectHandle};
 use super::{acquired, args, guard, mpx_status, MPX_OK};
 use crate::object::Object;
-use crate::sync::{Barrier, CondLock, Condition, Event, Lock, RLock, Semaphore, SemaphoreSpec};
+use crate::sync::{Barrier, CondLock, Condition, Event, Lock, RLock, Semaphore, SemaphoreSpec, Waiter};
 use crate::{err, Flags, Result};
 
 /// Semaphore flag (create): give back the permits of processes that die holding them (an undo
@@ -500,6 +500,97 @@ pub unsafe extern "C" fn mpx_condition_wait(cond: *const mpx_condition, timeout_
         let c = args::handle(cond)?;
         let a = c.inner.wait(args::timeout(timeout_ns)?)?;
         Ok(acquired(a, || c.inner.describe()))
+    })
+}
+
+const TICKET_SET: u64 = 1 << 32;
+
+/// The waiter a ticket stands for (None: 0, no wait begun), or MPX_E_INVALID for a value no
+/// call wrote.
+fn ticket_waiter(t: u64) -> Result<Option<Waiter>> {
+    match t {
+        0 => Ok(None),
+        t if t >> 32 == 1 => Ok(Some(Waiter { since: t as u32 })),
+        t => Err(err!(Invalid, "ticket {t:#x} was not written by mpx_condition_wait_part")),
+    }
+}
+
+/// Waits for a notify like `mpx_condition_wait`, in parts the caller strings together (to run
+/// signal handlers or check for cancellation between them) without losing its place: a notify
+/// that comes while the caller is between parts, or during one, is neither lost nor taken by a
+/// waiter that came after it.
+///
+/// `*ticket` is 0 to begin a wait (the calling thread must hold the lock: MPX_E_STATE
+/// otherwise), or what the previous part of the same wait left there. Each part waits at most
+/// `timeout_ns` and returns with the lock held, as `mpx_condition_wait` does: MPX_OK (notified)
+/// or MPX_E_OWNER_DIED, and the wait is over (`*ticket` is 0 again); or MPX_E_TIMEOUT: no notify
+/// yet, and the thread is still a registered waiter (`*ticket` says so): call this again with
+/// the same ticket, while still holding the lock, or end the wait with
+/// `mpx_condition_wait_end`. MPX_E_INVALID for a NULL argument or a ticket no call wrote.
+#[no_mangle]
+pub unsafe extern "C" fn mpx_condition_wait_part(
+    cond: *const mpx_condition,
+    timeout_ns: i64,
+    ticket: *mut u64,
+) -> mpx_status {
+    guard("mpx_condition_wait_part", || {
+        let c = args::handle(cond)?;
+        args::out(ticket, "ticket")?;
+        let timeout = args::timeout(timeout_ns)?;
+        // SAFETY: checked non-NULL above; the caller's contract makes it readable and writable.
+        let t = unsafe { ticket.read() };
+        let w = match ticket_waiter(t)? {
+            Some(w) => w,
+            None => {
+                let w = c.inner.wait_begin()?;
+                // SAFETY: as above.
+                unsafe { ticket.write(TICKET_SET | w.since as u64) };
+                w
+            }
+        };
+        let done = c.inner.wait_on(&w, timeout);
+        let over = match &done {
+            Ok(r) => r.is_some(),
+            // Not holding the lock: nothing changed, the wait can go on once it is held.
+            Err(e) => e.kind() != crate::ErrorKind::State,
+        };
+        if over {
+            // SAFETY: as above.
+            unsafe { ticket.write(0) };
+        }
+        match done? {
+            Some(a) => Ok(acquired(a, || c.inner.describe())),
+            None => Err(err!(Timeout, "{}: no notify yet (the wait goes on with this ticket)", c.inner.describe())),
+        }
+    })
+}
+
+/// Ends a wait that `mpx_condition_wait_part` left pending (MPX_E_TIMEOUT), with the lock still
+/// held: MPX_OK if a notify meant for this waiter came after all (it takes it, as a wait that
+/// times out with one pending does), MPX_E_TIMEOUT if it just stops waiting. `*ticket` is 0
+/// afterwards. A ticket of 0 is MPX_E_TIMEOUT and changes nothing; MPX_E_STATE if the calling
+/// thread does not hold the lock (the ticket is kept); MPX_E_INVALID for NULL or a ticket no
+/// call wrote.
+#[no_mangle]
+pub unsafe extern "C" fn mpx_condition_wait_end(cond: *const mpx_condition, ticket: *mut u64) -> mpx_status {
+    guard("mpx_condition_wait_end", || {
+        let c = args::handle(cond)?;
+        args::out(ticket, "ticket")?;
+        // SAFETY: checked non-NULL above; the caller's contract makes it readable and writable.
+        let Some(w) = ticket_waiter(unsafe { ticket.read() })? else {
+            return Err(err!(Timeout, "{}: no wait in progress", c.inner.describe()));
+        };
+        if !c.inner.is_mine() {
+            return Err(err!(State, "{}: cannot end a wait: the lock is not held by this thread", c.inner.describe()));
+        }
+        let notified = c.inner.wait_end(w);
+        // SAFETY: as above.
+        unsafe { ticket.write(0) };
+        if notified {
+            Ok(MPX_OK)
+        } else {
+            Err(err!(Timeout, "{}: timed out waiting for a notify", c.inner.describe()))
+        }
     })
 }
 

@@ -21,6 +21,14 @@
 //! its release and its sleep sees seq changed and does not sleep, so no wakeup is lost, and
 //! tokens make sure exactly the notified number of waiters return as notified.
 //!
+//! A waiter takes a token only if seq moved since it registered: a notify hands its tokens to
+//! the waiters registered before it, never to one that came later (which matters for a wait
+//! carried out in parts, `wait_begin` / `wait_on` / `wait_end`, whose waiter stays registered
+//! between the parts while the caller holds the lock and runs other code, e.g. signal handlers).
+//! Tokens never exceed the waiters that may take them: a notify makes every registered waiter
+//! eligible, and an eligible waiter leaves without a token only when there is none. (seq is 32
+//! bits: a waiter that stays through exactly 2^32 notifies would miss its wakeup.)
+//!
 //! A waiter killed while waiting stays registered: a later notify may hand a token to nobody,
 //! and a later waiter may then return once without a notify (a spurious wakeup, allowed by the
 //! usual "wait in a loop on a predicate" rule).
@@ -104,6 +112,13 @@ fn file_id(fd: RawFd) -> Result<(u64, u64)> {
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let st = nix::sys::stat::fstat(fd).map_err(|e| crate::Error::os(e, "fstat"))?;
     Ok((st.st_dev, st.st_ino))
+}
+
+/// A registered waiter of a [`Condition`] (see [`Condition::wait_begin`]): the notify sequence
+/// when it registered. Only a notify after that may wake it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    pub since: u32,
 }
 
 pub struct Condition {
@@ -284,6 +299,38 @@ impl Condition {
     /// in every case: Ok (notified), Err(Timeout), or Ok(OwnerDied) if re-acquiring it took it
     /// over from a dead holder (notified or not: check the predicate).
     pub fn wait(&self, timeout: impl Into<Timeout>) -> Result<Acquired> {
+        let w = self.wait_begin()?;
+        match self.wait_on(&w, timeout)? {
+            Some(a) => Ok(a),
+            None => {
+                if self.wait_end(w) {
+                    return Ok(Acquired::Clean);
+                }
+                Err(err!(Timeout, "{}: timed out waiting for a notify", self.describe()))
+            }
+        }
+    }
+
+    /// Registers the calling thread (which must hold the lock) as a waiter: the first step of
+    /// a wait that [`Condition::wait_on`] carries out in as many parts as the caller likes.
+    pub fn wait_begin(&self) -> Result<Waiter> {
+        if !self.lock().0.is_mine() {
+            return Err(err!(State, "{}: cannot wait: the lock is not held by this thread", self.describe()));
+        }
+        let h = &self.state().head;
+        h.waiting.fetch_add(1, Relaxed);
+        Ok(Waiter { since: h.seq.load(SeqCst) })
+    }
+
+    /// One part of the wait `w` began, at most `timeout`, with the lock held on entry and on
+    /// return. Some(acquired): the wait is over (notified, or the lock was taken over from a
+    /// dead holder: check the predicate). None: the part timed out and `w` is still registered
+    /// (no notify is meant for it yet): call this again, or [`Condition::wait_end`].
+    ///
+    /// A waiter takes a wakeup only if a notify came after it registered (the sequence moved
+    /// since `w.since`), so one that keeps waiting across parts never takes the wakeup of a
+    /// waiter that was there before the notify and it was not.
+    pub fn wait_on(&self, w: &Waiter, timeout: impl Into<Timeout>) -> Result<Option<Acquired>> {
         let what = || self.describe();
         let (lk, _) = self.lock();
         if !lk.is_mine() {
@@ -291,7 +338,6 @@ impl Condition {
         }
         let h = &self.state().head;
         let deadline = Deadline::new(timeout.into());
-        h.waiting.fetch_add(1, Relaxed);
         let mut acquired = Acquired::Clean;
         let mut timed_out = false;
         loop {
@@ -299,7 +345,7 @@ impl Condition {
             let depth = match lk.release_save() {
                 Ok(d) => d,
                 Err(e) => {
-                    h.waiting.fetch_sub(1, Relaxed);
+                    h.waiting.store(h.waiting.load(Relaxed).saturating_sub(1), Relaxed);
                     return Err(e.context(what()));
                 }
             };
@@ -312,20 +358,40 @@ impl Condition {
             }
             // Held again from here on, whatever happens.
             acquired = acquired.or(lk.acquire_restore(depth, &self.lock_spin).map_err(|e| e.context(what()))?);
-            let t = h.tokens.load(Relaxed);
-            if t > 0 {
-                h.tokens.store(t - 1, Relaxed);
-                h.waiting.store(h.waiting.load(Relaxed).saturating_sub(1), Relaxed);
-                return Ok(acquired);
+            if self.take_token(w) {
+                return Ok(Some(acquired));
             }
             if timed_out || deadline.expired() {
-                h.waiting.store(h.waiting.load(Relaxed).saturating_sub(1), Relaxed);
                 if acquired.owner_died() {
-                    return Ok(acquired);
+                    h.waiting.store(h.waiting.load(Relaxed).saturating_sub(1), Relaxed);
+                    return Ok(Some(acquired));
                 }
-                return Err(err!(Timeout, "{}: timed out waiting for a notify", what()));
+                return Ok(None);
             }
         }
+    }
+
+    /// Ends the wait `w` (the lock held): true if a notify meant for it came meanwhile (it
+    /// takes it), false if it just stops waiting.
+    pub fn wait_end(&self, w: Waiter) -> bool {
+        if self.take_token(&w) {
+            return true;
+        }
+        let h = &self.state().head;
+        h.waiting.store(h.waiting.load(Relaxed).saturating_sub(1), Relaxed);
+        false
+    }
+
+    /// Takes a wakeup for `w` if there is one it may take (the lock held), ending its wait.
+    fn take_token(&self, w: &Waiter) -> bool {
+        let h = &self.state().head;
+        let t = h.tokens.load(Relaxed);
+        if t == 0 || h.seq.load(Relaxed) == w.since {
+            return false;
+        }
+        h.tokens.store(t - 1, Relaxed);
+        h.waiting.store(h.waiting.load(Relaxed).saturating_sub(1), Relaxed);
+        true
     }
 
     /// Wakes up to `n` waiters. The calling thread must hold the lock.

@@ -18,7 +18,7 @@ mod rlock;
 mod semaphore;
 
 pub use barrier::{Barrier, MAX_PARTIES};
-pub use condition::{CondLock, Condition};
+pub use condition::{CondLock, Condition, Waiter};
 pub use event::Event;
 pub(crate) use lock::RawLock;
 pub use lock::{Lock, LockGuard};

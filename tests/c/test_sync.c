@@ -362,6 +362,84 @@ static void test_condition(void) {
     mpx_rlock_close(r);
 }
 
+/* A waiter in another process that waits in parts of 1 ms until notified. */
+static int cond_part_waiter(void *p) {
+    struct cond_arg *a = p;
+    if (mpx_condition_acquire(a->c, TS_WAIT) != MPX_OK) return 1;
+    uint64_t t = 0;
+    double end = ts_now() + 20;
+    *a->flag = 1; /* registered once the first part begins, which the lock orders */
+    mpx_status st;
+    while ((st = mpx_condition_wait_part(a->c, TS_MS(1), &t)) == MPX_E_TIMEOUT) {
+        if (t == 0) return 2;
+        if (ts_now() > end) return 3;
+    }
+    int rc = (st == MPX_OK && t == 0) ? 0 : 4;
+    mpx_condition_release(a->c);
+    return rc;
+}
+
+static void test_condition_wait_in_parts(void) {
+    mpx_condition *c = NULL;
+    uint64_t t = 0, t2 = 0;
+    REQUIRE(mpx_condition_create_anonymous(NULL, NULL, &c) == MPX_OK, "condition");
+    CHECK_STATUS(mpx_condition_wait_part(NULL, 0, &t), MPX_E_INVALID, "NULL", "wait_part(NULL cond)");
+    CHECK_STATUS(mpx_condition_wait_part(c, 0, NULL), MPX_E_INVALID, "NULL", "wait_part(NULL ticket)");
+    CHECK_STATUS(mpx_condition_wait_end(NULL, &t), MPX_E_INVALID, "NULL", "wait_end(NULL cond)");
+    CHECK_STATUS(mpx_condition_wait_end(c, NULL), MPX_E_INVALID, "NULL", "wait_end(NULL ticket)");
+    CHECK_STATUS(mpx_condition_wait_part(c, 0, &t), MPX_E_STATE, "not held", "wait_part without the lock");
+    CHECK(t == 0, "a refused wait leaves the ticket alone");
+    REQUIRE(mpx_condition_acquire(c, TS_WAIT) == MPX_OK, "acquire");
+    t = 5;
+    CHECK_STATUS(mpx_condition_wait_part(c, 0, &t), MPX_E_INVALID, "ticket", "a ticket no call wrote");
+    CHECK_STATUS(mpx_condition_wait_part(c, -2, &t), MPX_E_INVALID, "", "a timeout below -1");
+    t = 0;
+    CHECK_STATUS(mpx_condition_wait_part(c, TS_MS(1), &t), MPX_E_TIMEOUT, "ticket", "first part times out");
+    CHECK(t != 0, "the wait goes on: the ticket says so");
+    CHECK_STATUS(mpx_condition_wait_part(c, TS_MS(1), &t), MPX_E_TIMEOUT, "", "second part times out");
+    CHECK_STATUS(mpx_condition_release(c), MPX_OK, "", "the lock is held between parts");
+    CHECK_STATUS(mpx_condition_wait_end(c, &t), MPX_E_STATE, "not held", "wait_end without the lock");
+    CHECK(t != 0, "a refused wait_end keeps the ticket");
+    REQUIRE(mpx_condition_acquire(c, TS_WAIT) == MPX_OK, "acquire again");
+
+    /* A notify between the parts of a wait is meant for it, not for a waiter that came later. */
+    CHECK_STATUS(mpx_condition_notify(c, 1), MPX_OK, "", "notify between the parts");
+    CHECK_STATUS(mpx_condition_wait_part(c, TS_MS(1), &t2), MPX_E_TIMEOUT, "", "a later waiter does not take it");
+    CHECK(t2 != 0, "the later waiter still waits");
+    CHECK_STATUS(mpx_condition_wait_end(c, &t), MPX_OK, "", "the first waiter was notified");
+    CHECK(t == 0, "its wait is over");
+    CHECK_STATUS(mpx_condition_wait_end(c, &t2), MPX_E_TIMEOUT, "timed out", "the later one just stops");
+    CHECK(t2 == 0, "ticket cleared");
+    CHECK_STATUS(mpx_condition_wait_end(c, &t2), MPX_E_TIMEOUT, "no wait", "wait_end of no wait");
+    /* The next part of a resumed wait after notify: taken at once. */
+    CHECK_STATUS(mpx_condition_wait_part(c, TS_MS(1), &t), MPX_E_TIMEOUT, "", "a new wait");
+    CHECK_STATUS(mpx_condition_notify(c, 1), MPX_OK, "", "notify it");
+    CHECK_STATUS(mpx_condition_wait_part(c, TS_MS(1), &t), MPX_OK, "", "its next part returns notified");
+    CHECK(t == 0, "and ends the wait");
+    mpx_condition_release(c);
+
+    /* Across processes: each notify wakes the waiter in parts, every time. */
+    mpx_shm *m = NULL;
+    REQUIRE(mpx_shm_create_anonymous(64, &m) == MPX_OK, "flag memory");
+    struct cond_arg a = {c, (volatile int *)mpx_shm_ptr(m)};
+    int bad = 0;
+    for (int i = 0; i < 50; i++) {
+        *a.flag = 0;
+        pid_t p = ts_fork(cond_part_waiter, &a);
+        double end = ts_now() + 20;
+        while (*a.flag == 0 && ts_now() < end) ts_sleep_us(100);
+        ts_sleep_us((i % 5) * 300);
+        if (mpx_condition_acquire(c, TS_WAIT) != MPX_OK) bad++;
+        /* The waiter registered before it let go of the lock: this notify is its own. */
+        if (mpx_condition_notify(c, 1) != MPX_OK) bad++;
+        mpx_condition_release(c);
+        if (!t_exited(t_wait(p, 20), 0)) bad++;
+    }
+    CHECK(bad == 0, "50 notifies to a waiter in parts: none lost");
+    mpx_shm_close(m);
+    mpx_condition_close(c);
+}
+
 static int event_waiter(void *p) { return mpx_event_wait((mpx_event *)p, TS_WAIT) == MPX_OK ? 0 : 1; }
 
 static void test_event(void) {
@@ -494,6 +572,7 @@ int main(void) {
     test_rlock_counter();
     test_semaphore();
     test_condition();
+    test_condition_wait_in_parts();
     test_event();
     test_barrier();
     return t_finish();

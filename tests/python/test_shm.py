@@ -955,7 +955,7 @@ def test_mapping_refuses_a_null_or_foreign_handle():
     with pytest.raises(TypeError):
         shared_memory._Mapping(fns, 12345, False)  # not a ctypes pointer at all
     with pytest.raises(ValueError):
-        shared_memory._Mapping((0, 0, 0), shm_p(), False)
+        shared_memory._Mapping((0,) * 5, shm_p(), False)
 
 
 def test_mapping_takes_the_handle_over(unique_name):

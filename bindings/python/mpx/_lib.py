@@ -19,7 +19,7 @@ right after the failing call, so the message belongs to that call).
 import ctypes
 import operator
 import os
-from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_int, c_int32, c_int64, c_size_t, c_uint8, c_uint32, c_void_p
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_int, c_int32, c_int64, c_size_t, c_uint8, c_uint32, c_uint64, c_void_p
 
 from . import errors
 
@@ -221,6 +221,8 @@ PROTOTYPES.update({
     "mpx_condition_acquire": (mpx_status, [condition_p, c_int64]),
     "mpx_condition_release": (mpx_status, [condition_p]),
     "mpx_condition_wait": (mpx_status, [condition_p, c_int64]),
+    "mpx_condition_wait_part": (mpx_status, [condition_p, c_int64, POINTER(c_uint64)]),
+    "mpx_condition_wait_end": (mpx_status, [condition_p, POINTER(c_uint64)]),
     "mpx_condition_notify": (mpx_status, [condition_p, c_uint32]),
     "mpx_condition_notify_all": (mpx_status, [condition_p]),
     "mpx_condition_fd": (mpx_status, [condition_p, POINTER(c_int)]),

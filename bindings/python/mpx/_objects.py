@@ -11,13 +11,13 @@ import operator
 import os
 import threading
 import time
-from ctypes import POINTER, byref, c_int64, c_void_p, cast
+from ctypes import c_int64, c_void_p, cast
 
 # weakref.ref itself: the weakref module, which `import mpx` does not load, is not needed for it.
 from _weakref import ref as _weak_ref
 
 from . import errors
-from ._lib import MPX_F_UNLINK_ON_LAST_CLOSE, PROTOTYPES, entry, fast, speedups_enabled
+from ._lib import MPX_F_UNLINK_ON_LAST_CLOSE, PROTOTYPES, _speedups, entry, fast, speedups_enabled
 
 _TIMEOUT = errors.MPX_E_TIMEOUT
 
@@ -177,13 +177,21 @@ def _sliced(fn, owner, ns):
 
 
 #
-# Closing handles. A handle is closed when its object is collected, by close(), and at the exit
-# of every process that has it (the main process, and children of every start method: forked
-# children re-register what they inherited). Closing at exit matters for generated names: the
-# last process to close one removes the name, so a child that outlives the parent's object does
-# not leave it behind. This uses multiprocessing.util's finalizers, which multiprocessing and mpx
-# run at the exit of every process they start. A closed handle is nulled in place, so a call
-# made later (say from another atexit handler) gets a "closed" error, never freed memory.
+# Handles. Each object owns its C handle through a Handle: the accelerator's (mpx._speedups.Handle)
+# or, without it, _PyHandle below. A Handle closes the C handle when its last reference goes, and
+# every call on the handle holds a reference for its duration (the caller's frame holds the
+# argument; LockCore takes one for a wait without the GIL). close() only drops the object's
+# references, so a close() from another thread never frees a handle under a call: the call
+# finishes against the live handle, the handle is freed when it returns, and the next call reads
+# None (NULL to the library: MPX_E_INVALID, reported as "closed"). The object passes the same
+# Handle to the hot entry points (``_a``, an int-like pointer argument) and to the typed
+# prototypes of mpx._lib (``_h``; ctypes takes it through ``_as_parameter_``).
+#
+# A handle is also closed at the exit of every process that has it (the main process, and
+# children of every start method: forked children re-register what they inherited). Closing at
+# exit matters for generated names: the last process to close one removes the name, so a child
+# that outlives the parent's object does not leave it behind. This uses multiprocessing.util's
+# finalizers, which multiprocessing and mpx run at the exit of every process they start.
 #
 
 _std_util = None
@@ -198,55 +206,95 @@ def _util():
     return _std_util
 
 
-def _close_holder(holder, close):
-    """Closes the handle in ``holder`` ([handle, its address, a weak reference to the object],
-    shared by every finalizer of the object, so it is closed once) and nulls both in place."""
-    h, vp, ref = holder
-    holder.clear()
-    if isinstance(vp, c_void_p):
-        vp.value = None
-    else:
-        # With the accelerator the object holds the address as an int: point it at NULL, so
-        # a call after the close is MPX_E_INVALID, never a use of freed memory.
-        obj = ref()
-        if obj is not None:
-            obj._a = None
-    close(h)
-    cast(byref(h), POINTER(c_void_p)).contents.value = None
+class _PyHandle(c_void_p):
+    """The Handle without the accelerator: a c_void_p (what the hot entry points, whose argtypes
+    are None, take as it is) that closes its C handle when it is collected, which is when the
+    last reference goes (reference counting: at once)."""
+
+    def __init__(self, address, close, param):
+        super().__init__(address)
+        self._as_parameter_ = param  # the typed pointer, for prototypes that want one
+        self._close = close
+
+    def __del__(self):
+        close, self._close = self._close, None
+        if close is not None:
+            close(self._as_parameter_)
 
 
-def _finalize(holder, close, at_exit):
+_CHandle = getattr(_speedups, "Handle", None) if _SPEEDUPS else None
+
+
+def _own(h, close):
+    """A Handle owning the typed handle ``h`` (closed with the C function ``close``)."""
+    if _CHandle is not None:
+        return _CHandle(cast(h, c_void_p).value, cast(close, c_void_p).value, h)
+    return _PyHandle(cast(h, c_void_p).value, close, h)
+
+
+def _drop(obj):
+    """Drops the object's references to its Handle (the C handle closes once no call uses it)."""
+    h = obj._h
+    if h is not None:
+        try:
+            obj._h_after_close = _weak_ref(h)  # see _handle_after_close
+        except (AttributeError, TypeError):
+            pass
+    obj._a = None
+    obj._h = None
+    if getattr(obj, "_ha", None) is not None:
+        obj._ha = None
+
+
+def _handle_after_close(obj):
+    """The Handle of a closed object while a call in progress (another thread's) still holds
+    it, else None. release() uses it: a thread that held a lock across another thread's close()
+    must still be able to release it, or a waiter inside the call (re-acquiring it) would wait
+    for ever."""
+    ref = getattr(obj, "_h_after_close", None)
+    return ref() if ref is not None else None
+
+
+def _finalize(holder, at_exit):
+    """At exit: drops the object's Handle. (On collection there is nothing to do: the Handle
+    goes with the object.)"""
     if not holder:
         return
     if _std_util._exiting:
         if not at_exit or threading.active_count() > 1:
-            # Another thread (a daemon) may be inside a call on this handle, or (values) the
-            # memory may still be read by code that runs later: leave it to the process's end.
+            # Another thread (a daemon) may go on using the object: leave it to the process's end.
             return
-    _close_holder(holder, close)
+    obj = holder[0]()
+    holder.clear()
+    if obj is not None:
+        _drop(obj)
 
 
 def _register_finalizer(obj):
-    obj._finalizer = _util().Finalize(obj, _finalize, args=(obj._holder, obj._closer, obj._close_at_exit),
-                                      exitpriority=0 if obj._close_at_exit else None)
+    obj._finalizer = _util().Finalize(obj, _finalize, args=(obj._holder, True), exitpriority=0)
 
 
 def _track(obj, h, close, at_exit=True):
-    """Arranges for ``obj``'s handle ``h`` (and its c_void_p ``obj._a``) to be closed with
-    ``close``: when obj is collected, and (``at_exit``) at the process's exit."""
-    obj._holder = [h, obj._a, _weak_ref(obj)]
-    obj._closer = close
-    obj._close_at_exit = at_exit
-    _register_finalizer(obj)
+    """Makes ``obj`` own the typed handle ``h``: ``obj._h`` and ``obj._a`` become its Handle
+    (returned), closed with ``close`` when the object and every call in progress are done with
+    it, or at the process's exit (``at_exit``)."""
+    handle = _own(h, close)
+    obj._h = handle
+    obj._a = handle
+    obj._holder = [_weak_ref(obj)]  # non-empty while the object owns its handle
     if at_exit:
+        _register_finalizer(obj)
         _std_util.register_after_fork(obj, _register_finalizer)
+    return handle
 
 
 def _untrack(obj):
-    """close(): closes the handle now and drops its finalizer."""
+    """close(): drops the handle now (it closes when the last call in progress returns) and the
+    finalizer."""
     holder = getattr(obj, "_holder", None)
     if holder:
-        _close_holder(holder, obj._closer)
+        holder.clear()
+    _drop(obj)
     fin = getattr(obj, "_finalizer", None)
     if fin is not None:
         fin.cancel()

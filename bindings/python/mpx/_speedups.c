@@ -7,11 +7,16 @@
  * each signature needs. It holds no logic: every call is one call into the C ABI. The package
  * works without it (mpx/_lib.py falls back to ctypes).
  *
- * Signature letters (arguments after the function): p pointer (int, None, or an object with an
- * int .value such as ctypes.c_void_p), q int64 (int, or .value), b read-only buffer passed as
+ * Signature letters (arguments after the function): p pointer (a Handle, an int, None, or an
+ * object with an int .value such as ctypes.c_void_p), q int64 (int, or .value), b read-only buffer passed as
  * (pointer, length), w writable buffer passed as (pointer, capacity), o writable buffer whose
  * address alone is passed (an out-parameter such as a ctypes.c_size_t). Every function returns
  * int32 (an mpx_status). A call whose q argument (a timeout) is non-zero releases the GIL.
+ *
+ * Handle (below) owns one C handle: it calls the kind's close function when it is deallocated, so
+ * the handle lives as long as any reference to it. Every call on a handle holds one (a fast call's
+ * argument, a ctypes call's argument, LockCore while it waits without the GIL), so a close() from
+ * another thread, which only drops the object's reference, never frees a handle under a call.
  *
  * Mapping (below) is the buffer object of a SharedMemory, over the library's own mapping.
  *
@@ -70,7 +75,89 @@ typedef struct {
     vectorcallfunc vectorcall;
 } FastCall;
 
+typedef void (*f_close)(void *);
+
+/* Handle(address, close, param): owns the handle at `address` (closed with the function at
+ * `close` when the last reference goes). `param` is what ctypes passes for it (a typed ctypes
+ * pointer to the same address, its `_as_parameter_`), so the Handle itself can be given to any
+ * ctypes prototype of the library; `value` is the address as an int. Immutable: a closed
+ * object drops its Handle, it never empties one. */
+typedef struct {
+    PyObject_HEAD
+    void *h;
+    f_close close;
+    PyObject *param;
+    PyObject *weakrefs; /* a closed object's release() finds its handle while a call keeps it */
+} Handle;
+
+static PyTypeObject HandleType;
+
+static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    unsigned long long addr, close_addr;
+    PyObject *param;
+    static char *kwlist[] = {"address", "close", "param", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "KKO", kwlist, &addr, &close_addr, &param)) return NULL;
+    if (addr == 0 || close_addr == 0) {
+        PyErr_SetString(PyExc_ValueError, "Handle: NULL address or close function");
+        return NULL;
+    }
+    Handle *self = (Handle *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->h = (void *)(uintptr_t)addr;
+    self->close = (f_close)(uintptr_t)close_addr;
+    Py_INCREF(param);
+    self->param = param;
+    return (PyObject *)self;
+}
+
+static void handle_dealloc(PyObject *self_) {
+    Handle *self = (Handle *)self_;
+    if (self->weakrefs != NULL) PyObject_ClearWeakRefs(self_);
+    void *h = self->h;
+    self->h = NULL;
+    if (h != NULL) self->close(h);
+    Py_CLEAR(self->param);
+    Py_TYPE(self_)->tp_free(self_);
+}
+
+static PyObject *handle_get_param(PyObject *self, void *closure) {
+    (void)closure;
+    PyObject *p = ((Handle *)self)->param;
+    Py_INCREF(p);
+    return p;
+}
+
+static PyObject *handle_get_value(PyObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromVoidPtr(((Handle *)self)->h);
+}
+
+static PyObject *handle_repr(PyObject *self) { return PyUnicode_FromFormat("<mpx handle %p>", ((Handle *)self)->h); }
+
+static PyGetSetDef HANDLE_GETSET[] = {
+    {"_as_parameter_", handle_get_param, NULL, "What ctypes passes for this handle.", NULL},
+    {"value", handle_get_value, NULL, "The handle's address.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject HandleType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mpx._speedups.Handle",
+    .tp_basicsize = sizeof(Handle),
+    .tp_weaklistoffset = offsetof(Handle, weakrefs),
+    .tp_dealloc = handle_dealloc,
+    .tp_repr = handle_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = handle_new,
+    .tp_getset = HANDLE_GETSET,
+    .tp_doc = "Handle(address, close, param): owns a C handle, closed when the last reference goes "
+              "(see _speedups.c).",
+};
+
 static int as_pointer(PyObject *o, void **out) {
+    if (Py_TYPE(o) == &HandleType) {
+        *out = ((Handle *)o)->h;
+        return 0;
+    }
     if (o == Py_None) {
         *out = NULL;
         return 0;
@@ -202,8 +289,10 @@ static PyTypeObject FastCallType = {
  * at C level, as multiprocessing's SemLock has them. A Python call of a C method costs a fraction
  * of a Python method's frame, and in `with lock:` the frames run while the lock is held, so they
  * lengthen every critical section. The base class of the Python types when the accelerator is
- * present; it holds the handle's address (the `_a` attribute, None once closed) and the two C
- * functions bound by `_bind`. Only the outcomes that need nothing else are handled here (acquired,
+ * present; it holds the handle (the `_a` attribute: a Handle, None once closed) and the two C
+ * functions bound by `_bind`. A call that waits without the GIL holds a reference to the Handle
+ * for the wait, so a close() from another thread (which sets `_a` to None) cannot free the handle
+ * under it; calls that keep the GIL cannot meet a close() at all. Only the outcomes that need nothing else are handled here (acquired,
  * released, a failed try); any other status goes to the Python class's methods, which hold the
  * logic (waiting on in slices, owner-died warnings, errors):
  *   self._acquired_slow(status)  after a first wait that did not return MPX_OK (a timeout means
@@ -217,6 +306,7 @@ static PyTypeObject FastCallType = {
 typedef struct {
     PyObject_HEAD
     void *h;
+    PyObject *a; /* what `_a` was set to (a Handle, keeping h alive; an int; or NULL for None) */
     f_pq acquire;
     f_p release;
     int64_t slice_ns;
@@ -249,8 +339,11 @@ static PyObject *core_wait(LockCore *self) {
     }
     if (st == STATUS_TIMEOUT) {
         int64_t t = self->slice_ns;
+        PyObject *keep = self->a; /* the handle stays alive through the wait */
+        Py_XINCREF(keep);
         Py_BEGIN_ALLOW_THREADS st = fn(h, t);
         Py_END_ALLOW_THREADS
+        Py_XDECREF(keep); /* may close the handle, if close() came meanwhile: we are done with it */
     }
     if (st == STATUS_OK) Py_RETURN_TRUE;
     PyObject *code = PyLong_FromLong(st);
@@ -273,8 +366,11 @@ static PyObject *core_release_impl(LockCore *self) {
     if (self->release_blocking) {
         void *h = self->h;
         f_p fn = self->release;
+        PyObject *keep = self->a;
+        Py_XINCREF(keep);
         Py_BEGIN_ALLOW_THREADS st = fn(h);
         Py_END_ALLOW_THREADS
+        Py_XDECREF(keep);
     } else {
         st = self->release(self->h);
     }
@@ -353,9 +449,10 @@ static PyObject *core_bind(PyObject *self_, PyObject *args) {
 
 static PyObject *core_get_a(PyObject *self, void *closure) {
     (void)closure;
-    void *h = ((LockCore *)self)->h;
-    if (h == NULL) Py_RETURN_NONE;
-    return PyLong_FromVoidPtr(h);
+    PyObject *a = ((LockCore *)self)->a;
+    if (a == NULL) Py_RETURN_NONE;
+    Py_INCREF(a);
+    return a;
 }
 
 static int core_set_a(PyObject *self, PyObject *value, void *closure) {
@@ -364,18 +461,34 @@ static int core_set_a(PyObject *self, PyObject *value, void *closure) {
         PyErr_SetString(PyExc_AttributeError, "cannot delete _a");
         return -1;
     }
-    if (value != Py_None && !PyLong_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "_a must be an int address or None");
+    if (value != Py_None && !PyLong_Check(value) && Py_TYPE(value) != &HandleType) {
+        PyErr_SetString(PyExc_TypeError, "_a must be a Handle, an int address or None");
         return -1;
     }
     void *h;
     if (as_pointer(value, &h) < 0) return -1;
-    ((LockCore *)self)->h = h;
+    LockCore *core = (LockCore *)self;
+    PyObject *old = core->a;
+    if (value == Py_None) {
+        core->a = NULL;
+    } else {
+        Py_INCREF(value);
+        core->a = value;
+    }
+    core->h = h;
+    Py_XDECREF(old); /* last: it may close the old handle */
     return 0;
 }
 
+static void core_dealloc(PyObject *self) {
+    LockCore *core = (LockCore *)self;
+    core->h = NULL;
+    Py_CLEAR(core->a);
+    Py_TYPE(self)->tp_free(self);
+}
+
 static PyGetSetDef CORE_GETSET[] = {
-    {"_a", core_get_a, core_set_a, "The handle's address (None once closed).", NULL},
+    {"_a", core_get_a, core_set_a, "The handle (a Handle or an int address; None once closed).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -394,6 +507,7 @@ static PyMethodDef CORE_METHODS[] = {
 static PyTypeObject LockCoreType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mpx._speedups.LockCore",
     .tp_basicsize = sizeof(LockCore),
+    .tp_dealloc = core_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_new = PyType_GenericNew,
     .tp_methods = CORE_METHODS,
@@ -443,12 +557,14 @@ static PyObject *bind(PyObject *mod, PyObject *args) {
  * raises BufferError while a buffer export is alive, and the memory stays valid until it
  * succeeds. It owns the mpx_shm handle: close() (or the object's deallocation, which no export
  * can outlive) calls mpx_shm_close on it, which unmaps the memory. */
-typedef void (*f_close)(void *);
+typedef int32_t (*f_po)(void *, void *);
 
 typedef struct {
     PyObject_HEAD
     void *h; /* the handle; NULL once closed */
     f_close close;
+    f_po fd;
+    f_p unlink_self;
     char *data;
     Py_ssize_t size;
     int readonly;
@@ -458,21 +574,21 @@ typedef struct {
 typedef void *(*f_ptr)(void *);
 typedef size_t (*f_size)(void *);
 
-/* Mapping((close, ptr, size), handle, readonly): close/ptr/size are the addresses of
- * mpx_shm_close, mpx_shm_ptr and mpx_shm_size; handle is the ctypes pointer holding the
+/* Mapping((close, ptr, size, fd, unlink_self), handle, readonly): the addresses of mpx_shm_close,
+ * mpx_shm_ptr, mpx_shm_size, mpx_shm_fd and mpx_shm_unlink_self; handle is the ctypes pointer holding the
  * mpx_shm handle (read through its buffer: one call instead of three ctypes calls). The handle
  * is moved, not copied: on success the ctypes pointer is set to NULL, so that the Mapping is its
  * only owner (a caller's clean-up that closes its pointer after all, e.g. because Ctrl-C struck
  * as the call returned, then closes NULL: nothing). On failure the handle is not taken. */
 static PyObject *mapping_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    unsigned long long close_addr, ptr_addr, size_addr;
+    unsigned long long close_addr, ptr_addr, size_addr, fd_addr, unlink_addr;
     PyObject *handle;
     int readonly;
     static char *kwlist[] = {"functions", "handle", "readonly", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "(KKK)Op", kwlist, &close_addr, &ptr_addr, &size_addr, &handle,
-                                     &readonly))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "(KKKKK)Op", kwlist, &close_addr, &ptr_addr, &size_addr, &fd_addr,
+                                     &unlink_addr, &handle, &readonly))
         return NULL;
-    if (close_addr == 0 || ptr_addr == 0 || size_addr == 0) {
+    if (close_addr == 0 || ptr_addr == 0 || size_addr == 0 || fd_addr == 0 || unlink_addr == 0) {
         PyErr_SetString(PyExc_ValueError, "Mapping: NULL function address");
         return NULL;
     }
@@ -500,6 +616,8 @@ static PyObject *mapping_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     memset(hb.buf, 0, sizeof h); /* moved: the Mapping is the only owner from here */
     PyBuffer_Release(&hb);
     self->close = (f_close)(uintptr_t)close_addr;
+    self->fd = (f_po)(uintptr_t)fd_addr;
+    self->unlink_self = (f_p)(uintptr_t)unlink_addr;
     self->h = h;
     self->data = data;
     self->size = (Py_ssize_t)size;
@@ -553,6 +671,31 @@ static PyObject *mapping_close(PyObject *self_, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* fd() and unlink_self(): the calls a SharedMemory makes on its handle, here so that they run
+ * in one piece with the GIL held: a close() from another thread cannot come between reading the
+ * handle and using it. (status, fd) and status; ValueError once closed. */
+static PyObject *mapping_fd(PyObject *self_, PyObject *unused) {
+    (void)unused;
+    Mapping *self = (Mapping *)self_;
+    if (self->h == NULL) {
+        PyErr_SetString(PyExc_ValueError, "SharedMemory is closed");
+        return NULL;
+    }
+    int fd = -1;
+    int32_t st = self->fd(self->h, &fd);
+    return Py_BuildValue("(ii)", (int)st, fd);
+}
+
+static PyObject *mapping_unlink_self(PyObject *self_, PyObject *unused) {
+    (void)unused;
+    Mapping *self = (Mapping *)self_;
+    if (self->h == NULL) {
+        PyErr_SetString(PyExc_ValueError, "SharedMemory is closed");
+        return NULL;
+    }
+    return PyLong_FromLong(self->unlink_self(self->h));
+}
+
 static PyObject *mapping_get_closed(PyObject *self, void *closure) {
     (void)closure;
     return PyBool_FromLong(((Mapping *)self)->h == NULL);
@@ -561,6 +704,9 @@ static PyObject *mapping_get_closed(PyObject *self, void *closure) {
 static PyMethodDef MAPPING_METHODS[] = {
     {"close", mapping_close, METH_NOARGS,
      "close($self, /)\n--\n\nCloses the handle (unmapping the memory); BufferError while exports exist."},
+    {"fd", mapping_fd, METH_NOARGS, "fd($self, /)\n--\n\n(status, fd) of mpx_shm_fd on the handle."},
+    {"unlink_self", mapping_unlink_self, METH_NOARGS,
+     "unlink_self($self, /)\n--\n\nThe status of mpx_shm_unlink_self on the handle."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -594,7 +740,7 @@ static PyTypeObject MappingType = {
     .tp_new = mapping_new,
     .tp_methods = MAPPING_METHODS,
     .tp_getset = MAPPING_GETSET,
-    .tp_doc = "Mapping((close, ptr, size), handle, readonly): an mpx_shm handle's memory as a buffer "
+    .tp_doc = "Mapping((close, ptr, size, fd, unlink_self), handle, readonly): an mpx_shm handle's memory as a buffer "
               "(see _speedups.c).",
 };
 
@@ -607,7 +753,8 @@ static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "mpx._speedups", "Fas
                                     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__speedups(void) {
-    if (PyType_Ready(&FastCallType) < 0 || PyType_Ready(&LockCoreType) < 0 || PyType_Ready(&MappingType) < 0)
+    if (PyType_Ready(&FastCallType) < 0 || PyType_Ready(&LockCoreType) < 0 || PyType_Ready(&MappingType) < 0 ||
+        PyType_Ready(&HandleType) < 0)
         return NULL;
     s_acquired_slow = PyUnicode_InternFromString("_acquired_slow");
     s_release_failed = PyUnicode_InternFromString("_release_failed");
@@ -617,6 +764,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "LockCore", (PyObject *)&LockCoreType) < 0 ||
         PyModule_AddObjectRef(m, "Mapping", (PyObject *)&MappingType) < 0 ||
+        PyModule_AddObjectRef(m, "Handle", (PyObject *)&HandleType) < 0 ||
         PyModule_AddIntConstant(m, "MPX_E_TIMEOUT", STATUS_TIMEOUT) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -712,9 +712,14 @@ class Connection:
         h = shm._live_handle()
         if h is None:
             raise ValueError("send_shm: the SharedMemory is closed")
-        if isinstance(h, int):  # the address a Mapping reports
-            h = cast(c_void_p(h), shm_p)
-        self._call(lambda a: lib.mpx_conn_send_shm(a, h), self._send_error)
+        if not hasattr(h, "handle"):  # a Handle (mpx._objects): the call holds it
+            self._call(lambda a: lib.mpx_conn_send_shm(a, h), self._send_error)
+            return
+        # A Mapping: an export of its memory for the call, so that a close() from another
+        # thread fails with BufferError instead of freeing the handle under the call.
+        with memoryview(h):
+            p = cast(c_void_p(h.handle), shm_p)
+            self._call(lambda a: lib.mpx_conn_send_shm(a, p), self._send_error)
 
     def recv_shm(self, readonly=False, timeout=None):
         """Receives a buffer sent with send_shm (from any language) and returns it as an mpx

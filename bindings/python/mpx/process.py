@@ -122,6 +122,9 @@ for _name in ("mpx_set_current_name", "mpx_current_die_with_parent"):
 del _name
 
 
+_POLL_SLICE_MS = 100
+
+
 class _Handle:
     """Owns one mpx_process handle, with the API of the standard library's Popen objects
     (``pid``, ``poll()``, ``wait(timeout)``, ``terminate()``, ``kill()``, ``sentinel``,
@@ -203,10 +206,11 @@ class _Handle:
         poller.register(fd, select.POLLIN)
         while True:
             if deadline is None:
-                ready = poller.poll()
+                # In slices: a close() from another thread (which closes the sentinel) is seen.
+                ready = poller.poll(_POLL_SLICE_MS)
             else:
                 left = deadline - time.monotonic()
-                ready = poller.poll(math.ceil(left * 1000)) if left > 0 else []
+                ready = poller.poll(min(_POLL_SLICE_MS, math.ceil(left * 1000))) if left > 0 else []
             code = self.poll()
             if code is not None:
                 return code
@@ -319,6 +323,14 @@ class BaseProcess:
         if self._closed:
             raise ValueError("process object is closed")
 
+    def _popen_once(self):
+        """The handle, read once (a close() from another thread may null the attribute), or
+        None before start; ValueError once closed. Its calls then say "closed" themselves."""
+        popen = self._popen
+        if popen is None:
+            self._check_closed()
+        return popen
+
     def run(self):
         """Method to be run in the child process; the default calls ``target``."""
         if self._target:
@@ -360,8 +372,9 @@ class BaseProcess:
         """Waits until the process ends, or ``timeout`` seconds. Returns None either way."""
         self._check_closed()
         assert self._parent_pid == os.getpid(), "can only join a child process"
-        assert self._popen is not None, "can only join a started process"
-        res = self._popen.wait(timeout)
+        popen = self._popen_once()
+        assert popen is not None, "can only join a started process"
+        res = popen.wait(timeout)
         if res is not None:
             _children.discard(self)
 
@@ -371,9 +384,10 @@ class BaseProcess:
         if self is _current_process:
             return True
         assert self._parent_pid == os.getpid(), "can only test a child process"
-        if self._popen is None:
+        popen = self._popen_once()
+        if popen is None:
             return False
-        if self._popen.poll() is None:
+        if popen.poll() is None:
             return True
         _children.discard(self)
         return False
@@ -386,6 +400,8 @@ class BaseProcess:
                 raise ValueError(
                     "Cannot close a process while it is still running. You should first call join() or terminate()."
                 )
+            # Closed first: a call from another thread then says "closed", never finds no _popen.
+            self._closed = True
             self._popen.close()
             self._popen = None
             _children.discard(self)
@@ -429,9 +445,10 @@ class BaseProcess:
     def exitcode(self):
         """None while running; the exit status, or minus the signal number that killed it."""
         self._check_closed()
-        if self._popen is None:
+        popen = self._popen_once()
+        if popen is None:
             return None
-        return self._popen.poll()
+        return popen.poll()
 
     @property
     def ident(self):
@@ -448,10 +465,11 @@ class BaseProcess:
         """A descriptor that becomes readable when the process ends (select/poll/
         multiprocessing.connection.wait)."""
         self._check_closed()
-        if self._popen is None:
+        popen = self._popen_once()
+        if popen is None:
             raise ValueError("process not started")
         # Fetched on first use: after a fork every page the parent touches costs a copy.
-        return self._popen.sentinel
+        return popen.sentinel
 
     def __repr__(self):
         exitcode = None

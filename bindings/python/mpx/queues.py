@@ -161,8 +161,8 @@ class MessageTooBig(errors.MpxError, ValueError):
 # through ctypes with argtypes None and arguments that are already ctypes objects (measured to
 # matter: ctypes' argument conversion costs more than the C work). Batches always go through
 # ctypes (one call per batch, so the conversion is amortised). The handle an object passes is
-# mpx._objects' _address(): an int with the accelerator, a c_void_p without; None once closed;
-# timeouts are _tns (int, or c_int64).
+# its Handle (see mpx._objects: the call holds it, so a close() from another thread cannot free
+# it under the call); None once closed; timeouts are _tns (int, or c_int64).
 #
 
 if _SPEEDUPS:
@@ -273,8 +273,9 @@ def _join_messages(msgs):
 
 
 def _handle_int(a):
-    """A fast-call handle (int, c_void_p or None) as what c_void_p argtypes take."""
-    return a.value if isinstance(a, c_void_p) else a
+    """A fast-call handle (a Handle, or None once closed) as what c_void_p argtypes take: the
+    Handle itself, so that the call holds it (see mpx._objects)."""
+    return a
 
 
 def _rebuild(cls, name):
@@ -342,7 +343,7 @@ class _QueueBase:
         self._maxsize = lib.mpx_queue_max_messages(h)
         self._max_message = lib.mpx_queue_max_message(h)
         self._capacity = lib.mpx_queue_capacity(h)
-        _track(self, h, lib.mpx_queue_close)
+        self._ha = _track(self, h, lib.mpx_queue_close)
         return self
 
     @classmethod

@@ -46,7 +46,7 @@ from ctypes import byref, c_char_p, c_int, c_int32, c_size_t, c_uint32, c_void_p
 
 from . import errors
 from ._lib import MPX_F_READ_ONLY, _cdll, _speedups, check, error, lib, name_arg, shm_p, size_arg
-from ._objects import _fd_arg
+from ._objects import _fd_arg, _own
 
 __all__ = ["SharedMemory"]
 
@@ -82,7 +82,7 @@ _unlink_self = _lean("mpx_shm_unlink_self", c_int32, [c_void_p])
 # the segment a second time with Python's mmap; that second mapping cost more than the standard
 # library's whole attach. Without it (or with MPX_NO_SPEEDUPS=1), Python's mmap as before.
 _Mapping = None if os.environ.get("MPX_NO_SPEEDUPS") else getattr(_speedups, "Mapping", None)
-_MAPPING_FNS = tuple(cast(f, c_void_p).value for f in (_close, _ptr, _size))
+_MAPPING_FNS = tuple(cast(f, c_void_p).value for f in (_close, _ptr, _size, _fd, _unlink_self))
 
 _ACCESS = (mmap.ACCESS_WRITE, mmap.ACCESS_READ)
 _E_EXISTS = errors.MPX_E_EXISTS
@@ -206,8 +206,9 @@ class SharedMemory:
         # A Mapping owns the handle from here: if this fails, it closes it when it goes.
         buf = self._view(m, start, size)
         # Nothing can fail from here on. With a Mapping the handle is the Mapping's alone (see
-        # _live_handle); else this object's.
-        self._handle = None if type(m) is not mmap.mmap else handle
+        # _live_handle); else this object's, through a Handle (mpx._objects): a call holds it,
+        # so a close() from another thread frees it only once the call returned.
+        self._handle = None if type(m) is not mmap.mmap else _own(handle, _close)
         self._mmap = m
         self._offset = start
         self._size = size
@@ -309,11 +310,12 @@ class SharedMemory:
         return self._readonly
 
     def _live_handle(self):
-        """The handle while open (an address or a ctypes pointer), else None: a Mapping's own
-        (None once it closed, however that happened), or the one this object holds."""
+        """The handle while open, else None: a Mapping (whose calls on the handle run with the
+        GIL held, so that a close() from another thread cannot come between), or the Handle
+        this object holds (a call holds it; see mpx._objects)."""
         m = self._mmap
         if m is not None and type(m) is not mmap.mmap:
-            return m.handle
+            return None if m.closed else m
         return self._handle
 
     @property
@@ -323,6 +325,10 @@ class SharedMemory:
         h = self._live_handle()
         if h is None:
             raise ValueError("SharedMemory is closed")
+        if type(h) is _Mapping:
+            st, fd = h.fd()
+            check(st)
+            return fd
         fd = c_int()
         check(_fd(h, byref(fd)))
         return fd.value
@@ -356,9 +362,8 @@ class SharedMemory:
         self._close_handle()
 
     def _close_handle(self):
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            _close(handle)
+        # The Handle closes the C handle once no call uses it.
+        self._handle = None
 
     def unlink(self):
         """Removes the buffer's name: new attaches fail with FileNotFoundError, while every
@@ -370,7 +375,7 @@ class SharedMemory:
         h = self._live_handle()
         if h is not None:
             # While open, remove the name only if it is still ours (not a newer object's).
-            check(_unlink_self(h))
+            check(h.unlink_self() if type(h) is _Mapping else _unlink_self(h))
         else:
             check(lib.mpx_shm_unlink(name))
 

@@ -50,12 +50,20 @@ Sharing with other processes:
 * ``from_fd(fd)`` opens an object from an inherited descriptor (``.fd``), e.g. one made by C.
 
 ``close()`` frees this process's handle (the object itself lives on for others); the garbage
-collector does it too. Do not close an object while another thread of this process is inside
-one of its calls; any call after ``close()`` raises ValueError.
+collector does it too. Closing an object while another thread of this process is inside one of
+its calls is safe: the call in progress finishes against the still-open handle (a wait ends
+after its current slice, at most 0.1 s, with ValueError), the handle is freed when the last such
+call returns, and any call that starts after ``close()`` raises ValueError. A ``release()``
+after ``close()`` still releases while another thread's call keeps the handle open, so that a
+thread holding the lock across the close() cannot leave a waiter stuck.
 
-Blocking calls release the GIL. ``Lock``, ``RLock``, ``Semaphore`` and ``Event`` waits run in
-slices of 0.1 s so that signal handlers (Ctrl-C) run while they wait; ``Condition.wait`` and
-``Barrier.wait`` wait in one call (slicing would lose a notification or break the barrier).
+Blocking calls release the GIL. ``Lock``, ``RLock``, ``Semaphore``, ``Event`` and
+``Condition`` waits run in slices of 0.1 s so that signal handlers (Ctrl-C) run while they
+wait; ``Condition.wait`` resumes its place between slices (mpx_condition_wait_part: no notify
+is lost or taken twice, and KeyboardInterrupt leaves it with the lock held, as threading's).
+``Barrier.wait`` waits in one call (a barrier wait that times out breaks the barrier, so it
+cannot be sliced without a resumable C call): Ctrl-C reaches it only when it ends, and a
+close() from another thread does not end it.
 With the C accelerator (mpx/_speedups.c), ``acquire``, ``release``, ``__enter__`` and
 ``__exit__`` of Lock, RLock, the semaphores and a Value's lock are C methods, as
 multiprocessing's are; their first attempt keeps the GIL for at most the library's brief spin
@@ -66,7 +74,7 @@ import operator
 import threading
 import time
 import warnings
-from ctypes import byref, c_int, c_int64, c_uint32
+from ctypes import byref, c_int, c_int64, c_uint32, c_uint64, c_void_p
 from multiprocessing import process as std_process
 
 from . import _lib as _lib_module
@@ -93,14 +101,18 @@ from ._objects import (
     _T0,
     _TSLICE,
     _address,
+    _deadline,
     _decode_name,
     _fast,
     _fd_arg,
     _flags,
+    _handle_after_close,
     _open_shared_fd,
     _share_fd,
     _sliced,
+    _step,
     _timeout_ns,
+    _tns,
     _track,
     _untrack,
     _wait_timeout_ns,
@@ -130,6 +142,7 @@ _OK = errors.MPX_OK
 _TIMEOUT = errors.MPX_E_TIMEOUT
 _OWNER_DIED = errors.MPX_E_OWNER_DIED
 _STATE = errors.MPX_E_STATE
+_INVALID = errors.MPX_E_INVALID
 _BROKEN = errors.MPX_E_BROKEN
 
 # The accelerator's first attempt keeps the GIL; only if it times out is the GIL released for a
@@ -289,6 +302,13 @@ class _SyncObject:
     def _closed_error(self):
         return ValueError("%s is closed" % self._what())
 
+    def _live(self):
+        """The Handle for a call (the call holds it; see mpx._objects), or ValueError once closed."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        return h
+
     def _check(self, status, allow=()):
         """check() that reports a closed object as such rather than as a NULL argument."""
         if status == _OK or status in allow:
@@ -405,6 +425,15 @@ class _Acquirable:
     def _release_failed(self, st):
         self._check(st)
 
+    def _release_closed(self, st, rel=None):
+        """After a release that failed because close() came first: releases through the handle
+        if a call in progress keeps it (see _handle_after_close); the status."""
+        if st == _INVALID and self._a is None:
+            h = _handle_after_close(self)
+            if h is not None:
+                return (rel or self._rel)(h)
+        return st
+
 
 class _LockBase(*_core_bases(_HotMethods, _Acquirable, _SyncObject)):
     """acquire/release/context manager over a lock-like C kind (Lock, RLock). ``acquire(block=True,
@@ -442,16 +471,19 @@ class Lock(_LockBase):
         return cls._new(name, lib.mpx_lock_create, _flags(unlink_on_last_close))
 
     def _release_failed(self, st):
+        st = self._release_closed(st)
+        if st == _OK:
+            return
         if st == _STATE:
             raise ValueError("semaphore or lock released too many times")
         self._check(st)
 
     def locked(self):
         """Whether some process holds the lock now."""
-        return bool(lib.mpx_lock_is_locked(self._h))
+        return bool(lib.mpx_lock_is_locked(self._live()))
 
     def _is_mine(self):
-        return bool(lib.mpx_lock_is_mine(self._h))
+        return bool(lib.mpx_lock_is_mine(self._live()))
 
     def __repr__(self):
         try:
@@ -495,19 +527,22 @@ class RLock(_LockBase):
         return cls._new(name, lib.mpx_rlock_create, _flags(unlink_on_last_close))
 
     def _release_failed(self, st):
+        st = self._release_closed(st)
+        if st == _OK:
+            return
         if st == _STATE:
             raise NotOwnedError("attempt to release recursive lock not owned by thread")
         self._check(st)
 
     def _count(self):
         """Levels the calling thread holds (0 if it is not the owner)."""
-        return lib.mpx_rlock_depth(self._h)
+        return lib.mpx_rlock_depth(self._live())
 
     def _is_mine(self):
         return self._count() > 0
 
     def locked(self):
-        return bool(lib.mpx_rlock_is_locked(self._h))
+        return bool(lib.mpx_rlock_is_locked(self._live()))
 
     def __repr__(self):
         try:
@@ -614,6 +649,9 @@ class Semaphore(*_core_bases(_HotMethods, _Acquirable, _SyncObject)):
     # (BoundedSemaphore). Both from _HotMethods / LockCore.
 
     def _release_failed(self, st):
+        st = self._release_closed(st)
+        if st == _OK:
+            return
         if st == _STATE:
             raise ValueError("semaphore or lock released too many times")
         self._check(st)
@@ -676,6 +714,15 @@ class BoundedSemaphore(Semaphore):
 #
 
 _cond_wait = _fast("mpx_condition_wait", blocking=True)
+# A wait longer than a slice goes in parts (mpx_condition_wait_part): (handle, ns, ticket).
+if _SPEEDUPS:
+    _cond_wait_part = _lib_module.fast("mpx_condition_wait_part", "pqo")
+else:
+    _cond_wait_part_c = _lib_module.entry("mpx_condition_wait_part", True, [c_void_p, c_int64, c_void_p])
+
+    def _cond_wait_part(h, ns, ticket):
+        return _cond_wait_part_c(h, ns, byref(ticket))
+_cond_wait_end_c = _lib_module.entry("mpx_condition_wait_end", False, [c_void_p, c_void_p])
 _cond_acquire = _fast("mpx_condition_acquire", blocking=True)
 _cond_try = _fast("mpx_condition_acquire", blocking=False)
 _cond_release = _fast("mpx_condition_release", blocking=False)
@@ -786,6 +833,9 @@ class Condition(_SyncObject):
     def release(self):
         st = _cond_release(self._a)
         if st != _OK:
+            st = _Acquirable._release_closed(self, st, _cond_release)
+            if st == _OK:
+                return
             if st == _STATE:
                 if isinstance(self._lock, Lock):
                     raise ValueError("semaphore or lock released too many times")
@@ -800,9 +850,15 @@ class Condition(_SyncObject):
 
     def wait(self, timeout=None):
         """Releases the lock, waits for a notify or ``timeout`` seconds, re-acquires the lock.
-        Returns False if the time ran out, True otherwise."""
+        Returns False if the time ran out, True otherwise. A wait longer than 0.1 s goes in
+        parts, so that signal handlers run between them (Ctrl-C: KeyboardInterrupt within a
+        part, with the lock held again, as threading's); a notify is never lost or counted
+        twice across the parts (mpx_condition_wait_part)."""
         ns = _wait_timeout_ns(timeout)
-        st = _cond_wait(self._a, c_int64(ns))
+        if 0 <= ns <= _SLICE_NS:
+            st = _cond_wait(self._a, c_int64(ns))
+        else:
+            st = self._wait_in_parts(ns)
         if st == _OK:
             return True
         if st == _TIMEOUT:
@@ -813,6 +869,38 @@ class Condition(_SyncObject):
         if st == _STATE and self._h:
             raise NotOwnedError("must acquire() condition before using wait()")
         self._check(st)
+
+    def _wait_in_parts(self, ns):
+        """A wait of ``ns`` (-1: without limit) in parts of at most a slice; the status. The
+        wait holds the handle throughout (a close() from another thread ends it after the part
+        in progress: ValueError); between parts the thread holds the lock, so any exception
+        raised there (KeyboardInterrupt from a signal handler) leaves with the lock held, after
+        the wait is ended (a notify it had been handed is then taken by it, as a wait that
+        times out with one pending does)."""
+        h = self._a
+        if h is None:
+            return _cond_wait(h, _T0)  # refused: the "closed" error
+        ticket = c_uint64(0)
+        deadline = _deadline(ns)
+        closed = False
+        try:
+            while True:
+                step = _step(deadline)
+                if step <= 0:
+                    st = _cond_wait_end_c(h, byref(ticket))
+                    break
+                st = _cond_wait_part(h, _tns(step), ticket)
+                if st != _TIMEOUT or not ticket.value:
+                    break
+                if self._a is None:  # closed meanwhile
+                    closed = True
+                    break
+        finally:
+            if ticket.value:
+                st = _cond_wait_end_c(h, byref(ticket))
+        if closed and st != _OK:
+            raise self._closed_error()
+        return st
 
     def wait_for(self, predicate, timeout=None):
         """Waits until ``predicate()`` is true or ``timeout`` seconds ran out; returns the last
