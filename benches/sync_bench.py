@@ -12,7 +12,7 @@
 
 mpx and multiprocessing alternate in short blocks so both see the same machine load; figures
 are medians over blocks. BENCH_QUICK=1: a smoke run. Output convention: benches/README.md.
-Every object is removed at exit (generated names go with their last user), also on SIGTERM."""
+Every object is removed at exit (objects made without a name are anonymous), also on SIGTERM."""
 
 import multiprocessing as mp
 import os

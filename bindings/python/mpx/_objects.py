@@ -189,8 +189,9 @@ def _sliced(fn, owner, ns):
 #
 # A handle is also closed at the exit of every process that has it (the main process, and
 # children of every start method: forked children re-register what they inherited). Closing at
-# exit matters for generated names: the last process to close one removes the name, so a child
-# that outlives the parent's object does not leave it behind. This uses multiprocessing.util's
+# exit matters for objects created with unlink_on_last_close: the last process to close one
+# removes the name. (Objects made without a name are anonymous and need nothing: the kernel
+# frees them with the last descriptor, however the process ends.) This uses multiprocessing.util's
 # finalizers, which multiprocessing and mpx run at the exit of every process they start.
 #
 
