@@ -15,10 +15,11 @@ const MIN_NS: u32 = 2_000;
 /// After this much pure spinning the spinner yields between checks, so that on a busy machine
 /// the process it waits for can run on this CPU.
 const PURE: Duration = Duration::from_micros(5);
-/// Checks before the first clock read (a few hundred ns): most handoffs end in here.
-const FIRST_CHECKS: u32 = 64;
-/// Checks between two clock reads afterwards.
-const CHECKS_PER_CLOCK: u32 = 32;
+/// PAUSEs before the first clock read (0.4-9 us; with a gap of 1, as many checks): most
+/// handoffs end in here.
+const FIRST_PAUSES: u32 = 64;
+/// PAUSEs between two clock reads afterwards.
+const PAUSES_PER_CLOCK: u32 = 32;
 /// The widest gap (PAUSEs between checks) a backing-off spin grows to: at 6-140 ns a PAUSE,
 /// 0.4-9 us between two looks at a lock word, so a holder that keeps retaking its lock keeps
 /// the line in its cache between them.
@@ -94,33 +95,31 @@ impl Spin {
 }
 
 /// By time, not by count: one PAUSE takes anywhere from 6 ns to 140 ns depending on the CPU and
-/// hypervisor, so a count tuned on one machine is wrong on the next.
+/// hypervisor, so a count tuned on one machine is wrong on the next. The clock is read by PAUSEs
+/// spent, not by checks made, so a wide gap (a backing-off lock waiter) cannot stretch the spin
+/// past its budget or its deadline between two reads.
 #[inline]
 fn spin(d: &Deadline, mut gap: u32, grow: bool, budget_ns: u32, ready: &mut impl FnMut() -> bool) -> bool {
-    let mut pause = || {
-        for _ in 0..gap {
-            std::hint::spin_loop();
-        }
-        if grow && gap < MAX_GAP {
-            gap *= 2;
-        }
-    };
-    for _ in 0..FIRST_CHECKS {
+    let budget = Duration::from_nanos(budget_ns as u64);
+    let mut start: Option<Instant> = None;
+    // PAUSEs since the last clock read (or since the start, before the first).
+    let mut paused = 0u32;
+    loop {
         if ready() {
             return true;
         }
-        pause();
-    }
-    let budget = Duration::from_nanos(budget_ns as u64);
-    let start = Instant::now();
-    loop {
-        for _ in 0..CHECKS_PER_CLOCK {
-            if ready() {
-                return true;
-            }
-            pause();
+        for _ in 0..gap {
+            std::hint::spin_loop();
         }
-        let spent = start.elapsed();
+        paused = paused.saturating_add(gap);
+        if grow && gap < MAX_GAP {
+            gap *= 2;
+        }
+        if paused < if start.is_none() { FIRST_PAUSES } else { PAUSES_PER_CLOCK } {
+            continue;
+        }
+        paused = 0;
+        let spent = start.get_or_insert_with(Instant::now).elapsed();
         if spent >= budget || d.expired() {
             return false;
         }
@@ -168,10 +167,32 @@ mod tests {
     #[test]
     fn sees_a_condition_that_turns_true() {
         let s = Spin::new();
+        // 51 checks at a gap of 1 end before the first clock read: no timing involved.
         let mut n = 0;
         assert!(s.until(&Deadline::new(Timeout::Forever), 1, || {
             n += 1;
-            n > 100
+            n > 50
         }));
+    }
+
+    #[test]
+    fn backoff_sees_its_condition_and_never_spins_for_a_try() {
+        let s = Spin::new();
+        // Five checks take 1+2+4+8+16 PAUSEs, before the first clock read: no timing involved.
+        let mut n = 0;
+        assert!(s.until_backoff(&Deadline::new(Timeout::Forever), || {
+            n += 1;
+            n > 5
+        }));
+        let mut calls = 0;
+        assert!(!s.until_backoff(&Deadline::new(Timeout::After(Duration::ZERO)), || {
+            calls += 1;
+            true
+        }));
+        assert_eq!(calls, 0);
+        // A condition that never holds ends the spin (by its budget) and halves the budget.
+        let before = s.budget_ns();
+        assert!(!s.until_backoff(&Deadline::new(Timeout::Forever), || false));
+        assert_eq!(s.budget_ns(), (before / 2).max(MIN_NS));
     }
 }
