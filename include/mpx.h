@@ -1089,6 +1089,31 @@ mpx_status mpx_barrier_open_fd(int fd, uint32_t flags, mpx_barrier **out);
 // MPX_E_TIMEOUT if this waiter's time ran out (the barrier is then broken for everyone).
 mpx_status mpx_barrier_wait(const mpx_barrier *barrier, int64_t timeout_ns, uint32_t *index);
 
+// Waits until all parties have arrived like `mpx_barrier_wait`, in parts the caller strings
+// together (to run signal handlers or check for cancellation between them) without arriving
+// twice: the arrival index is the one a single `mpx_barrier_wait` would have had.
+//
+// `*ticket` is 0 to begin a wait (this arrives; MPX_E_BROKEN if the barrier is broken), or
+// what the previous part of the same wait left there. Each part waits at most `timeout_ns`:
+// MPX_OK, the barrier tripped, this waiter's arrival index is written to `*index` (may be
+// NULL) and `*ticket` is 0 again; MPX_E_BROKEN (abort, reset, another's timeout), `*ticket` is
+// 0; or MPX_E_TIMEOUT: not yet, the arrival still counts (`*ticket` says so, and the barrier
+// is not broken): call this again with the same ticket, or give up with
+// `mpx_barrier_wait_end`, which breaks the barrier as a timeout of `mpx_barrier_wait` does.
+// MPX_E_INVALID for a NULL barrier or ticket, or a ticket no call wrote for this barrier.
+mpx_status mpx_barrier_wait_part(const mpx_barrier *barrier,
+                                 int64_t timeout_ns,
+                                 uint64_t *ticket,
+                                 uint32_t *index);
+
+// Gives up a wait that `mpx_barrier_wait_part` left pending (MPX_E_TIMEOUT): the barrier
+// breaks for everyone, as when the time of `mpx_barrier_wait` runs out, and this returns
+// MPX_E_TIMEOUT. If the barrier tripped meanwhile the wait passed after all: MPX_OK and the
+// arrival index in `*index` (may be NULL); MPX_E_BROKEN if it was broken or reset meanwhile.
+// `*ticket` is 0 afterwards. A ticket of 0 is MPX_E_TIMEOUT and changes nothing; MPX_E_INVALID
+// for a NULL barrier or ticket, or a ticket no call wrote for this barrier.
+mpx_status mpx_barrier_wait_end(const mpx_barrier *barrier, uint64_t *ticket, uint32_t *index);
+
 // Breaks the barrier: waiters now and later get MPX_E_BROKEN until `mpx_barrier_reset`.
 mpx_status mpx_barrier_abort(const mpx_barrier *barrier);
 

@@ -322,6 +322,66 @@ fn barrier_abort_reset_and_timeout() {
 }
 
 #[test]
+fn barrier_wait_in_parts() {
+    let b = Barrier::create_anonymous(2).unwrap();
+    // Parts that time out keep the one arrival; the other party's arrival trips the barrier.
+    let a = b.arrive().unwrap();
+    assert_eq!(a.index, 0);
+    assert_eq!(b.wait_on(&a, TRY).unwrap(), None);
+    assert_eq!(b.wait_on(&a, Duration::from_millis(1)).unwrap(), None);
+    assert_eq!((b.n_waiting(), b.is_broken()), (1, false));
+    let last = b.arrive().unwrap();
+    assert_eq!(last.index, 1);
+    assert_eq!(b.wait_on(&last, TRY).unwrap(), Some(1));
+    assert_eq!(b.wait_on(&a, WAIT).unwrap(), Some(0));
+    // Giving up breaks the barrier (Timeout for the one who gives up, Broken for the rest).
+    let a = b.arrive().unwrap();
+    assert_eq!(b.wait_end(a).unwrap_err().kind(), ErrorKind::Timeout);
+    assert!(b.is_broken());
+    assert_eq!(b.wait_on(&a, TRY).unwrap_err().kind(), ErrorKind::Broken);
+    assert_eq!(b.arrive().unwrap_err().kind(), ErrorKind::Broken);
+    b.reset();
+    // Given up after it tripped: it passed, nothing breaks.
+    let a = b.arrive().unwrap();
+    assert_eq!(b.wait(WAIT).unwrap(), 1);
+    assert_eq!(b.wait_end(a).unwrap(), 0);
+    assert!(!b.is_broken());
+    // Reset under a pending wait: Broken, and the new round is not broken by it.
+    let a = b.arrive().unwrap();
+    b.reset();
+    assert_eq!(b.wait_end(a).unwrap_err().kind(), ErrorKind::Broken);
+    assert!(!b.is_broken());
+    // Across processes, a child waiting in 1 ms parts gets the other index every round.
+    let mut c = fork(|| {
+        for _ in 0..20 {
+            let a = match b.arrive() {
+                Ok(a) => a,
+                Err(_) => return 1,
+            };
+            let deadline = Instant::now() + WAIT;
+            let i = loop {
+                match b.wait_on(&a, Duration::from_millis(1)) {
+                    Ok(Some(i)) => break i,
+                    Ok(None) if Instant::now() < deadline => continue,
+                    _ => return 2,
+                }
+            };
+            if i != a.index {
+                return 3;
+            }
+        }
+        0
+    });
+    let mut mine = Vec::new();
+    for _ in 0..20 {
+        mine.push(b.wait(WAIT).unwrap());
+    }
+    assert_eq!(c.wait(), Exit::Code(0));
+    assert!(mine.iter().all(|&i| i < 2));
+    assert!(!b.is_broken());
+}
+
+#[test]
 fn barrier_bad_input() {
     assert_eq!(Barrier::create_anonymous(0).err().unwrap().kind(), ErrorKind::Invalid);
     assert_eq!(Barrier::create_anonymous(40000).err().unwrap().kind(), ErrorKind::Invalid);

@@ -13,7 +13,7 @@ use std::ffi::{c_char, c_int, CString};
 use super::handle::{self, object_handle, ObjectHandle};
 use super::{acquired, args, guard, mpx_status, MPX_OK};
 use crate::object::Object;
-use crate::sync::{Barrier, CondLock, Condition, Event, Lock, RLock, Semaphore, SemaphoreSpec, Waiter};
+use crate::sync::{Arrival, Barrier, CondLock, Condition, Event, Lock, RLock, Semaphore, SemaphoreSpec, Waiter};
 use crate::{err, Flags, Result};
 
 /// Semaphore flag (create): give back the permits of processes that die holding them (an undo
@@ -776,6 +776,96 @@ pub unsafe extern "C" fn mpx_barrier_wait(barrier: *const mpx_barrier, timeout_n
     guard("mpx_barrier_wait", || {
         let i = args::handle(barrier)?.inner.wait(args::timeout(timeout_ns)?)?;
         args::write_opt(index, i);
+        Ok(MPX_OK)
+    })
+}
+
+/// The arrival a barrier ticket stands for (None: 0, no wait begun), or MPX_E_INVALID for a
+/// value no call wrote. Layout: 1 << 32 | generation << 16 | index (index < parties <= 0x7FFF).
+fn ticket_arrival(b: &Barrier, t: u64) -> Result<Option<Arrival>> {
+    let (gen, index) = ((t >> 16) as u32 & 0xFF, t as u32 & 0xFFFF);
+    match t {
+        0 => Ok(None),
+        t if t >> 32 == 1 && (t >> 24) & 0xFF == 0 && index < b.parties() => Ok(Some(Arrival { gen, index })),
+        t => Err(err!(Invalid, "ticket {t:#x} was not written by mpx_barrier_wait_part for {}", b.describe())),
+    }
+}
+
+fn arrival_ticket(a: &Arrival) -> u64 {
+    TICKET_SET | ((a.gen as u64 & 0xFF) << 16) | a.index as u64
+}
+
+/// Waits until all parties have arrived like `mpx_barrier_wait`, in parts the caller strings
+/// together (to run signal handlers or check for cancellation between them) without arriving
+/// twice: the arrival index is the one a single `mpx_barrier_wait` would have had.
+///
+/// `*ticket` is 0 to begin a wait (this arrives; MPX_E_BROKEN if the barrier is broken), or
+/// what the previous part of the same wait left there. Each part waits at most `timeout_ns`:
+/// MPX_OK, the barrier tripped, this waiter's arrival index is written to `*index` (may be
+/// NULL) and `*ticket` is 0 again; MPX_E_BROKEN (abort, reset, another's timeout), `*ticket` is
+/// 0; or MPX_E_TIMEOUT: not yet, the arrival still counts (`*ticket` says so, and the barrier
+/// is not broken): call this again with the same ticket, or give up with
+/// `mpx_barrier_wait_end`, which breaks the barrier as a timeout of `mpx_barrier_wait` does.
+/// MPX_E_INVALID for a NULL barrier or ticket, or a ticket no call wrote for this barrier.
+#[no_mangle]
+pub unsafe extern "C" fn mpx_barrier_wait_part(
+    barrier: *const mpx_barrier,
+    timeout_ns: i64,
+    ticket: *mut u64,
+    index: *mut u32,
+) -> mpx_status {
+    guard("mpx_barrier_wait_part", || {
+        let b = &args::handle(barrier)?.inner;
+        args::out(ticket, "ticket")?;
+        let timeout = args::timeout(timeout_ns)?;
+        // SAFETY: checked non-NULL above; the caller's contract makes it readable and writable.
+        let a = match ticket_arrival(b, unsafe { ticket.read() })? {
+            Some(a) => a,
+            None => {
+                let a = b.arrive()?;
+                // SAFETY: as above.
+                unsafe { ticket.write(arrival_ticket(&a)) };
+                a
+            }
+        };
+        let done = b.wait_on(&a, timeout);
+        if !matches!(done, Ok(None)) {
+            // SAFETY: as above.
+            unsafe { ticket.write(0) };
+        }
+        match done? {
+            Some(i) => {
+                args::write_opt(index, i);
+                Ok(MPX_OK)
+            }
+            None => Err(err!(Timeout, "{}: not all parties yet (the wait goes on with this ticket)", b.describe())),
+        }
+    })
+}
+
+/// Gives up a wait that `mpx_barrier_wait_part` left pending (MPX_E_TIMEOUT): the barrier
+/// breaks for everyone, as when the time of `mpx_barrier_wait` runs out, and this returns
+/// MPX_E_TIMEOUT. If the barrier tripped meanwhile the wait passed after all: MPX_OK and the
+/// arrival index in `*index` (may be NULL); MPX_E_BROKEN if it was broken or reset meanwhile.
+/// `*ticket` is 0 afterwards. A ticket of 0 is MPX_E_TIMEOUT and changes nothing; MPX_E_INVALID
+/// for a NULL barrier or ticket, or a ticket no call wrote for this barrier.
+#[no_mangle]
+pub unsafe extern "C" fn mpx_barrier_wait_end(
+    barrier: *const mpx_barrier,
+    ticket: *mut u64,
+    index: *mut u32,
+) -> mpx_status {
+    guard("mpx_barrier_wait_end", || {
+        let b = &args::handle(barrier)?.inner;
+        args::out(ticket, "ticket")?;
+        // SAFETY: checked non-NULL above; the caller's contract makes it readable and writable.
+        let Some(a) = ticket_arrival(b, unsafe { ticket.read() })? else {
+            return Err(err!(Timeout, "{}: no wait in progress", b.describe()));
+        };
+        let r = b.wait_end(a);
+        // SAFETY: as above.
+        unsafe { ticket.write(0) };
+        args::write_opt(index, r?);
         Ok(MPX_OK)
     })
 }

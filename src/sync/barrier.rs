@@ -12,6 +12,11 @@
 //! generation says whether it passed or was reset (Broken). A waiter that wakes more than 8
 //! generations late cannot be told and counts as passed. A process that dies while waiting stays
 //! counted (as in Python, where nothing notices); the others then time out or need a reset.
+//!
+//! A wait can be carried out in parts (`arrive`, then `wait_on` as often as the caller likes,
+//! then `wait_end` if it gives up), so that a caller can run other code between the parts (e.g.
+//! Python's signal handlers) without arriving twice. Giving up breaks the barrier, as a timeout
+//! does: the arrival cannot be taken back without the others' indexes going wrong.
 
 use std::sync::atomic::{AtomicU32, Ordering::*};
 
@@ -45,6 +50,15 @@ struct State {
     word: AtomicU32,
     sleepers: AtomicU32,
     _reserved: [u32; 14],
+}
+
+/// A waiter's arrival at a [`Barrier`] (see [`Barrier::arrive`]): the generation it arrived in
+/// and its arrival index, all a wait carried out in parts needs between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// The generation (8 bits).
+    pub gen: u32,
+    pub index: u32,
 }
 
 pub struct Barrier {
@@ -107,8 +121,19 @@ impl Barrier {
     /// or becomes broken (abort, reset, another waiter's timeout). When `timeout` runs out the
     /// barrier breaks for everyone and this waiter gets Timeout.
     pub fn wait(&self, timeout: impl Into<Timeout>) -> Result<u32> {
+        let a = self.arrive()?;
+        match self.wait_on(&a, timeout)? {
+            Some(i) => Ok(i),
+            None => self.wait_end(a),
+        }
+    }
+
+    /// Counts the caller's arrival: the first step of a wait that [`Barrier::wait_on`] carries
+    /// out in as many parts as the caller likes. The last arrival trips the barrier here (its
+    /// `wait_on` then returns at once). Broken if the barrier is broken.
+    pub fn arrive(&self) -> Result<Arrival> {
         let st = self.state();
-        let (my_gen, index) = loop {
+        loop {
             let w = st.word.load(Acquire);
             if w & BROKEN != 0 {
                 return Err(self.broken_err("the barrier is broken"));
@@ -118,41 +143,70 @@ impl Barrier {
                 // Last to arrive (a corrupt count larger than parties trips too).
                 if st.word.compare_exchange(w, next_gen(w, false), AcqRel, Relaxed).is_ok() {
                     self.wake_all();
-                    return Ok(self.parties - 1);
+                    return Ok(Arrival { gen: gen(w), index: self.parties - 1 });
                 }
                 continue;
             }
             if st.word.compare_exchange(w, w + 1, AcqRel, Relaxed).is_ok() {
-                break (gen(w), c);
+                return Ok(Arrival { gen: gen(w), index: c });
             }
-        };
+        }
+    }
+
+    /// Where the wait of `a` stands: Some(Ok(index)) passed, Some(Err) reset or broken, None
+    /// still waiting (`w` is the word read).
+    fn outcome(&self, a: &Arrival, w: u32) -> Option<Result<u32>> {
+        if gen(w) != a.gen {
+            let d = gen(w).wrapping_sub(a.gen) & 0xFF;
+            if (1..=HISTORY).contains(&d) && history(w) >> (d - 1) & 1 != 0 {
+                return Some(Err(self.broken_err("the barrier was reset while waiting")));
+            }
+            return Some(Ok(a.index));
+        }
+        if w & BROKEN != 0 {
+            return Some(Err(self.broken_err("the barrier was broken while waiting")));
+        }
+        None
+    }
+
+    /// One part of the wait `a` began, at most `timeout`. Some(index): the barrier tripped (the
+    /// index is `a.index`). None: the part timed out and the arrival still counts: call this
+    /// again, or [`Barrier::wait_end`]. Broken if the barrier was broken or reset meanwhile.
+    pub fn wait_on(&self, a: &Arrival, timeout: impl Into<Timeout>) -> Result<Option<u32>> {
+        let st = self.state();
         let deadline = Deadline::new(timeout.into());
-        let moved = |w: u32| gen(w) != my_gen || w & BROKEN != 0;
+        let moved = |w: u32| gen(w) != a.gen || w & BROKEN != 0;
         self.spin.until(&deadline, 1, || moved(st.word.load(Acquire)));
         loop {
             let w = st.word.load(Acquire);
-            if gen(w) != my_gen {
-                let d = gen(w).wrapping_sub(my_gen) & 0xFF;
-                if (1..=HISTORY).contains(&d) && history(w) >> (d - 1) & 1 != 0 {
-                    return Err(self.broken_err("the barrier was reset while waiting"));
-                }
-                return Ok(index);
-            }
-            if w & BROKEN != 0 {
-                return Err(self.broken_err("the barrier was broken while waiting"));
+            if let Some(r) = self.outcome(a, w) {
+                return r.map(Some);
             }
             let left = deadline.remaining();
             if left == Some(std::time::Duration::ZERO) {
-                // As in Python: a timeout breaks the barrier for every waiter.
-                if st.word.compare_exchange(w, w | BROKEN, AcqRel, Relaxed).is_ok() {
-                    self.wake_all();
-                    return Err(err!(Timeout, "{}: timed out waiting; the barrier is now broken", self.describe()));
-                }
-                continue;
+                return Ok(None);
             }
             st.sleepers.fetch_add(1, SeqCst);
             futex::wait(&st.word, w, left);
             st.sleepers.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Gives up the wait `a` (its time ran out, or its caller stops waiting): the barrier breaks
+    /// for everyone, as a timeout breaks it in Python, and this returns Timeout. Ok(index) if
+    /// the barrier tripped meanwhile (the wait passed after all); Broken if it was broken or
+    /// reset meanwhile.
+    pub fn wait_end(&self, a: Arrival) -> Result<u32> {
+        let st = self.state();
+        loop {
+            let w = st.word.load(Acquire);
+            if let Some(r) = self.outcome(&a, w) {
+                return r;
+            }
+            if st.word.compare_exchange(w, w | BROKEN, AcqRel, Relaxed).is_ok() {
+                self.wake_all();
+                return Err(err!(Timeout, "{}: timed out waiting; the barrier is now broken", self.describe()));
+            }
         }
     }
 

@@ -17,7 +17,7 @@ mod lock;
 mod rlock;
 mod semaphore;
 
-pub use barrier::{Barrier, MAX_PARTIES};
+pub use barrier::{Arrival, Barrier, MAX_PARTIES};
 pub use condition::{CondLock, Condition, Waiter};
 pub use event::Event;
 pub(crate) use lock::RawLock;

@@ -510,6 +510,97 @@ static void test_barrier(void) {
     mpx_barrier_close(b);
 }
 
+/* A waiter in 1 ms parts: it keeps its arrival across the parts and records its index. */
+static int barrier_part_child(void *p) {
+    struct barrier_arg *a = p;
+    for (int r = 0; r < a->rounds; r++) {
+        uint64_t t = 0;
+        uint32_t idx = 99;
+        mpx_status st;
+        double end = ts_now() + 30;
+        while ((st = mpx_barrier_wait_part(a->b, TS_MS(1), &t, &idx)) == MPX_E_TIMEOUT && ts_now() < end) {
+            if (t == 0) return 2; /* a part that times out keeps the arrival */
+        }
+        if (st != MPX_OK || t != 0 || idx > 2) return 1;
+        __atomic_fetch_add(&a->sums[r], (int64_t)1 << idx, __ATOMIC_SEQ_CST);
+    }
+    return 0;
+}
+
+static void test_barrier_wait_in_parts(void) {
+    mpx_barrier *b = NULL;
+    uint64_t t = 0;
+    uint32_t idx = 99;
+    REQUIRE(mpx_barrier_create_anonymous(2, &b) == MPX_OK, "barrier");
+    CHECK_STATUS(mpx_barrier_wait_part(NULL, 0, &t, &idx), MPX_E_INVALID, "NULL", "wait_part(NULL barrier)");
+    CHECK_STATUS(mpx_barrier_wait_part(b, 0, NULL, &idx), MPX_E_INVALID, "NULL", "wait_part(NULL ticket)");
+    CHECK_STATUS(mpx_barrier_wait_end(NULL, &t, &idx), MPX_E_INVALID, "NULL", "wait_end(NULL barrier)");
+    CHECK_STATUS(mpx_barrier_wait_end(b, NULL, &idx), MPX_E_INVALID, "NULL", "wait_end(NULL ticket)");
+    t = 5;
+    CHECK_STATUS(mpx_barrier_wait_part(b, 0, &t, &idx), MPX_E_INVALID, "ticket", "a ticket no call wrote");
+    CHECK_STATUS(mpx_barrier_wait_end(b, &t, &idx), MPX_E_INVALID, "ticket", "wait_end of a ticket no call wrote");
+    CHECK(t == 5 && mpx_barrier_n_waiting(b) == 0, "a refused ticket changes nothing");
+    t = ((uint64_t)1 << 32) | 7; /* index 7 of a 2-party barrier */
+    CHECK_STATUS(mpx_barrier_wait_part(b, 0, &t, &idx), MPX_E_INVALID, "ticket", "a ticket with an index past parties");
+    t = 0;
+    CHECK_STATUS(mpx_barrier_wait_part(b, -2, &t, &idx), MPX_E_INVALID, "", "a timeout below -1");
+    CHECK(t == 0 && mpx_barrier_n_waiting(b) == 0, "a refused timeout does not arrive");
+    CHECK_STATUS(mpx_barrier_wait_end(b, &t, &idx), MPX_E_TIMEOUT, "no wait", "wait_end of no wait");
+
+    /* Parts that time out keep the one arrival and do not break the barrier. */
+    CHECK_STATUS(mpx_barrier_wait_part(b, TS_MS(1), &t, &idx), MPX_E_TIMEOUT, "ticket", "first part times out");
+    CHECK(t != 0, "the wait goes on: the ticket says so");
+    CHECK_STATUS(mpx_barrier_wait_part(b, 0, &t, &idx), MPX_E_TIMEOUT, "", "second part (0 ns) times out");
+    CHECK(mpx_barrier_n_waiting(b) == 1 && !mpx_barrier_is_broken(b), "still one arrival, not broken");
+    /* The other party arrives: it trips the barrier, and the next part of the first passes. */
+    uint32_t other = 99;
+    CHECK_STATUS(mpx_barrier_wait(b, TS_WAIT, &other), MPX_OK, "", "the second party trips it");
+    CHECK(other == 1, "the tripping arrival is index 1 (got %u)", other);
+    CHECK_STATUS(mpx_barrier_wait_part(b, TS_WAIT, &t, &idx), MPX_OK, "", "the waiter in parts passes");
+    CHECK(idx == 0 && t == 0, "with index 0 (got %u), and its ticket cleared", idx);
+
+    /* Giving up breaks the barrier for everyone, as a timeout does. */
+    CHECK_STATUS(mpx_barrier_wait_part(b, 0, &t, NULL), MPX_E_TIMEOUT, "", "a new wait");
+    CHECK_STATUS(mpx_barrier_wait_end(b, &t, &idx), MPX_E_TIMEOUT, "broken", "abandon it");
+    CHECK(t == 0 && mpx_barrier_is_broken(b), "ticket cleared; the barrier is broken");
+    CHECK_STATUS(mpx_barrier_wait_part(b, 0, &t, &idx), MPX_E_BROKEN, "broken", "a wait on the broken barrier");
+    CHECK(t == 0, "did not arrive");
+    CHECK_STATUS(mpx_barrier_reset(b), MPX_OK, "", "reset");
+
+    /* A wait pending while the barrier is reset ends broken (part or end). */
+    CHECK_STATUS(mpx_barrier_wait_part(b, 0, &t, &idx), MPX_E_TIMEOUT, "", "a new wait");
+    uint64_t kept = t;
+    CHECK_STATUS(mpx_barrier_reset(b), MPX_OK, "", "reset under it");
+    CHECK_STATUS(mpx_barrier_wait_part(b, 0, &t, &idx), MPX_E_BROKEN, "reset", "its next part: broken");
+    CHECK(t == 0 && !mpx_barrier_is_broken(b), "ticket cleared; the reset barrier is usable");
+    CHECK_STATUS(mpx_barrier_wait_end(b, &kept, &idx), MPX_E_BROKEN, "reset", "wait_end of the reset wait");
+    CHECK(kept == 0 && !mpx_barrier_is_broken(b), "does not break the new round");
+
+    /* A wait that tripped before it was given up passed: wait_end says so, breaks nothing. */
+    CHECK_STATUS(mpx_barrier_wait_part(b, 0, &t, &idx), MPX_E_TIMEOUT, "", "a new wait");
+    CHECK_STATUS(mpx_barrier_wait(b, TS_WAIT, NULL), MPX_OK, "", "the other party trips it");
+    idx = 99;
+    CHECK_STATUS(mpx_barrier_wait_end(b, &t, &idx), MPX_OK, "", "given up after it tripped: it passed");
+    CHECK(idx == 0 && t == 0 && !mpx_barrier_is_broken(b), "index 0, not broken");
+    mpx_barrier_close(b);
+
+    /* Across 3 processes waiting in 1 ms parts: indexes 0, 1, 2 once per round. */
+    REQUIRE(mpx_barrier_create_anonymous(3, &b) == MPX_OK, "barrier of 3");
+    mpx_shm *m = NULL;
+    REQUIRE(mpx_shm_create_anonymous(50 * 8, &m) == MPX_OK, "sums");
+    struct barrier_arg a = {b, (volatile int64_t *)mpx_shm_ptr(m), 50};
+    pid_t p[3];
+    for (int i = 0; i < 3; i++) p[i] = ts_fork(barrier_part_child, &a);
+    int ok = 1;
+    for (int i = 0; i < 3; i++) ok &= t_exited(t_wait(p[i], 60), 0);
+    int sums_ok = 1;
+    for (int r = 0; r < a.rounds; r++) sums_ok &= a.sums[r] == 7;
+    CHECK(ok && sums_ok, "3 processes x 50 rounds in parts: indices 0,1,2 once per round");
+    CHECK(!mpx_barrier_is_broken(b) && mpx_barrier_n_waiting(b) == 0, "not broken, nobody left waiting");
+    mpx_shm_close(m);
+    mpx_barrier_close(b);
+}
+
 /* ---- no system call on the uncontended paths ---------------------------------------------- */
 
 struct nosys {
@@ -575,5 +666,6 @@ int main(void) {
     test_condition_wait_in_parts();
     test_event();
     test_barrier();
+    test_barrier_wait_in_parts();
     return t_finish();
 }

@@ -2,6 +2,8 @@
 Condition.wait without a timeout, or with a long one, promptly, as the standard library's does,
 and the lock is held again when KeyboardInterrupt leaves the wait. The wait goes in parts for
 this (mpx_condition_wait_part); a notify is never lost or counted twice across them.
+Barrier.wait too (mpx_barrier_wait_part): KeyboardInterrupt gives the wait up, which breaks
+the barrier for the other parties, as a timeout does.
 
 Every case runs with and without the C accelerator. Nothing here measures time: a wait that
 did not end is caught by a 30 s limit on the child, far beyond the 0.1 s parts.
@@ -154,3 +156,80 @@ def test_notify_stress_with_short_and_long_waits():
         assert not t.is_alive()
     assert sorted(taken) == list(range(total))
     c.close()
+
+
+BARRIER_WAITER = r"""
+import sys, threading, time
+import mpx
+
+how = sys.argv[1]
+b = mpx.Barrier(3)
+other = []
+def helper():
+    # Tell the parent once the main thread's arrival counts, then wait as the second party.
+    end = time.monotonic() + 30
+    while b.n_waiting < 1 and time.monotonic() < end:
+        time.sleep(0.005)
+    print("ready", flush=True)
+    try:
+        b.wait(60)
+        other.append("passed")
+    except threading.BrokenBarrierError:
+        other.append("broken")
+t = threading.Thread(target=helper, daemon=True)
+t.start()
+try:
+    if how == "forever":
+        b.wait()
+    else:
+        b.wait(3600)
+    print("returned", flush=True)
+except KeyboardInterrupt:
+    t.join(30)
+    print("interrupted, broken=%s, other %s" % (b.broken, other), flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["forever", "long"])
+def test_sigint_interrupts_barrier_wait(how, accel, popen_py):
+    p = popen_py(BARRIER_WAITER, how)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.3)  # both threads into their waits (the main thread's arrival already counts)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert out.strip() == "interrupted, broken=True, other ['broken']", err
+
+
+def test_barrier_waits_in_parts_keep_indexes_and_timeouts(accel, run_py):
+    # Parties arriving more than a part (0.1 s) apart: each waits across several parts and
+    # still gets its own index; a wait whose whole timeout (longer than a part) runs out breaks
+    # the barrier as before.
+    run_py(r"""
+        import threading, time
+        import mpx
+
+        b = mpx.Barrier(3)
+        got = []
+        def party():
+            got.append(b.wait(60))
+        ts = []
+        for _ in range(2):
+            ts.append(threading.Thread(target=party))
+            ts[-1].start()
+            time.sleep(0.25)
+        got.append(b.wait(60))
+        for t in ts:
+            t.join(30)
+        assert sorted(got) == [0, 1, 2], got
+        assert not b.broken and b.n_waiting == 0
+
+        bt = mpx.Barrier(2)
+        try:
+            bt.wait(0.35)
+            raise AssertionError("a lone party passed")
+        except threading.BrokenBarrierError:
+            pass
+        assert bt.broken
+        print("ok")
+    """)

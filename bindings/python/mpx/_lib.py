@@ -244,6 +244,8 @@ PROTOTYPES.update({
     "mpx_barrier_create": (mpx_status, [c_char_p, c_uint32, c_uint32, POINTER(barrier_p)]),
     "mpx_barrier_create_anonymous": (mpx_status, [c_uint32, POINTER(barrier_p)]),
     "mpx_barrier_wait": (mpx_status, [barrier_p, c_int64, POINTER(c_uint32)]),
+    "mpx_barrier_wait_part": (mpx_status, [barrier_p, c_int64, POINTER(c_uint64), POINTER(c_uint32)]),
+    "mpx_barrier_wait_end": (mpx_status, [barrier_p, POINTER(c_uint64), POINTER(c_uint32)]),
     "mpx_barrier_abort": (mpx_status, [barrier_p]),
     "mpx_barrier_reset": (mpx_status, [barrier_p]),
     "mpx_barrier_parties": (c_uint32, [barrier_p]),
@@ -418,8 +420,8 @@ def fast(name, signature):
     (mpx/_speedups.c, built by ``make pyext``) is not available: callers keep their ctypes
     path for that case. ``signature`` names the C parameters after the handle (see
     _speedups.c): "p" f(h), "pq" f(h, int64), "pb" f(h, buf, len), "pbq" f(h, buf, len, int64),
-    "pwoq" f(h, buf, cap, out, int64), "pqo" f(h, int64, out). Handles may be ints or ctypes
-    pointers; buffers anything with the buffer protocol (out: e.g. a ctypes.c_size_t).
+    "pwoq" f(h, buf, cap, out, int64), "pqo" f(h, int64, out), "pqoo" f(h, int64, out, out).
+    Handles may be ints or ctypes pointers; buffers anything with the buffer protocol (out: e.g. a ctypes.c_size_t).
     Set MPX_NO_SPEEDUPS=1 to disable it (to compare, or to rule it out)."""
     if not speedups_enabled():
         return None

@@ -54,8 +54,9 @@ typedef int32_t (*f_pb)(void *, const void *, size_t);
 typedef int32_t (*f_pbq)(void *, const void *, size_t, int64_t);
 typedef int32_t (*f_pwoq)(void *, void *, size_t, void *, int64_t);
 typedef int32_t (*f_pqo)(void *, int64_t, void *);
+typedef int32_t (*f_pqoo)(void *, int64_t, void *, void *);
 
-enum sig { SIG_P, SIG_PQ, SIG_PB, SIG_PBQ, SIG_PWOQ, SIG_PQO };
+enum sig { SIG_P, SIG_PQ, SIG_PB, SIG_PBQ, SIG_PWOQ, SIG_PQO, SIG_PQOO };
 
 static const struct {
     const char *text;
@@ -64,6 +65,7 @@ static const struct {
 } SIGS[] = {
     {"p", SIG_P, 1},     {"pq", SIG_PQ, 2},     {"pb", SIG_PB, 2},
     {"pbq", SIG_PBQ, 3}, {"pwoq", SIG_PWOQ, 4}, {"pqo", SIG_PQO, 3},
+    {"pqoo", SIG_PQOO, 4},
 };
 
 typedef struct {
@@ -257,6 +259,22 @@ static PyObject *fast_vectorcall(PyObject *self_, PyObject *const *args, size_t 
         } else {
             st = ((f_pqo)self->fn)(h, t, out.buf);
         }
+        PyBuffer_Release(&out);
+        break;
+    case SIG_PQOO:
+        if (as_int64(args[1], &t) < 0) return NULL;
+        if (PyObject_GetBuffer(args[2], &out, PyBUF_WRITABLE) < 0) return NULL;
+        if (PyObject_GetBuffer(args[3], &buf, PyBUF_WRITABLE) < 0) {
+            PyBuffer_Release(&out);
+            return NULL;
+        }
+        if (t != 0) {
+            Py_BEGIN_ALLOW_THREADS st = ((f_pqoo)self->fn)(h, t, out.buf, buf.buf);
+            Py_END_ALLOW_THREADS
+        } else {
+            st = ((f_pqoo)self->fn)(h, t, out.buf, buf.buf);
+        }
+        PyBuffer_Release(&buf);
         PyBuffer_Release(&out);
         break;
     }

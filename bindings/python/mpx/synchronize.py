@@ -61,9 +61,9 @@ Blocking calls release the GIL. ``Lock``, ``RLock``, ``Semaphore``, ``Event`` an
 ``Condition`` waits run in slices of 0.1 s so that signal handlers (Ctrl-C) run while they
 wait; ``Condition.wait`` resumes its place between slices (mpx_condition_wait_part: no notify
 is lost or taken twice, and KeyboardInterrupt leaves it with the lock held, as threading's).
-``Barrier.wait`` waits in one call (a barrier wait that times out breaks the barrier, so it
-cannot be sliced without a resumable C call): Ctrl-C reaches it only when it ends, and a
-close() from another thread does not end it.
+``Barrier.wait`` arrives once and waits in parts too (mpx_barrier_wait_part, the same arrival
+index as one call); KeyboardInterrupt between the parts gives the wait up, which breaks the
+barrier for the other parties (as a timeout does), and propagates.
 With the C accelerator (mpx/_speedups.c), ``acquire``, ``release``, ``__enter__`` and
 ``__exit__`` of Lock, RLock, the semaphores and a Value's lock are C methods, as
 multiprocessing's are; their first attempt keeps the GIL for at most the library's brief spin
@@ -1000,6 +1000,15 @@ class Event(_SyncObject):
 #
 
 _barrier_wait = _fast("mpx_barrier_wait", blocking=True)
+# A wait longer than a slice goes in parts (mpx_barrier_wait_part): (handle, ns, ticket, index).
+if _SPEEDUPS:
+    _barrier_wait_part = _lib_module.fast("mpx_barrier_wait_part", "pqoo")
+else:
+    _barrier_wait_part_c = _lib_module.entry("mpx_barrier_wait_part", True, [c_void_p, c_int64, c_void_p, c_void_p])
+
+    def _barrier_wait_part(h, ns, ticket, index):
+        return _barrier_wait_part_c(h, ns, byref(ticket), byref(index))
+_barrier_wait_end_c = _lib_module.entry("mpx_barrier_wait_end", False, [c_void_p, c_void_p, c_void_p])
 
 
 class Barrier(_SyncObject):
@@ -1067,17 +1076,53 @@ class Barrier(_SyncObject):
         return (self._action, self._timeout)
 
     def _wait_once(self, ns):
+        """One round of the barrier, at most ``ns`` (-1: without limit): the arrival index."""
         index = c_uint32()
-        st = _barrier_wait(self._a, c_int64(ns), byref(index))
+        if 0 <= ns <= _SLICE_NS:
+            st = _barrier_wait(self._a, c_int64(ns), byref(index))
+        else:
+            st = self._wait_in_parts(ns, index)
         if st == _OK:
             return index.value
         if st in (_BROKEN, _TIMEOUT) and self._h:
             raise BrokenBarrierError
         self._check(st)
 
+    def _wait_in_parts(self, ns, index):
+        """A round of ``ns`` (-1: without limit) in parts of at most a slice, arriving once; the
+        status (the arrival index in ``index``). Signal handlers run between the parts; any
+        exception raised there (KeyboardInterrupt) gives the wait up, which breaks the barrier
+        for every party (as a timeout does: the arrival cannot be taken back), and propagates.
+        The wait holds the handle throughout: a close() from another thread ends it after the
+        part in progress (the barrier broken, ValueError)."""
+        h = self._a
+        if h is None:
+            return _barrier_wait(h, c_int64(0), byref(index))  # refused: the "closed" error
+        ticket = c_uint64(0)
+        deadline = _deadline(ns)
+        closed = False
+        try:
+            while True:
+                st = _barrier_wait_part(h, _tns(_step(deadline)), ticket, index)
+                if st != _TIMEOUT or not ticket.value:
+                    break
+                if self._a is None:  # closed meanwhile
+                    closed = True
+                    break
+                if _step(deadline) <= 0:
+                    break  # the whole wait's time ran out: wait_end breaks the barrier
+        finally:
+            if ticket.value:
+                st = _barrier_wait_end_c(h, byref(ticket), byref(index))
+        if closed and st != _OK:
+            raise self._closed_error()
+        return st
+
     def wait(self, timeout=None):
         """Waits until all parties arrived; returns this party's arrival index. ``timeout``
-        (None: the barrier's default) in seconds."""
+        (None: the barrier's default) in seconds. A wait longer than 0.1 s goes in parts, so
+        that signal handlers run between them (Ctrl-C: KeyboardInterrupt, after the wait is
+        given up, which breaks the barrier for the other parties, as a timeout does)."""
         if timeout is None:
             timeout = self._timeout
         ns = _wait_timeout_ns(timeout)

@@ -178,6 +178,8 @@ ALLOWED_NULL = {
     ("mpx_client_connect", "authkey"): ("no authkey: no handshake", "With `authkey` (not NULL"),
     ("mpx_semaphore_reclaim", "returned"): ("the count is optional", "(may be NULL)"),
     ("mpx_barrier_wait", "index"): ("the index is optional", "(may be NULL)"),
+    ("mpx_barrier_wait_part", "index"): ("the index is optional", "(may be NULL)"),
+    ("mpx_barrier_wait_end", "index"): ("the index is optional", "(may be NULL)"),
     ("mpx_value_fetch_add_i64", "old"): ("the old value is optional", "(may be NULL)"),
     ("mpx_process_join", "exitcode"): ("the exit code is optional", "if not NULL"),
     ("mpx_spawn", "opts"): ("NULL options are the defaults", "`opts` may be NULL"),
@@ -215,6 +217,8 @@ CONTROL_INVALID_OK = {
     # call wrote (the ticket protocol itself is tests/c/test_sync.c's).
     "mpx_condition_wait_part": "the in-out `ticket` holds the check's sentinel, which is refused",
     "mpx_condition_wait_end": "the in-out `ticket` holds the check's sentinel, which is refused",
+    "mpx_barrier_wait_part": "the in-out `ticket` holds the check's sentinel, which is refused",
+    "mpx_barrier_wait_end": "the in-out `ticket` holds the check's sentinel, which is refused",
 }
 
 # Functions without pointer parameters: why no NULL rule applies, and an expression that must
