@@ -30,7 +30,7 @@ CPP_SRCS   := $(wildcard tests/cpp/*.cpp) $(wildcard examples/cpp/*.cpp) $(wildc
 C_BINS     := $(patsubst %.c,$(BUILD)/%,$(C_SRCS))
 CPP_BINS   := $(patsubst %.cpp,$(BUILD)/%,$(CPP_SRCS)) $(patsubst %.cpp,$(BUILD)/%-cxx20,$(filter tests/cpp/test_%,$(CPP_SRCS)))
 
-.PHONY: all lib lint native venv pyext test test-rust test-c test-contract test-cpp test-python check-header check-shm demo bench clean
+.PHONY: all lib lint native venv pyext test test-rust test-c test-contract test-cpp test-python check-header check-c-header check-shm demo bench clean
 
 all: lib native
 
@@ -101,7 +101,7 @@ pyext: $(PYEXT)
 test-rust:
 	$(CARGO) test --release -- --test-threads=2
 
-test-c: native
+test-c: native check-c-header
 	@set -e; for t in $(filter $(BUILD)/tests/c/test_%,$(C_BINS)) $(CONTRACT_BIN); do \
 	  echo "== $$t"; timeout 300 $$t; done
 
@@ -118,6 +118,17 @@ test-cpp: native check-cpp-headers
 check-cpp-headers:
 	@set -e; for std in c++17 c++20; do echo "== C++ headers alone, -std=$$std"; \
 	  for h in $(CPP_HDRS); do $(CXX) -std=$$std $(WARN) -I$(ROOT)/include -fsyntax-only -x c++ $$h; done; done
+
+# include/mpx.h compiles on its own as C11/C17 and C++17/C++20 (pedantic), twice in a row, both
+# with the GCC/Clang builtins and with the portable branch of its inline element atomics
+# (<stdatomic.h>, std::atomic_ref; C++17 has none and leaves them out).
+.PHONY: check-c-header
+check-c-header: lib
+	@set -e; for alt in "" -DMPX_ELEM_ATOMICS_PORTABLE; do \
+	  for std in c11 c17; do echo "== include/mpx.h alone, -std=$$std $$alt"; \
+	    printf '#include "mpx.h"\n#include "mpx.h"\n' | $(CC) -std=$$std $(WARN) -pedantic $$alt -I$(ROOT)/include -fsyntax-only -x c -; done; \
+	  for std in c++17 c++20; do echo "== include/mpx.h alone, -std=$$std $$alt"; \
+	    printf '#include "mpx.h"\n#include "mpx.h"\n' | $(CXX) -std=$$std $(WARN) -pedantic -Wold-style-cast $$alt -I$(ROOT)/include -fsyntax-only -x c++ -; done; done
 
 # The suites whose hot paths the accelerator replaces run a second time without it (ctypes).
 PY_FAST_SUITES := tests/python/test_sync.py tests/python/test_sharedctypes.py \

@@ -1212,6 +1212,18 @@ mpx_status mpx_value_fetch_add_i64(const mpx_value *value,
                                    int64_t delta,
                                    int64_t *old);
 
+// Writes to `*out` the address of integer element `index`, for doing its atomics inline (the
+// `mpx_elem_*` helpers at the end of this header, C11 atomics, std::atomic_ref). `size` must be
+// the itemsize (1, 2, 4 or 8: the width those atomics use); `for_write` asks for a handle that
+// may write (MPX_E_PERMISSION if opened read-only). MPX_E_INVALID for a float typecode, another
+// size or an index out of range. The element is naturally aligned; the address is valid until
+// `mpx_value_close` of this handle and is the same element every process and language sees.
+mpx_status mpx_value_int_ptr(const mpx_value *value,
+                             size_t index,
+                             size_t size,
+                             bool for_write,
+                             void **out);
+
 // Reads a float element ('f' or 'd') as double into `*out`.
 mpx_status mpx_value_get_f64(const mpx_value *value, size_t index, double *out);
 
@@ -1242,3 +1254,62 @@ mpx_status mpx_value_unlink(const char *name);
 #endif  // __cplusplus
 
 #endif  /* MPX_H */
+
+// ---- Inline element atomics ------------------------------------------------------------------
+// Over an address from mpx_value_int_ptr, the cost of a call is the atomic itself. One helper
+// per width and signedness: S is i8 u8 i16 u16 i32 u32 i64 u64 and T the matching intN_t /
+// uintN_t, whose size must be the `size` the address was asked with.
+//   T    mpx_elem_fetch_add_S(void *elem, T delta)  sequentially consistent add, wrapping in
+//                                                  T's width; returns the old value (as
+//                                                  mpx_value_fetch_add_i64 does)
+//   T    mpx_elem_load_S(const void *elem)         relaxed atomic load (as mpx_value_get_i64)
+//   void mpx_elem_store_S(void *elem, T v)         relaxed atomic store (as mpx_value_set_i64,
+//                                                  without its range check: v is a T)
+// They are the same atomics as the library's (lock-free at every element width), so they mix
+// with mpx_value_* calls and other processes and languages on the same element. Built on the
+// GCC/Clang __atomic builtins, else C++20 std::atomic_ref or C11 <stdatomic.h>; MPX_ELEM_ATOMICS
+// is defined where they exist. Define MPX_NO_ELEM_ATOMICS to leave them out.
+// (cbindgen writes this after MPX_H's guard: it has its own.)
+#if !defined(MPX_H_ELEM) && !defined(MPX_NO_ELEM_ATOMICS)
+#define MPX_H_ELEM 1
+#if defined(__cplusplus)
+#define MPX_ELEM_CAST_(T, p) static_cast<T>(p)
+#else
+#define MPX_ELEM_CAST_(T, p) ((T)(p))
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(MPX_ELEM_ATOMICS_PORTABLE)
+#define MPX_ELEM_ATOMICS 1
+#define MPX_ELEM_FETCH_ADD_(T, p, d) __atomic_fetch_add(MPX_ELEM_CAST_(T *, p), d, __ATOMIC_SEQ_CST)
+#define MPX_ELEM_LOAD_(T, p) __atomic_load_n(MPX_ELEM_CAST_(const T *, p), __ATOMIC_RELAXED)
+#define MPX_ELEM_STORE_(T, p, v) __atomic_store_n(MPX_ELEM_CAST_(T *, p), v, __ATOMIC_RELAXED)
+#elif defined(__cplusplus) && __cplusplus >= 202002L
+#include <atomic>
+#if defined(__cpp_lib_atomic_ref)
+#define MPX_ELEM_ATOMICS 1
+#define MPX_ELEM_FETCH_ADD_(T, p, d) std::atomic_ref<T>(*MPX_ELEM_CAST_(T *, p)).fetch_add(d, std::memory_order_seq_cst)
+#define MPX_ELEM_LOAD_(T, p) std::atomic_ref<T>(*const_cast<T *>(MPX_ELEM_CAST_(const T *, p))).load(std::memory_order_relaxed)
+#define MPX_ELEM_STORE_(T, p, v) std::atomic_ref<T>(*MPX_ELEM_CAST_(T *, p)).store(v, std::memory_order_relaxed)
+#endif
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_ATOMICS__)
+#include <stdatomic.h>
+#define MPX_ELEM_ATOMICS 1
+#define MPX_ELEM_FETCH_ADD_(T, p, d) atomic_fetch_add_explicit(MPX_ELEM_CAST_(_Atomic T *, p), d, memory_order_seq_cst)
+#define MPX_ELEM_LOAD_(T, p) atomic_load_explicit(MPX_ELEM_CAST_(const _Atomic T *, p), memory_order_relaxed)
+#define MPX_ELEM_STORE_(T, p, v) atomic_store_explicit(MPX_ELEM_CAST_(_Atomic T *, p), v, memory_order_relaxed)
+#endif
+#if defined(MPX_ELEM_ATOMICS)
+#define MPX_ELEM_OPS_(S, T) \
+    static inline T mpx_elem_fetch_add_##S(void *elem, T delta) { return MPX_ELEM_FETCH_ADD_(T, elem, delta); } \
+    static inline T mpx_elem_load_##S(const void *elem) { return MPX_ELEM_LOAD_(T, elem); } \
+    static inline void mpx_elem_store_##S(void *elem, T v) { MPX_ELEM_STORE_(T, elem, v); }
+MPX_ELEM_OPS_(i8, int8_t)
+MPX_ELEM_OPS_(u8, uint8_t)
+MPX_ELEM_OPS_(i16, int16_t)
+MPX_ELEM_OPS_(u16, uint16_t)
+MPX_ELEM_OPS_(i32, int32_t)
+MPX_ELEM_OPS_(u32, uint32_t)
+MPX_ELEM_OPS_(i64, int64_t)
+MPX_ELEM_OPS_(u64, uint64_t)
+#undef MPX_ELEM_OPS_
+#endif
+#endif  // MPX_H_ELEM

@@ -127,6 +127,27 @@ fn read_only_open() {
 }
 
 #[test]
+fn int_ptr_checks_once_then_is_the_element() {
+    let mut names = Names::new();
+    let n = names.add("iptr");
+    let v = Value::create(&n, ValueSpec::new(b'h', 3, false), Flags::default()).unwrap();
+    let p = v.int_ptr(2, 2, true).unwrap();
+    assert_eq!(p as usize, v.as_ptr() as usize + 4);
+    assert_eq!(p as usize % 2, 0);
+    // SAFETY: p is element 2 of v, a naturally aligned i16 in a writable mapping that v keeps.
+    let old = unsafe { (*p.cast::<std::sync::atomic::AtomicI16>()).fetch_add(-1, std::sync::atomic::Ordering::SeqCst) };
+    assert_eq!((old, v.get_i64(2).unwrap()), (0, -1));
+    let kind = |r: mpx::Result<*mut u8>| r.unwrap_err().kind();
+    assert_eq!(kind(v.int_ptr(3, 2, true)), ErrorKind::Invalid);
+    assert_eq!(kind(v.int_ptr(0, 4, true)), ErrorKind::Invalid);
+    let d = Value::create_anonymous(ValueSpec::new(b'd', 1, false)).unwrap();
+    assert_eq!(kind(d.int_ptr(0, 8, false)), ErrorKind::Invalid);
+    let r = Value::open(&n, Flags::READ_ONLY).unwrap();
+    assert_eq!(kind(r.int_ptr(0, 2, true)), ErrorKind::Permission);
+    assert!(r.int_ptr(0, 2, false).is_ok());
+}
+
+#[test]
 fn embedded_lock_is_recursive_and_shared() {
     let v = Value::create_anonymous(ValueSpec::new(b'l', 1, true)).unwrap();
     assert!(v.has_lock());

@@ -244,6 +244,27 @@ pub unsafe extern "C" fn mpx_value_fetch_add_i64(
     })
 }
 
+/// Writes to `*out` the address of integer element `index`, for doing its atomics inline (the
+/// `mpx_elem_*` helpers at the end of this header, C11 atomics, std::atomic_ref). `size` must be
+/// the itemsize (1, 2, 4 or 8: the width those atomics use); `for_write` asks for a handle that
+/// may write (MPX_E_PERMISSION if opened read-only). MPX_E_INVALID for a float typecode, another
+/// size or an index out of range. The element is naturally aligned; the address is valid until
+/// `mpx_value_close` of this handle and is the same element every process and language sees.
+#[no_mangle]
+pub unsafe extern "C" fn mpx_value_int_ptr(
+    value: *const mpx_value,
+    index: usize,
+    size: usize,
+    for_write: bool,
+    out: *mut *mut c_void,
+) -> mpx_status {
+    guard("mpx_value_int_ptr", || {
+        args::out(out, "out")?;
+        *out = args::handle(value)?.inner.int_ptr(index, size, for_write)?.cast();
+        Ok(MPX_OK)
+    })
+}
+
 /// Reads a float element ('f' or 'd') as double into `*out`.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_value_get_f64(value: *const mpx_value, index: usize, out: *mut f64) -> mpx_status {

@@ -7,6 +7,8 @@
 //! `itemsize` bytes, native byte order, naturally aligned (the elements start 64 bytes into a
 //! 64-byte aligned area). Single elements are read and written with atomic loads and stores
 //! of their width, so a get never sees half of a set; bulk reads and writes are plain copies.
+//! This layout is promised to C and C++ code: `int_ptr` (the C ABI's mpx_value_int_ptr) hands
+//! out element addresses for atomics done inline by the caller (docs/C-API.md).
 
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::time::Duration;
@@ -496,6 +498,28 @@ impl Value {
         self.check_write()?;
         let p = self.check_index(index)?;
         Ok(self.fetch_add_at(p, delta))
+    }
+
+    /// The address of integer element `index` for callers that do the atomics themselves (the
+    /// C header's inline helpers, the C++ binding): checked once here, then valid while `self`
+    /// lives. `size` must be the itemsize (the width the caller's atomics will use); with
+    /// `write`, the mapping must be writable. Elements are naturally aligned (see the top).
+    pub fn int_ptr(&self, index: usize, size: usize, write: bool) -> Result<*mut u8> {
+        self.need_class(&[Class::Signed, Class::Unsigned], "an element pointer")?;
+        if size != self.info.size {
+            return Err(err!(
+                Invalid,
+                "{}: holds {} ({}), {}-byte elements, not {size}-byte ones",
+                self.describe(),
+                show(self.info.code),
+                self.info.c_type,
+                self.info.size
+            ));
+        }
+        if write {
+            self.check_write()?;
+        }
+        self.check_index(index)
     }
 
     /// For the C ABI's fast paths: the address of integer element `index` when it exists (and,

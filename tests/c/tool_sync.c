@@ -6,6 +6,9 @@
  *                                       value VALUE += 1 (a plain read and write through
  *                                       mpx_value_ptr: only the lock makes it exact), release
  *   tool_sync incr-vlock VALUE N        the same under VALUE's embedded lock (mpx_value_acquire)
+ *   tool_sync fetch-add VALUE N         N lock-free adds of 1 to element 0 of the 8-byte integer
+ *                                       value VALUE, inline (mpx_value_int_ptr + the header's
+ *                                       mpx_elem_fetch_add_i64)
  *   tool_sync barrier NAME ROUNDS MS    wait ROUNDS times at barrier NAME (each wait at most MS
  *                                       ms); print "<round> <index>" per round
  *   tool_sync event-set NAME MS         sleep MS ms, then set event NAME; print "set"
@@ -37,7 +40,8 @@
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: tool_sync incr LOCK VALUE N | incr-vlock VALUE N | barrier NAME ROUNDS MS |\n"
+            "usage: tool_sync incr LOCK VALUE N | incr-vlock VALUE N | fetch-add VALUE N |\n"
+            "                 barrier NAME ROUNDS MS |\n"
             "                 event-set NAME MS | event-wait NAME MS | value-get NAME |\n"
             "                 value-set NAME INDEX V | hold LOCK SECONDS | sem-release NAME N |\n"
             "                 sem-acquire NAME N MS | open-lock NAME\n");
@@ -91,6 +95,21 @@ static int cmd_incr(const char *lname, const char *vname, unsigned long long n, 
     mpx_value_close(v);
     mpx_lock_close(l);
     return rc;
+}
+
+static int cmd_fetch_add(const char *vname, unsigned long long n) {
+    mpx_value *v = NULL;
+    void *e = NULL;
+    mpx_status st;
+    if ((st = mpx_value_open(vname, 0, &v)) != MPX_OK) return fail("open value", st);
+    if ((st = mpx_value_int_ptr(v, 0, sizeof(int64_t), true, &e)) != MPX_OK) {
+        mpx_value_close(v);
+        return fail("element pointer", st);
+    }
+    for (unsigned long long i = 0; i < n; i++) mpx_elem_fetch_add_i64(e, 1);
+    printf("done %llu\n", n);
+    mpx_value_close(v);
+    return 0;
 }
 
 static int cmd_barrier(const char *name, unsigned long long rounds, unsigned long long ms) {
@@ -167,6 +186,10 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "incr-vlock") == 0) {
         if (argc != 4 || number(argv[3], 1ULL << 40, &a)) return usage();
         return cmd_incr(NULL, name, a, 1);
+    }
+    if (strcmp(cmd, "fetch-add") == 0) {
+        if (argc != 4 || number(argv[3], 1ULL << 40, &a)) return usage();
+        return cmd_fetch_add(name, a);
     }
     if (strcmp(cmd, "barrier") == 0) {
         if (argc != 5 || number(argv[3], 1000000, &a) || number(argv[4], 3600000, &b)) return usage();

@@ -417,6 +417,46 @@ void test_values() {
     mpx::array<int>::unlink(an);
     auto e = mpx::array<unsigned char>::anonymous(0);
     CHECK(e.size() == 0 && e.to_vector().empty(), "an empty array");
+    expect_error([&] { e.fetch_add(0, 1); }, MPX_E_INVALID, "out of range", "fetch_add on an empty array");
+}
+
+// fetch_add's inline path (the atomic on the element from mpx_value_int_ptr) and where it
+// falls back to the library: out of range, read-only, moved-from and closed handles.
+void test_value_fetch_add_inline() {
+    auto s = mpx::value<short>::anonymous(32767);
+    CHECK(s.fetch_add(1) == 32767 && s.load() == -32768, "value<short>::fetch_add wraps in 16 bits");
+    std::int64_t lib = 0;
+    CHECK(mpx_value_get_i64(s.native_handle(), 0, &lib) == MPX_OK && lib == -32768, "the library sees the inline add");
+    auto u = mpx::array<unsigned char>::anonymous(3);
+    CHECK(u.fetch_add(2, 255) == 0 && u.fetch_add(2, 2) == 255 && u.get(2) == 1, "array<unsigned char>::fetch_add wraps in 8 bits");
+    expect_error([&] { u.fetch_add(3, 1); }, MPX_E_INVALID, "out of range", "fetch_add past the end (the library's check)");
+
+    const char* n = t_name("fadd");
+    auto w = mpx::array<long long>::create(n, 2);
+    auto ro = mpx::array<long long>::open(n, mpx::flag::read_only);
+    expect_error([&] { ro.fetch_add(0, 1); }, MPX_E_PERMISSION, "read-only", "fetch_add on a read-only handle");
+    CHECK(w.fetch_add(1, 7) == 0 && ro.get(1) == 7, "a read-only handle sees the inline add");
+    auto moved = std::move(w);
+    expect_error([&] { w.fetch_add(1, 1); }, MPX_E_INVALID, "NULL", "fetch_add on a moved-from array");
+    CHECK(moved.fetch_add(1, 1) == 7, "the moved-to array adds inline");
+    moved.close();
+    expect_error([&] { moved.fetch_add(1, 1); }, MPX_E_INVALID, "NULL", "fetch_add on a closed array");
+
+    // Two processes, each with its own mapping of the named array (another address), adding to
+    // element 1 inline; the parent reads the total through the library.
+    auto p = mpx::array<long long>::open(n);
+    const int N = 100000;
+    auto body = [&] {
+        auto mine = mpx::array<long long>::open(n);
+        for (int i = 0; i < N; i++) mine.fetch_add(1, 1);
+        return 0;
+    };
+    auto c1 = fork_child(body), c2 = fork_child(body);
+    for (int i = 0; i < N; i++) p.fetch_add(1, 1);
+    bool ok = join(c1, 120s) == 0 && join(c2, 120s) == 0;
+    CHECK(ok && mpx_value_get_i64(p.native_handle(), 1, &lib) == MPX_OK && lib == 8 + 3 * N,
+          "three processes x %d inline fetch_add: exact (%lld)", N, static_cast<long long>(lib));
+    mpx::array<long long>::unlink(n);
 }
 
 }  // namespace
@@ -434,6 +474,7 @@ int main() {
         test_event();
         test_barrier();
         test_values();
+        test_value_fetch_add_inline();
     } catch (const std::exception& e) {
         CHECK(false, "uncaught exception: %s", e.what());
     }

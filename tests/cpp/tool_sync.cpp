@@ -4,6 +4,7 @@
 //   tool_sync incr LOCK VALUE N        N times under std::lock_guard<mpx::lock>: element 0 of
 //                                      the 8-byte integer value VALUE += 1 (plain read + write)
 //   tool_sync incr-vlock VALUE N       the same under the value's embedded lock
+//   tool_sync fetch-add VALUE N        N x value<long long>::fetch_add(1) (the inline path)
 //   tool_sync barrier NAME ROUNDS MS   wait ROUNDS times at barrier NAME; print "<round> <index>"
 //   tool_sync event-set NAME MS        sleep MS ms, set event NAME, print "set"
 //   tool_sync event-wait NAME MS       wait at most MS ms for event NAME, print "set"
@@ -33,7 +34,8 @@ namespace {
 using tool::number;
 
 int usage() {
-    std::cerr << "usage: tool_sync incr LOCK VALUE N | incr-vlock VALUE N | barrier NAME ROUNDS MS |\n"
+    std::cerr << "usage: tool_sync incr LOCK VALUE N | incr-vlock VALUE N | fetch-add VALUE N |\n"
+                 "                 barrier NAME ROUNDS MS |\n"
                  "                 event-set NAME MS | event-wait NAME MS | value-get NAME | hold LOCK SECONDS\n";
     return 2;
 }
@@ -64,6 +66,15 @@ int run(int argc, char** argv) {
         if (vlock) return increment(v, v, *n);
         auto l = mpx::lock::open(name);
         return increment(l, v, *n);
+    }
+    if (cmd == "fetch-add") {
+        if (argc != 4) return usage();
+        auto n = number(argv[3], 1ULL << 40);
+        if (!n) return usage();
+        auto v = mpx::value<long long>::open(name);
+        for (unsigned long long i = 0; i < *n; i++) v.fetch_add(1);
+        std::printf("done %llu\n", *n);
+        return 0;
     }
     if (cmd == "barrier") {
         if (argc != 5) return usage();

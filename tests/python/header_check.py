@@ -93,7 +93,11 @@ def _params(text, aliases, named=True):
 
 
 def parse_header(text):
-    """Parses the text of include/mpx.h."""
+    """Parses the text of include/mpx.h: its declarations end with the extern "C" block; the
+    static inline helpers after it (the element atomics) are no C ABI and not for ctypes."""
+    end = re.search(r'^\}\s*//\s*extern "C"', text, re.M)
+    if end:
+        text = text[: end.start()]
     text = _strip_comments(text)
     defines = {}
     body = []

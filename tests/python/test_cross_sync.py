@@ -121,6 +121,17 @@ def test_three_languages_under_a_values_own_lock(new_name):
     assert v.value == 3 * n
 
 
+def test_c_and_cpp_inline_fetch_add_python_reads(new_name):
+    """C (mpx_value_int_ptr + mpx_elem_fetch_add_i64) and C++ (value::fetch_add) add to one
+    Value lock-free at once, inline on the element; Python reads the exact total."""
+    v = mpx.RawValue.create(new_name("counter"), "q", 5)
+    n = 200_000
+    tools = [Tool(C_TOOL, "fetch-add", v._wrapper.name, n), Tool(CPP_TOOL, "fetch-add", v._wrapper.name, n)]
+    outs = [t.finish() for t in tools]
+    assert outs == ["done %d\n" % n] * 2
+    assert v.value == 5 + 2 * n
+
+
 def test_cpp_and_python_on_one_lock(new_name):
     lock = mpx.Lock.create(new_name("lock"))
     counter = mpx.Value.create(new_name("counter"), "l", 0, lock=False)

@@ -7,11 +7,13 @@
 #include "core.hpp"
 #include "lockable.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace mpx {
@@ -50,6 +52,41 @@ MPX_HPP_VALUE_TYPE(double, 'd', "d")
 MPX_HPP_VALUE_TYPE(wchar_t, 'u', "u")
 #undef MPX_HPP_VALUE_TYPE
 
+// fetch_add's inline path: the atomic on the element itself (C++20 std::atomic_ref, else the
+// GCC/Clang builtins), sequentially consistent as mpx_value_fetch_add_i64 is. Without either,
+// fetch_add calls the library.
+#if defined(__cpp_lib_atomic_ref) || defined(__GNUC__) || defined(__clang__)
+#define MPX_HPP_ELEM_ATOMICS 1
+template <class T>
+inline T elem_fetch_add(T* p, T delta) noexcept {
+#if defined(__cpp_lib_atomic_ref)
+    return std::atomic_ref<T>(*p).fetch_add(delta, std::memory_order_seq_cst);
+#else
+    return __atomic_fetch_add(p, delta, __ATOMIC_SEQ_CST);
+#endif
+}
+#endif
+
+/// The writable integer elements of a handle, from mpx_value_int_ptr (checked once, at open:
+/// integer T of the element's size, a writable handle), or none. Moving empties the source, so
+/// a moved-from or closed value never reaches a stale address.
+template <class T>
+struct elem_cache {
+    T* p = nullptr;
+    std::size_t n = 0;
+    elem_cache() noexcept = default;
+    elem_cache(elem_cache&& o) noexcept : p(std::exchange(o.p, nullptr)), n(std::exchange(o.n, 0)) {}
+    elem_cache& operator=(elem_cache&& o) noexcept {
+        T* op = std::exchange(o.p, nullptr);
+        std::size_t on = std::exchange(o.n, 0);
+        p = op;
+        n = on;
+        return *this;
+    }
+    /// Element i's address if the inline path may use it, else nullptr (the library decides).
+    T* at(std::size_t i) const noexcept { return i < n ? p + i : nullptr; }
+};
+
 /// What value<T> and array<T> share: the handle, the type check at open, the embedded lock.
 template <class T>
 class value_base : public lockable<value_base<T>> {
@@ -77,7 +114,10 @@ public:
 
     bool valid() const noexcept { return static_cast<bool>(h_); }
     explicit operator bool() const noexcept { return valid(); }
-    void close() noexcept { h_.reset(); }
+    void close() noexcept {
+        elems_ = elem_cache<T>();
+        h_.reset();
+    }
     std::string_view name() const noexcept { return c_name_view(mpx_value_name(h_.get())); }
     int fd() const {
         int fd = -1;
@@ -90,7 +130,27 @@ public:
 
 protected:
     value_base() noexcept = default;
-    explicit value_base(mpx_value* p) noexcept : h_(p) {}
+    explicit value_base(mpx_value* p) noexcept : h_(p) {
+        // Asked only when it can succeed but for a read-only handle (a failure just leaves the
+        // cache empty: fetch_add then gets the library's error).
+        void* e = nullptr;
+        std::size_t n = mpx_value_count(p);
+        if (std::is_integral_v<T> && n > 0 && mpx_value_int_ptr(p, 0, sizeof(T), true, &e) == MPX_OK) {
+            elems_.p = static_cast<T*>(e);
+            elems_.n = n;
+        }
+    }
+
+    /// fetch_add of element i: inline when the cache has it, else through the library.
+    T fetch_add_at(std::size_t i, T delta) {
+        static_assert(std::is_integral_v<T>, "fetch_add needs an integer type");
+#if defined(MPX_HPP_ELEM_ATOMICS)
+        if (T* e = elems_.at(i)) return elem_fetch_add(e, delta);
+#endif
+        std::int64_t old = 0;
+        check(mpx_value_fetch_add_i64(h_.get(), i, static_cast<std::int64_t>(delta), &old));
+        return static_cast<T>(old);
+    }
 
     /// Throws unless T matches the segment's typecode (a Python 'd' is not an int).
     static void validate(mpx_value* p) {
@@ -139,6 +199,7 @@ private:
     mpx_status acquire_ns(std::int64_t ns) { return mpx_value_acquire(h_.get(), ns); }
     mpx_status release_now() { return mpx_value_release(h_.get()); }
     handle<mpx_value, &mpx_value_close> h_;
+    elem_cache<T> elems_;
 };
 
 }  // namespace detail
@@ -172,12 +233,8 @@ public:
     /// Stores atomically.
     void store(T v) { base::set(0, v); }
     /// Adds atomically without the lock (integers; wraps in T's width); returns the old value.
-    T fetch_add(T delta) {
-        static_assert(std::is_integral_v<T>, "fetch_add needs an integer type");
-        std::int64_t old = 0;
-        detail::check(mpx_value_fetch_add_i64(base::native_handle(), 0, static_cast<std::int64_t>(delta), &old));
-        return static_cast<T>(old);
-    }
+    /// Inline: the atomic on the element (mpx_value_int_ptr), no library call.
+    T fetch_add(T delta) { return base::fetch_add_at(0, delta); }
     /// The value in place (zero-copy; plain accesses are not synchronized).
     T& ref() const noexcept { return *base::data(); }
 
@@ -233,13 +290,9 @@ public:
         read(0, span<T>(v.data(), v.size()));
         return v;
     }
-    /// Adds atomically to element `i` (integers); returns the old value.
-    T fetch_add(std::size_t i, T delta) {
-        static_assert(std::is_integral_v<T>, "fetch_add needs an integer type");
-        std::int64_t old = 0;
-        detail::check(mpx_value_fetch_add_i64(base::native_handle(), i, static_cast<std::int64_t>(delta), &old));
-        return static_cast<T>(old);
-    }
+    /// Adds atomically to element `i` (integers; wraps in T's width); returns the old value.
+    /// Inline for an index in range (mpx_value_int_ptr); MPX_E_INVALID otherwise.
+    T fetch_add(std::size_t i, T delta) { return base::fetch_add_at(i, delta); }
     /// Element `i` in place (zero-copy, unchecked, not synchronized).
     T& operator[](std::size_t i) const noexcept { return base::data()[i]; }
     T* begin() const noexcept { return base::data(); }

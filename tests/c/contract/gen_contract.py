@@ -112,6 +112,8 @@ FN_VALUES = {
     ("mpx_value_set", "size"): "8",
     ("mpx_value_read", "size"): "8",
     ("mpx_value_write", "size"): "8",
+    ("mpx_value_int_ptr", "size"): "8",
+    ("mpx_value_int_ptr", "for_write"): "true",
     ("mpx_queue_put_many", "n"): "2",
     ("mpx_queue_commit", "len"): "0",
     ("mpx_proc_opts_keep_fd", "fd"): "2",
@@ -286,13 +288,22 @@ def parse_header(text):
     """Opaque handle types, callback types, type docs and the functions (with their doc comment)."""
     handles, callbacks, type_docs = set(), set(), {}
     funcs, doc, pending = [], [], ""
-    in_api = False
+    in_api = after_api = False
     for raw in text.splitlines():
         line = raw.strip()
+        if after_api:
+            # The header's tail (cbindgen's trailer): static inline helpers over the ABI, no
+            # part of it. An exported declaration there would escape the checks: refuse it.
+            if re.match(r"^(?!static inline)[\w ]+[ *]mpx_\w+\(.*\);$", line):
+                raise GenError(f"a declaration after the extern \"C\" block: {line}")
+            continue
         if pending:
             pending += " " + line
         elif line.startswith("//"):
             doc.append(line[2:].strip())
+            continue
+        elif in_api and line.startswith("}") and 'extern "C"' in line:
+            in_api, after_api = False, True
             continue
         elif not line or line.startswith(("#", "}", "/*", "*")):
             doc = []
