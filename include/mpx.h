@@ -285,10 +285,32 @@ mpx_status mpx_conn_recv(const mpx_conn *conn,
 // Receives one message into memory the library allocates: `*buf` (free it with `mpx_free`;
 // never NULL, even for an empty message) and its length `*len`. Timeouts and errors as
 // `mpx_conn_recv`; if the memory cannot be allocated (MPX_E_OS) the message stays pending.
+// The memory grows as the bytes arrive (a peer announcing a huge length and sending nothing
+// costs nothing); a peer that closes before the message is complete is MPX_E_CLOSED at once.
 mpx_status mpx_conn_recv_alloc(const mpx_conn *conn,
                                uint8_t **buf,
                                size_t *len,
                                int64_t timeout_ns);
+
+// Receives one message in parts into memory the caller keeps between calls and may grow, so a
+// large message is copied once and never held twice. `*got` (in and out) counts the
+// message's bytes already at the start of `buf`: 0 to begin, then what the last call left.
+// `*len` is written with the message's length as soon as its header is in.
+// - MPX_OK: the whole message is in `buf` (`*got` == `*len`).
+// - MPX_E_TIMEOUT: the time ran out; the bytes that arrived are in `buf`. Call again with the
+//   same bytes (the buffer may have moved or grown).
+// - MPX_E_BUFFER_TOO_SMALL: `buf` is full before the end of the message: grow it to at most
+//   `*len`, keeping its first `*got` bytes, and call again.
+// - MPX_E_CLOSED: the peer closed the connection (also in the middle of the message).
+//
+// Until the message is complete, the other receive calls return MPX_E_STATE. A `*got` that is
+// not what the last call left is MPX_E_INVALID. `buf` may be NULL only if `cap` is 0.
+mpx_status mpx_conn_recv_part(const mpx_conn *conn,
+                              uint8_t *buf,
+                              size_t cap,
+                              size_t *got,
+                              size_t *len,
+                              int64_t timeout_ns);
 
 // Writes to `*ready` whether something can be received without waiting for its first byte (a
 // message is buffered or arriving, or the peer closed: then recv reports MPX_E_CLOSED). Waits

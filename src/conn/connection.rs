@@ -17,6 +17,7 @@ use nix::poll::{PollFd, PollFlags};
 use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::SFlag;
 
+use super::body::{self, Dest, Grow, MallocBuf};
 use super::frame::{encode_header, parse_header, MAX_HEADER};
 use super::io;
 use super::sys::{self, MAX_FDS};
@@ -64,6 +65,8 @@ struct RecvState {
     pending: Option<u64>,
     /// Body bytes of the pending message already read (kept across a timeout).
     partial: Vec<u8>,
+    /// Body bytes of the pending message already in the caller's buffer (a part receive).
+    handed: usize,
     /// Passed descriptors, in stream order, waiting for recv_fds.
     fds: VecDeque<FdGroup>,
     /// The peer closed its end (read returned 0).
@@ -87,6 +90,7 @@ impl Default for RecvState {
             consumed: 0,
             pending: None,
             partial: Vec::new(),
+            handed: 0,
             fds: VecDeque::new(),
             eof: false,
             hint: MIN_AHEAD,
@@ -108,6 +112,13 @@ impl RecvState {
             self.start = 0;
             self.end = 0;
         }
+    }
+
+    /// Forgets the pending message (delivered, or cut off by the end of the stream).
+    fn discard_message(&mut self) {
+        self.pending = None;
+        self.handed = 0;
+        self.partial.clear();
     }
 
     /// Closes descriptors that arrived with bytes already consumed as ordinary data (a peer that
@@ -154,10 +165,6 @@ impl std::fmt::Debug for Connection {
             .finish()
     }
 }
-
-/// Where `recv_with` puts a message: a pointer to at least `len` writable bytes, or an error
-/// (the message then stays pending).
-type Alloc<'a> = &'a mut dyn FnMut(usize) -> Result<*mut u8>;
 
 impl Connection {
     pub(crate) fn new(fd: OwnedFd, transport: Transport, readable: bool, writable: bool) -> Connection {
@@ -396,61 +403,45 @@ impl Connection {
     /// Receives one message into a new vector. Waits up to `timeout` for the whole message
     /// (Timeout when it ends first; what arrived is kept for the next call). The peer having
     /// closed is Closed; a length over the maximum is TooBig and makes the connection unusable.
+    /// The vector grows as the bytes arrive, not from the announced length.
     pub fn recv(&self, timeout: impl Into<Timeout>) -> Result<Vec<u8>> {
-        let mut v: Vec<u8> = Vec::new();
-        let mut alloc = |len: usize| -> Result<*mut u8> {
-            v.try_reserve_exact(len)
-                .map_err(|_| err!(Os, "recv: cannot allocate {len} bytes for the message (it stays pending)"))?;
-            Ok(v.as_mut_ptr())
-        };
-        let len = self.recv_core(u64::MAX, timeout.into().deadline(), &mut alloc)?;
-        // SAFETY: recv_core wrote exactly len bytes into the reserved space.
-        unsafe { v.set_len(len) };
-        Ok(v)
+        self.recv_limited(u64::MAX, timeout.into().deadline())
+    }
+
+    /// Receives one message into memory from malloc (for C callers, who release it with free),
+    /// grown as the bytes arrive. Otherwise as [`recv`](Self::recv).
+    pub fn recv_malloc(&self, timeout: impl Into<Timeout>) -> Result<MallocBuf> {
+        let mut b = MallocBuf::default();
+        self.recv_core(u64::MAX, timeout.into().deadline(), Dest::Grow(&mut b))?;
+        Ok(b)
     }
 
     /// Receives one message into `buf` and returns its length. A message longer than `buf` is
     /// BufferTooSmall and stays pending (its length is [`pending_len`](Self::pending_len)), so a
     /// second call with a large enough buffer gets it. Otherwise as [`recv`](Self::recv).
     pub fn recv_into(&self, buf: &mut [u8], timeout: impl Into<Timeout>) -> Result<usize> {
-        let cap = buf.len();
-        let ptr = buf.as_mut_ptr();
-        let mut alloc = |len: usize| -> Result<*mut u8> {
-            if len > cap {
-                return Err(err!(
-                    BufferTooSmall,
-                    "recv: the message has {len} bytes, the buffer {cap} (the message is kept for the next call)"
-                ));
-            }
-            Ok(ptr)
-        };
-        self.recv_core(u64::MAX, timeout.into().deadline(), &mut alloc)
+        let dest = Dest::Buffer { ptr: buf.as_mut_ptr(), cap: buf.len(), part: None };
+        self.recv_core(u64::MAX, timeout.into().deadline(), dest)
     }
 
-    /// Receives one message into memory that `alloc(len)` provides (at least `len` writable
-    /// bytes; an error from it leaves the message pending). Returns the length written.
-    ///
-    /// # Safety
-    /// The pointer `alloc` returns must be valid for `len` bytes of writes.
-    pub unsafe fn recv_with(
-        &self,
-        timeout: impl Into<Timeout>,
-        alloc: &mut dyn FnMut(usize) -> Result<*mut u8>,
-    ) -> Result<usize> {
-        self.recv_core(u64::MAX, timeout.into().deadline(), alloc)
+    /// Receives one message in parts into memory the caller keeps between calls (and may grow),
+    /// so a large message is neither copied twice nor held by the connection: `*got` counts the
+    /// message's bytes already at the start of `buf` (0 to begin). Returns the length once the
+    /// whole message is in `buf`. Timeout: the bytes that arrived are in `buf` (`*got` updated);
+    /// call again with them. BufferTooSmall: `buf` is full (or too small for what the connection
+    /// kept from an earlier call); grow it, keeping its first `*got` bytes, and call again
+    /// ([`pending_len`](Self::pending_len) is the message's length). Until the message is
+    /// complete, other receive calls are State errors.
+    pub fn recv_into_part(&self, buf: &mut [u8], got: &mut usize, timeout: impl Into<Timeout>) -> Result<usize> {
+        let dest = Dest::Buffer { ptr: buf.as_mut_ptr(), cap: buf.len(), part: Some(got) };
+        self.recv_core(u64::MAX, timeout.into().deadline(), dest)
     }
 
     /// Receives a message of at most `limit` bytes (the handshake's bound); a longer one makes
     /// the connection unusable.
     pub(crate) fn recv_limited(&self, limit: u64, deadline: Option<Instant>) -> Result<Vec<u8>> {
         let mut v: Vec<u8> = Vec::new();
-        let mut alloc = |len: usize| -> Result<*mut u8> {
-            v.reserve_exact(len);
-            Ok(v.as_mut_ptr())
-        };
-        let len = self.recv_core(limit, deadline, &mut alloc)?;
-        // SAFETY: exactly len bytes were written into the reserved space.
-        unsafe { v.set_len(len) };
+        self.recv_core(limit, deadline, Dest::Grow(&mut v))?;
         Ok(v)
     }
 
@@ -460,59 +451,197 @@ impl Connection {
         self.lock_recv().pending
     }
 
-    fn recv_core(&self, limit: u64, deadline: Option<Instant>, alloc: Alloc<'_>) -> Result<usize> {
+    fn recv_core(&self, limit: u64, deadline: Option<Instant>, mut dest: Dest<'_>) -> Result<usize> {
         self.check_readable("recv")?;
         let mut st = self.lock_recv();
+        match &dest {
+            Dest::Buffer { part: Some(g), cap, .. } if **g != st.handed || *cap < st.handed => {
+                return Err(err!(
+                    Invalid,
+                    "recv_part: the buffer holds {} of the message's bytes ({} bytes of room), but {} were handed to it",
+                    **g,
+                    cap,
+                    st.handed
+                ));
+            }
+            Dest::Buffer { part: None, .. } | Dest::Grow(_) if st.handed > 0 => {
+                return Err(err!(
+                    State,
+                    "recv: a message is half received into the caller's buffer (recv_part); finish it with recv_part"
+                ));
+            }
+            _ => {}
+        }
         let len = match st.pending {
             Some(l) => l,
             None => self.recv_header(&mut st, limit, deadline)?,
         };
         let len = len as usize; // recv_header refused lengths above isize::MAX
-        let dest = alloc(len)?;
-        let mut got = 0usize;
-        if !st.partial.is_empty() {
-            // SAFETY: dest has len bytes; partial holds fewer than len.
-            unsafe { std::ptr::copy_nonoverlapping(st.partial.as_ptr(), dest, st.partial.len()) };
-            got = st.partial.len();
-            st.partial.clear();
-        }
-        let take = (len - got).min(st.buffered());
-        // SAFETY: take bytes fit in dest after got and are buffered.
-        unsafe { std::ptr::copy_nonoverlapping(st.buf.as_ptr().add(st.start), dest.add(got), take) };
-        st.advance(take);
-        got += take;
-        while got < len {
-            // The buffer is empty: read the rest straight into dest (and read ahead after it).
-            // SAFETY: dest + got .. dest + len is ours to write.
-            let r = unsafe { self.read_some(&mut st, Some((dest.add(got), len - got)), deadline) };
-            match r {
-                Ok(0) => {
-                    st.eof = true;
-                    st.partial.clear();
-                    return Err(err!(Closed, "recv: the peer closed the connection in the middle of a message ({got} of {len} bytes arrived)"));
-                }
-                Ok(n) => {
-                    let to_dest = n.min(len - got);
-                    st.consumed += to_dest as u64;
-                    st.end = n - to_dest;
-                    got += to_dest;
-                }
-                Err(e) if e.kind() == ErrorKind::Timeout => {
-                    // Keep what arrived: the next call continues this message.
-                    // SAFETY: got bytes were written to dest.
-                    st.partial.extend_from_slice(unsafe { std::slice::from_raw_parts(dest, got) });
-                    return Err(e);
-                }
-                // Part of the body is gone with the caller's buffer: the stream cannot resume.
+        let too_small = match dest {
+            Dest::Buffer { cap, part: None, .. } => cap < len,
+            _ => false,
+        };
+        // Before telling the caller to find room for `len` bytes, learn whether the peer is
+        // still there to send them: read what is there without waiting, up to the end of the
+        // stream or a full read-ahead buffer.
+        while too_small && !st.eof && st.buffered() < READ_AHEAD {
+            match self.fill(&mut st, Some(Instant::now())) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Timeout => break,
                 Err(e) => return Err(self.break_with(e)),
             }
         }
-        st.pending = None;
+        let arrived = st.handed + st.partial.len() + st.buffered();
+        if st.eof && arrived < len {
+            // The rest can never come: report the end of the stream now, and every time after.
+            let n = st.buffered();
+            st.advance(n);
+            st.discard_message();
+            return Err(err!(
+                Closed,
+                "recv: the peer closed the connection in the middle of a message ({arrived} of {len} bytes arrived)"
+            ));
+        }
+        if let Dest::Buffer { cap, part: None, .. } = dest {
+            if cap < len {
+                return Err(err!(
+                    BufferTooSmall,
+                    "recv: the message has {len} bytes, the buffer {cap} (the message is kept for the next call)"
+                ));
+            }
+        }
+        // Bytes kept from an earlier call that timed out go on arriving where they are (so a
+        // receive in many short waits copies the body once, at the end); a caller who keeps
+        // the bytes itself (part) takes them over now.
+        let mut stash = std::mem::take(&mut st.partial);
+        if let Dest::Buffer { ptr, cap, part: Some(g) } = &mut dest {
+            if !stash.is_empty() {
+                if *cap < stash.len() {
+                    st.partial = stash;
+                    return Err(buffer_full(len, 0, *cap));
+                }
+                // SAFETY: the buffer has cap >= stash.len() bytes; handed (= **g) is 0 here.
+                unsafe { std::ptr::copy_nonoverlapping(stash.as_ptr(), *ptr, stash.len()) };
+                **g = stash.len();
+                st.handed = stash.len();
+                stash.clear();
+            }
+        }
+        let into_stash = !stash.is_empty();
+        let r = {
+            let sink = if into_stash { Sink::Grow(&mut stash) } else { Sink::of(&mut dest) };
+            self.receive_body(&mut st, sink, len, deadline)
+        };
+        if let Err((e, got)) = r {
+            self.keep_progress(&mut st, stash, into_stash, &mut dest, got, &e);
+            return Err(e);
+        }
+        if into_stash {
+            if let Err(e) = deliver_stash(&stash, &mut dest) {
+                st.partial = stash;
+                return Err(e);
+            }
+        }
+        if let Dest::Buffer { part: Some(g), .. } = &mut dest {
+            **g = len;
+        }
+        st.discard_message();
         st.hint = (len + 4).clamp(MIN_AHEAD, READ_AHEAD);
-        if st.partial.capacity() > READ_AHEAD {
-            st.partial = Vec::new();
+        if stash.capacity() <= READ_AHEAD {
+            stash.clear();
+            st.partial = stash; // keep the small allocation for the next time
         }
         Ok(len)
+    }
+
+    /// Reads the body of the pending `len`-byte message into `sink` (from the read-ahead
+    /// buffer first, then straight from the descriptor). On failure, the error and how many
+    /// body bytes the sink holds.
+    fn receive_body(
+        &self,
+        st: &mut RecvState,
+        mut sink: Sink<'_>,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), (Error, usize)> {
+        let mut got = sink.len();
+        while got < len {
+            let (p, room) = sink.room(got, len, st.buffered()).map_err(|e| (e, got))?;
+            let take = room.min(st.buffered());
+            if take > 0 {
+                // SAFETY: take bytes are buffered and fit in the room at p.
+                unsafe { std::ptr::copy_nonoverlapping(st.buf.as_ptr().add(st.start), p, take) };
+                st.advance(take);
+                got += take;
+                // SAFETY: the sink's bytes up to got are written.
+                unsafe { sink.set_len(got) };
+                continue;
+            }
+            // The buffer is empty: read the rest straight into the sink (and read ahead after it).
+            // SAFETY: p .. p + room is the sink's to write.
+            match unsafe { self.read_some(st, Some((p, room)), deadline) } {
+                Ok(0) => {
+                    st.eof = true;
+                    st.discard_message();
+                    return Err((
+                        err!(Closed, "recv: the peer closed the connection in the middle of a message ({got} of {len} bytes arrived)"),
+                        0,
+                    ));
+                }
+                Ok(n) => {
+                    let to_sink = n.min(room);
+                    st.consumed += to_sink as u64;
+                    st.end = n - to_sink;
+                    got += to_sink;
+                    // SAFETY: as above.
+                    unsafe { sink.set_len(got) };
+                }
+                Err(e) if e.kind() == ErrorKind::Timeout => return Err((e, got)),
+                // Part of the body is gone with the caller's buffer: the stream cannot resume.
+                Err(e) => return Err((self.break_with(e), 0)),
+            }
+        }
+        Ok(())
+    }
+
+    /// After a receive stopped with `got` body bytes in its sink: keeps them for the next call
+    /// (in the connection, or for a part receive in the caller's buffer, counted in `*part`).
+    fn keep_progress(
+        &self,
+        st: &mut RecvState,
+        mut stash: Vec<u8>,
+        into_stash: bool,
+        dest: &mut Dest<'_>,
+        got: usize,
+        e: &Error,
+    ) {
+        if st.pending.is_none() || self.broken.get().is_some() {
+            return; // the message is gone (end of stream, or the connection broke)
+        }
+        if into_stash {
+            st.partial = stash;
+            return;
+        }
+        let kept: &[u8] = match dest {
+            Dest::Buffer { part: Some(g), .. } => {
+                **g = got;
+                st.handed = got;
+                return;
+            }
+            // SAFETY: the first got bytes of the caller's buffer were written by this call.
+            Dest::Buffer { ptr, .. } => unsafe { std::slice::from_raw_parts(*ptr, got) },
+            Dest::Grow(g) => {
+                // SAFETY: the first got bytes of the sink are written (its len).
+                unsafe { std::slice::from_raw_parts(g.as_mut_ptr(), g.len().min(got)) }
+            }
+        };
+        stash.clear();
+        if stash.try_reserve_exact(kept.len()).is_err() {
+            let _ = self.break_with(err!(Os, "recv: cannot keep {} received bytes after: {e}", kept.len()));
+            return;
+        }
+        stash.extend_from_slice(kept);
+        st.partial = stash;
     }
 
     /// Waits for and takes the next header; returns the message length, now pending.
@@ -557,7 +686,7 @@ impl Connection {
             st.buf = vec![0; READ_AHEAD];
         }
         if st.end == st.buf.len() {
-            // Only a partial header can be left here (bodies are read into their destination).
+            // A partial header, or the start of a body the caller had no room for yet.
             st.buf.copy_within(st.start..st.end, 0);
             st.end -= st.start;
             st.start = 0;
@@ -747,6 +876,93 @@ impl Connection {
         }
         Ok(ready)
     }
+}
+
+/// Where receive_body writes: the caller's memory, or memory that grows as bytes arrive.
+enum Sink<'a> {
+    /// `cap` bytes at `ptr`, the first `start` of them already the message's.
+    Mem {
+        ptr: *mut u8,
+        cap: usize,
+        start: usize,
+    },
+    Grow(&'a mut dyn Grow),
+}
+
+impl<'a> Sink<'a> {
+    fn of<'b>(dest: &'b mut Dest<'_>) -> Sink<'b> {
+        match dest {
+            Dest::Buffer { ptr, cap, part } => {
+                Sink::Mem { ptr: *ptr, cap: *cap, start: part.as_deref().copied().unwrap_or(0) }
+            }
+            Dest::Grow(g) => Sink::Grow(&mut **g),
+        }
+    }
+
+    /// Body bytes already in the sink.
+    fn len(&self) -> usize {
+        match self {
+            Sink::Mem { start, .. } => *start,
+            Sink::Grow(g) => g.len(),
+        }
+    }
+
+    /// Room for the next body bytes after the first `got` of `len`: a pointer and how many fit
+    /// (at least one). A Grow sink grows (to fit what is buffered, doubling as it fills); a
+    /// full caller buffer is BufferTooSmall.
+    fn room(&mut self, got: usize, len: usize, buffered: usize) -> Result<(*mut u8, usize)> {
+        match self {
+            Sink::Mem { ptr, cap, .. } => {
+                let end = (*cap).min(len);
+                if got >= end {
+                    return Err(buffer_full(len, got, *cap));
+                }
+                // SAFETY: got < cap: inside the caller's buffer.
+                Ok((unsafe { ptr.add(got) }, end - got))
+            }
+            Sink::Grow(g) => {
+                if g.capacity() <= got {
+                    let need = got + buffered.min(len - got).max(1);
+                    g.try_grow(body::next_capacity(g.capacity(), need, len))?;
+                }
+                let end = g.capacity().min(len);
+                // SAFETY: got < capacity: inside the sink's memory.
+                Ok((unsafe { g.as_mut_ptr().add(got) }, end - got))
+            }
+        }
+    }
+
+    /// # Safety
+    /// The first `got` bytes must be written.
+    unsafe fn set_len(&mut self, got: usize) {
+        if let Sink::Grow(g) = self {
+            g.set_len(got);
+        }
+    }
+}
+
+/// Copies a completed body that was kept in the connection into the caller's destination.
+fn deliver_stash(stash: &[u8], dest: &mut Dest<'_>) -> Result<()> {
+    match dest {
+        // SAFETY: recv_core checked cap >= the message's length (= stash.len()).
+        Dest::Buffer { ptr, .. } => unsafe { std::ptr::copy_nonoverlapping(stash.as_ptr(), *ptr, stash.len()) },
+        Dest::Grow(g) => {
+            g.try_grow(stash.len())?;
+            // SAFETY: the sink is new (len 0) and now has room for stash.len() bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(stash.as_ptr(), g.as_mut_ptr(), stash.len());
+                g.set_len(stash.len());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn buffer_full(len: usize, got: usize, cap: usize) -> Error {
+    err!(
+        BufferTooSmall,
+        "recv_part: the buffer of {cap} bytes is full ({got} of the message's {len} bytes in it): grow it, keeping them, and call again"
+    )
 }
 
 fn timeout_error() -> Error {

@@ -14,6 +14,7 @@
 
 mod address;
 pub mod auth;
+mod body;
 mod connection;
 pub mod frame;
 mod io;
@@ -22,5 +23,6 @@ mod listener;
 pub(crate) mod sys;
 
 pub use address::Address;
+pub use body::MallocBuf;
 pub use connection::{pipe, Connection, Transport, MAX_SEND_FDS};
 pub use listener::{connect, Listener, DEFAULT_HANDSHAKE_TIMEOUT};

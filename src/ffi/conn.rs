@@ -222,6 +222,8 @@ pub unsafe extern "C" fn mpx_conn_recv(
 /// Receives one message into memory the library allocates: `*buf` (free it with `mpx_free`;
 /// never NULL, even for an empty message) and its length `*len`. Timeouts and errors as
 /// `mpx_conn_recv`; if the memory cannot be allocated (MPX_E_OS) the message stays pending.
+/// The memory grows as the bytes arrive (a peer announcing a huge length and sending nothing
+/// costs nothing); a peer that closes before the message is complete is MPX_E_CLOSED at once.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_recv_alloc(
     conn: *const mpx_conn,
@@ -233,25 +235,53 @@ pub unsafe extern "C" fn mpx_conn_recv_alloc(
         args::out(buf, "buf")?;
         args::out(len, "len")?;
         let c = &args::handle(conn)?.inner;
-        let mut p: *mut u8 = std::ptr::null_mut();
-        let mut alloc = |n: usize| -> Result<*mut u8> {
-            let q = libc::malloc(n.max(1)) as *mut u8;
-            if q.is_null() {
-                return Err(err!(Os, "recv: cannot allocate {n} bytes for the message (it stays pending)"));
-            }
-            p = q;
-            Ok(q)
-        };
-        match c.recv_with(args::timeout(timeout_ns)?, &mut alloc) {
+        let (p, n) = c.recv_malloc(args::timeout(timeout_ns)?)?.into_raw()?;
+        *buf = p;
+        *len = n;
+        Ok(MPX_OK)
+    })
+}
+
+/// Receives one message in parts into memory the caller keeps between calls and may grow, so a
+/// large message is copied once and never held twice. `*got` (in and out) counts the
+/// message's bytes already at the start of `buf`: 0 to begin, then what the last call left.
+/// `*len` is written with the message's length as soon as its header is in.
+/// - MPX_OK: the whole message is in `buf` (`*got` == `*len`).
+/// - MPX_E_TIMEOUT: the time ran out; the bytes that arrived are in `buf`. Call again with the
+///   same bytes (the buffer may have moved or grown).
+/// - MPX_E_BUFFER_TOO_SMALL: `buf` is full before the end of the message: grow it to at most
+///   `*len`, keeping its first `*got` bytes, and call again.
+/// - MPX_E_CLOSED: the peer closed the connection (also in the middle of the message).
+///
+/// Until the message is complete, the other receive calls return MPX_E_STATE. A `*got` that is
+/// not what the last call left is MPX_E_INVALID. `buf` may be NULL only if `cap` is 0.
+#[no_mangle]
+pub unsafe extern "C" fn mpx_conn_recv_part(
+    conn: *const mpx_conn,
+    buf: *mut u8,
+    cap: usize,
+    got: *mut usize,
+    len: *mut usize,
+    timeout_ns: i64,
+) -> mpx_status {
+    guard("mpx_conn_recv_part", || {
+        args::out(got, "got")?;
+        args::out(len, "len")?;
+        let c = &args::handle(conn)?.inner;
+        let t = args::timeout(timeout_ns)?;
+        let slice = args::bytes_mut(buf.cast(), cap, "buf")?;
+        let mut g = *got;
+        let r = c.recv_into_part(slice, &mut g, t);
+        *got = g;
+        if let Some(need) = c.pending_len() {
+            *len = need as usize;
+        }
+        match r {
             Ok(n) => {
-                *buf = p;
                 *len = n;
                 Ok(MPX_OK)
             }
-            Err(e) => {
-                libc::free(p.cast());
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     })
 }

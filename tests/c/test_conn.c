@@ -439,6 +439,114 @@ static void test_listener_and_clients(void) {
     mpx_listener_close(l);
 }
 
+/* VmSize of this process in bytes (its address space). */
+static long long vm_size(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %lld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+/* A peer that announces far more than it sends: memory follows the bytes, not the header, and
+ * once the peer hangs up every receive form reports the end of the stream. */
+static void test_huge_announcements(void) {
+    const uint8_t huge[12] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0, 0, 0, 0, 0}; /* 2^40 */
+    const int PEERS = 20;
+    int sv[20][2];
+    mpx_conn *c[20];
+    uint8_t *r = NULL;
+    size_t len = 0, got = 0;
+    long long before = vm_size();
+    for (int i = 0; i < PEERS; i++) {
+        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]) == 0, "socketpair");
+        REQUIRE(mpx_conn_from_fd(sv[i][0], 0, &c[i]) == MPX_OK, "from_fd of a socket");
+        REQUIRE(write(sv[i][1], huge, 12) == 12, "raw write");
+    }
+    int timeouts = 0;
+    for (int i = 0; i < PEERS; i++)
+        timeouts += mpx_conn_recv_alloc(c[i], &r, &len, 1000000) == MPX_E_TIMEOUT;
+    long long grown = vm_size() - before;
+    CHECK(timeouts == PEERS, "20 announcements of 1 TiB without bodies: %d receives time out", timeouts);
+    CHECK(grown < (1LL << 30), "and the address space grew by %lld MiB, not 20 TiB", grown >> 20);
+
+    /* The peers send 5 bytes and hang up: MPX_E_CLOSED from every receive form, every time. */
+    for (int i = 0; i < 4; i++) {
+        REQUIRE(write(sv[i][1], "12345", 5) == 5, "raw write");
+        close(sv[i][1]);
+        sv[i][1] = -1;
+        for (int round = 0; round < 3; round++) {
+            uint8_t small[16];
+            got = 0;
+            mpx_status st = i == 0   ? mpx_conn_recv_alloc(c[i], &r, &len, T)
+                            : i == 1 ? mpx_conn_recv(c[i], small, sizeof small, &len, T)
+                            : i == 2 ? mpx_conn_recv_part(c[i], small, sizeof small, &got, &len, T)
+                                     : mpx_conn_recv(c[i], NULL, 0, &len, T);
+            CHECK_STATUS(st, MPX_E_CLOSED, round == 0 ? "5 of 1099511627776" : "closed",
+                         "a 1 TiB announcement, 5 bytes, then the peer hangs up: the end of the stream");
+            bool ready = false;
+            CHECK(mpx_conn_poll(c[i], 0, &ready) == MPX_OK && ready, "and poll says ready (the end)");
+        }
+    }
+    for (int i = 0; i < PEERS; i++) {
+        mpx_conn_close(c[i]);
+        if (sv[i][1] >= 0)
+            close(sv[i][1]);
+    }
+}
+
+/* mpx_conn_recv_part: the caller's buffer holds the message across calls and grows on request. */
+static void test_recv_part(void) {
+    int sv[2];
+    mpx_conn *c = NULL;
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+    REQUIRE(mpx_conn_from_fd(sv[0], 0, &c) == MPX_OK, "from_fd of a socket");
+    const size_t N = 100000;
+    uint8_t *m = pattern(N, 7);
+    uint8_t hdr[4] = {0, (uint8_t)(N >> 16), (uint8_t)(N >> 8), (uint8_t)N};
+    REQUIRE(write(sv[1], hdr, 4) == 4 && write(sv[1], m, 30000) == 30000, "raw write");
+    size_t cap = 1000, got = 0, len = 0;
+    uint8_t *buf = malloc(cap);
+    mpx_status st;
+    CHECK_STATUS(mpx_conn_recv_part(c, buf, cap, NULL, &len, T), MPX_E_INVALID, "got", "NULL got");
+    CHECK_STATUS(mpx_conn_recv_part(c, buf, cap, &got, NULL, T), MPX_E_INVALID, "len", "NULL len");
+    CHECK_STATUS(mpx_conn_recv_part(c, NULL, 10, &got, &len, T), MPX_E_INVALID, "buf", "NULL buf with room");
+    CHECK_STATUS(mpx_conn_recv_part(NULL, buf, cap, &got, &len, T), MPX_E_INVALID, "", "NULL conn");
+    CHECK_STATUS(mpx_conn_recv_part(c, buf, cap, &got, &len, -2), MPX_E_INVALID, "", "timeout below -1");
+    CHECK_STATUS(mpx_conn_recv_part(c, NULL, 0, &got, &len, T), MPX_E_BUFFER_TOO_SMALL, "full",
+                 "NULL with no room: asks for room");
+    CHECK(got == 0 && len == N, "and tells the length (%zu)", len);
+    int grows = 0;
+    while ((st = mpx_conn_recv_part(c, buf, cap, &got, &len, 1000000)) == MPX_E_BUFFER_TOO_SMALL) {
+        CHECK(got == cap && len == N, "full at %zu of %zu", got, len);
+        cap = cap * 2 < len ? cap * 2 : len;
+        buf = realloc(buf, cap);
+        grows++;
+    }
+    CHECK(grows == 5, "the buffer was full and grew %d times", grows);
+    CHECK_STATUS(st, MPX_E_TIMEOUT, "", "then the rest has not come yet");
+    CHECK(got == 30000 && len == N, "30000 bytes are in the caller's buffer (%zu)", got);
+    CHECK_STATUS(mpx_conn_recv(c, buf, cap, &len, 0), MPX_E_STATE, "recv_part", "other receives wait for it");
+    size_t wrong = got - 1;
+    CHECK_STATUS(mpx_conn_recv_part(c, buf, cap, &wrong, &len, 0), MPX_E_INVALID, "handed", "a wrong count");
+    REQUIRE(write(sv[1], m + 30000, N - 30000) == (ssize_t)(N - 30000), "raw write");
+    buf = realloc(buf, N);
+    cap = N;
+    CHECK_STATUS(mpx_conn_recv_part(c, buf, cap, &got, &len, T), MPX_OK, "", "the rest arrives");
+    size_t bad = 0;
+    while (bad < N && buf[bad] == m[bad])
+        bad++;
+    CHECK(got == N && len == N && bad == N, "the whole message, once (got %zu, len %zu, same up to %zu)", got, len, bad);
+    free(buf);
+    free(m);
+    mpx_conn_close(c);
+    close(sv[1]);
+}
+
 int main(void) {
     t_init("test_conn");
     test_null_and_bad_arguments();
@@ -447,6 +555,8 @@ int main(void) {
     test_buffer_too_small_keeps_the_message();
     test_timeouts_poll_wait_and_eof();
     test_limits_and_garbage();
+    test_huge_announcements();
+    test_recv_part();
     test_sigpipe_is_closed_not_death();
     test_inherited_descriptor();
     test_fd_and_shm_passing();

@@ -348,6 +348,10 @@ PROTOTYPES.update({
     "mpx_conn_send": (mpx_status, [conn_p, c_void_p, c_size_t]),
     "mpx_conn_recv": (mpx_status, [conn_p, c_void_p, c_size_t, POINTER(c_size_t), c_int64]),
     "mpx_conn_recv_alloc": (mpx_status, [conn_p, POINTER(c_void_p), POINTER(c_size_t), c_int64]),
+    "mpx_conn_recv_part": (
+        mpx_status,
+        [conn_p, c_void_p, c_size_t, POINTER(c_size_t), POINTER(c_size_t), c_int64],
+    ),
     "mpx_conn_poll": (mpx_status, [conn_p, c_int64, POINTER(c_bool)]),
     "mpx_conn_wait": (mpx_status, [POINTER(conn_p), c_size_t, c_int64, POINTER(c_bool), POINTER(c_size_t)]),
     "mpx_conn_send_fds": (mpx_status, [conn_p, POINTER(c_int), c_size_t]),

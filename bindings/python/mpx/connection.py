@@ -69,6 +69,7 @@ from ctypes import (
     c_void_p,
     cast,
     create_string_buffer,
+    memmove,
     py_object,
     pythonapi,
 )
@@ -104,6 +105,7 @@ _TIMEOUT = errors.MPX_E_TIMEOUT
 _CLOSED = errors.MPX_E_CLOSED
 _INVALID = errors.MPX_E_INVALID
 _TOO_SMALL = errors.MPX_E_BUFFER_TOO_SMALL
+_STATE = errors.MPX_E_STATE
 _AUTH = errors.MPX_E_AUTH
 
 # A listener's accept after a client showed up, when the caller set no timeout: the bound of
@@ -115,6 +117,12 @@ _ACCEPT_NS = 30_000_000_000
 # messages that need it; a larger message is received straight into a bytes object of its size.
 _INITIAL_BUFFER = 1024
 _REUSED_MAX = 64 * 1024
+# A larger message goes in parts (mpx_conn_recv_part) straight into the bytes object returned,
+# so it is held once, never also by the library. Up to this size that object is made at the
+# message's size at once (memory it has not received into yet is only reserved, not used); a
+# longer one is received into a bytearray that grows as its bytes arrive, and copied into bytes
+# at the end, so a peer announcing more than it sends costs nothing.
+_WHOLE_AT_ONCE_MAX = 1 << 30
 
 #
 # Fast entry points for the hot calls (send, recv, poll), as mpx.synchronize makes them: no
@@ -125,6 +133,7 @@ _REUSED_MAX = 64 * 1024
 
 _send = entry("mpx_conn_send", blocking=True)
 _recv = entry("mpx_conn_recv", blocking=True)
+_recv_part = entry("mpx_conn_recv_part", blocking=True)
 _poll = entry("mpx_conn_poll", blocking=True)
 _poll_now = entry("mpx_conn_poll", blocking=False)
 
@@ -183,6 +192,11 @@ _release_buffer.restype = None
 _new_bytes = pythonapi.PyBytes_FromStringAndSize
 _new_bytes.argtypes = [c_void_p, c_ssize_t]
 _new_bytes.restype = py_object
+# Grows a bytearray without filling the new part (MemoryError when it cannot).
+_resize_bytearray = pythonapi.PyByteArray_Resize
+_resize_bytearray.argtypes = [py_object, c_ssize_t]
+_resize_bytearray.restype = c_int
+_FIRST_PART = 1 << 20
 
 
 class _Buffer:
@@ -251,6 +265,47 @@ class _State:
         self.buf = (c_char * n)()
         self.bref = byref(self.buf)
         self.cap = c_size_t(n)
+
+
+class _Part:
+    """A message of ``n`` bytes being received in parts (mpx_conn_recv_part): where its bytes
+    go and how many are there."""
+
+    __slots__ = ("n", "whole", "buf", "view", "cap", "got", "pgot")
+
+    def __init__(self, n):
+        self.n = n
+        self.got = c_size_t(0)
+        self.pgot = byref(self.got)
+        self.whole = n <= _WHOLE_AT_ONCE_MAX
+        if self.whole:
+            # Filled by the receives that follow: it has no other reference until it is returned.
+            self.buf = _new_bytes(None, n)
+            self.cap = c_size_t(n)
+        else:
+            self.buf = bytearray()
+            _resize_bytearray(self.buf, _FIRST_PART)
+            self.cap = c_size_t(_FIRST_PART)
+        self.view = None
+
+    def dest(self):
+        if self.whole:
+            return self.buf
+        self.view = (c_char * len(self.buf)).from_buffer(self.buf)
+        return byref(self.view)
+
+    def grow(self):
+        """Doubles a bytearray that is full (the library asked for room), up to the message."""
+        if self.whole:
+            raise AssertionError("mpx_conn_recv_part: no room in a buffer of the message's size")
+        self.view = None  # releases the export, so the bytearray may be resized
+        size = min(self.n, 2 * len(self.buf))
+        _resize_bytearray(self.buf, size)  # new bytes are not zeroed: the receive writes them
+        self.cap = c_size_t(size)
+
+    def result(self):
+        self.view = None
+        return self.buf if self.whole else bytes(self.buf)
 
 
 _state_lock = threading.Lock()
@@ -349,6 +404,8 @@ class Connection:
         self._unix = bool(flags.value & MPX_CONN_UNIX)
         self._pool = [_State()]
         self._nstates = 1
+        # A large message being received in parts (_Part), kept should a wait for it end early.
+        self._part = None
         self._closing = []
         self._a = byref(c_char.from_address(cast(h, c_void_p).value))
         # Receiving calls pass this one: None (NULL, refused by C) once the connection may not
@@ -605,16 +662,45 @@ class Connection:
                 n = s.len.value
                 if maxlength is not None and n > maxlength:
                     self._bad_message_length()
-                if n <= _REUSED_MAX:
-                    size = _INITIAL_BUFFER
-                    while size < n:
-                        size *= 2
-                    s.set_buffer(size)
-                    dest, cap = s.bref, s.cap
-                else:
-                    dest, cap = _new_bytes(None, n), c_size_t(n)
+                if n > _REUSED_MAX:
+                    return self._recv_large(s, n, deadline)
+                size = _INITIAL_BUFFER
+                while size < n:
+                    size *= 2
+                s.set_buffer(size)
+                dest, cap = s.bref, s.cap
                 st = _recv(self._ra, dest, cap, s.plen, _T0)
                 continue
+            if st == _STATE and self._part is not None:
+                # A large message that an earlier call began (and was interrupted in).
+                part = self._part
+                if maxlength is not None and part.n > maxlength:
+                    self._bad_message_length()
+                return self._recv_large(s, part.n, deadline)
+            raise self._recv_error(st)
+
+    def _recv_large(self, s, n, deadline):
+        """Receives the pending message of ``n`` bytes in parts into memory of this binding (see
+        _WHOLE_AT_ONCE_MAX), waiting in slices until ``deadline``. If the wait ends early
+        (TimeoutError, or an exception from a signal handler between slices), what arrived stays
+        in self._part and the next receive goes on with it."""
+        part = self._part
+        if part is None:
+            part = self._part = _Part(n)
+        while True:
+            ns = _step(deadline)
+            st = _recv_part(self._ra, part.dest(), part.cap, part.pgot, s.plen, _c_ns(ns))
+            if st == _OK:
+                self._part = None
+                return part.result()
+            if st == _TOO_SMALL:
+                part.grow()
+                continue
+            if st == _TIMEOUT:
+                if ns == 0:
+                    raise TimeoutError("no complete message within the timeout (what arrived is kept)")
+                continue
+            self._part = None
             raise self._recv_error(st)
 
     def recv(self):
@@ -637,6 +723,13 @@ class Connection:
             s = self._take()
             try:
                 dest, cap = c_void_p((b.view.buf or 0) + offset), c_size_t(n - offset)
+                if self._part is not None:
+                    # Finish the large message an earlier call began, then hand it over here.
+                    whole = self._recv_rest(s, _STATE, None, None)
+                    if len(whole) > cap.value:
+                        raise BufferTooShort(whole)
+                    memmove(dest, whole, len(whole))
+                    return len(whole)
                 deadline = None
                 st = _recv(self._ra, dest, cap, s.plen, _TSLICE)
                 while st == _TIMEOUT:
