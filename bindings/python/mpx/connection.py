@@ -69,10 +69,10 @@ from ctypes import (
     c_void_p,
     cast,
     create_string_buffer,
-    memmove,
     py_object,
     pythonapi,
 )
+import ctypes
 from multiprocessing import AuthenticationError, BufferTooShort, reduction
 
 from . import errors
@@ -728,7 +728,7 @@ class Connection:
                     whole = self._recv_rest(s, _STATE, None, None)
                     if len(whole) > cap.value:
                         raise BufferTooShort(whole)
-                    memmove(dest, whole, len(whole))
+                    ctypes.memmove(dest, whole, len(whole))
                     return len(whole)
                 deadline = None
                 st = _recv(self._ra, dest, cap, s.plen, _TSLICE)
