@@ -716,3 +716,41 @@ fn over_2_gib_messages_use_the_long_header() {
         assert_eq!(m[n - 1], 0x5a);
     });
 }
+
+#[test]
+fn a_receive_after_a_send_spins_but_keeps_every_outcome() {
+    // After a send, the next wait spins on non-blocking reads before it sleeps: answers that
+    // come at once, late, never (timeout), or the peer's exit must all come out as without it.
+    let (a, b) = conn::pipe(true).unwrap();
+    let echo = std::thread::spawn(move || {
+        for i in 0.. {
+            let m = match b.recv(T) {
+                Ok(m) => m,
+                Err(_) => return i,
+            };
+            if m == b"late" {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if m == b"silent" {
+                continue;
+            }
+            if m == b"bye" {
+                return i;
+            }
+            b.send(&m).unwrap();
+        }
+        unreachable!()
+    });
+    for i in 0..2000u32 {
+        a.send(&i.to_le_bytes()).unwrap();
+        assert_eq!(a.recv(T).unwrap(), i.to_le_bytes());
+    }
+    a.send(b"late").unwrap();
+    assert_eq!(a.recv(T).unwrap(), b"late");
+    a.send(b"silent").unwrap();
+    assert_eq!(a.recv(Duration::from_millis(5)).unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(a.recv(Duration::ZERO).unwrap_err().kind(), ErrorKind::Timeout);
+    a.send(b"bye").unwrap();
+    assert_eq!(echo.join().unwrap(), 2002);
+    assert_eq!(a.recv(T).unwrap_err().kind(), ErrorKind::Closed, "the peer's end was dropped");
+}

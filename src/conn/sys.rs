@@ -5,6 +5,7 @@
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use nix::errno::Errno;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -85,6 +86,13 @@ pub struct ReadResult {
     pub fds_truncated: bool,
 }
 
+/// Whether RWF_NOWAIT reads work on pipes here (Linux 5.1 on; false once one was refused).
+static PIPE_NOWAIT: AtomicBool = AtomicBool::new(true);
+
+pub fn pipe_nowait_works() -> bool {
+    PIPE_NOWAIT.load(Relaxed)
+}
+
 /// One read into `iov` (filled in order). With `unix`, collects passed descriptors; `nonblock`
 /// does not wait (MSG_DONTWAIT on sockets, RWF_NOWAIT on pipes, so the descriptor's shared file
 /// flags stay as they are). EINTR is retried; EAGAIN is returned for the caller to wait on.
@@ -124,8 +132,12 @@ pub unsafe fn read_iov(
             Errno::result(n).map(|n| ReadResult { n: n as usize, fds: Vec::new(), fds_truncated: false })
         };
         match r {
-            // A kernel without RWF_NOWAIT for pipes: report "would block"; callers then poll.
-            Err(Errno::EOPNOTSUPP) if nonblock && !socket => return Err(Errno::EAGAIN),
+            // A kernel without RWF_NOWAIT for pipes: report "would block"; callers then poll
+            // (and stop trying non-blocking pipe reads first).
+            Err(Errno::EOPNOTSUPP) if nonblock && !socket => {
+                PIPE_NOWAIT.store(false, Relaxed);
+                return Err(Errno::EAGAIN);
+            }
             Err(Errno::EINTR) => continue,
             r => return r,
         }

@@ -64,6 +64,11 @@ impl Deadline {
         }
     }
 
+    /// A deadline at `end` (None: forever); one already reached is a try.
+    pub(crate) fn at(end: Option<Instant>) -> Deadline {
+        Deadline { end, try_only: end.is_some_and(|e| e <= Instant::now()) }
+    }
+
     /// A zero timeout: try once, never sleep.
     pub(crate) fn is_try(&self) -> bool {
         self.try_only
