@@ -756,13 +756,13 @@ impl Connection {
         // written would read them one by one, and its non-blocking reads contend with the
         // writer for the pipe's lock (64 B one way: 1.5 M/s spinning, 1.8 M/s sleeping).
         let spin = (socket || sys::pipe_nowait_works()) && REPLY_DUE.with(|d| d.get());
-        // SAFETY (every read_iov below): iov holds the caller's `dest` (valid for writes, per
-        // this function's contract) and the free part of the read-ahead buffer.
-        let mut r = if spin || deadline.is_some() {
-            unsafe { sys::read_iov(fd, &mut iov[..n_iov], socket, unix, true) }
-        } else {
-            unsafe { sys::read_iov(fd, &mut iov[..n_iov], socket, unix, false) }
+        let iov = &mut iov[..n_iov];
+        let read = |iov: &mut [libc::iovec], nonblock: bool| {
+            // SAFETY: iov holds the caller's `dest` (valid for writes, per this function's
+            // contract) and the free part of the read-ahead buffer.
+            unsafe { sys::read_iov(fd, iov, socket, unix, nonblock) }
         };
+        let mut r = read(iov, spin || deadline.is_some());
         let mut spun = !spin;
         loop {
             match r {
@@ -784,15 +784,12 @@ impl Connection {
                     if !spun {
                         spun = true;
                         let mut caught = None;
-                        let iov = &mut iov[..n_iov];
                         let d = Deadline::at(deadline);
-                        let hit = self.spin.until(&d, SPIN_GAP, || {
-                            match unsafe { sys::read_iov(fd, iov, socket, unix, true) } {
-                                Err(Errno::EAGAIN) => false,
-                                other => {
-                                    caught = Some(other);
-                                    true
-                                }
+                        let hit = self.spin.until(&d, SPIN_GAP, || match read(iov, true) {
+                            Err(Errno::EAGAIN) => false,
+                            other => {
+                                caught = Some(other);
+                                true
                             }
                         });
                         if let (true, Some(c)) = (hit, caught) {
@@ -800,14 +797,12 @@ impl Connection {
                             continue;
                         }
                     }
-                    if deadline.is_some() {
-                        if !io::wait_fd(fd, PollFlags::POLLIN, deadline)? {
-                            return Err(timeout_error());
-                        }
+                    if deadline.is_some() && !io::wait_fd(fd, PollFlags::POLLIN, deadline)? {
+                        return Err(timeout_error());
                     }
                     // Readable (or no deadline): a plain read, which works on kernels without
                     // RWF_NOWAIT for pipes.
-                    r = unsafe { sys::read_iov(fd, &mut iov[..n_iov], socket, unix, false) };
+                    r = read(iov, false);
                 }
                 Err(Errno::ECONNRESET) => return Ok(0),
                 Err(e) => return Err(Error::os(e, "read").context("recv")),
