@@ -754,3 +754,35 @@ fn a_receive_after_a_send_spins_but_keeps_every_outcome() {
     assert_eq!(echo.join().unwrap(), 2002);
     assert_eq!(a.recv(T).unwrap_err().kind(), ErrorKind::Closed, "the peer's end was dropped");
 }
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+    Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
+}
+
+#[test]
+fn a_receive_without_timeout_on_a_non_blocking_descriptor_sleeps() {
+    // A descriptor the caller set O_NONBLOCK: a receive with no timeout must sleep in poll, not
+    // loop on EAGAIN. The check is on CPU time, which a sleeping thread does not use however
+    // loaded the machine is (a busy loop would use most of the second).
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    for after_a_send in [false, true] {
+        let (raw, mine) = raw_socketpair();
+        fcntl(&mine, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+        let c = Connection::from_fd(mine).unwrap();
+        if after_a_send {
+            c.send(b"request").unwrap(); // the next wait spins first, then must sleep
+        }
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            write_raw(&raw, &[0, 0, 0, 2, b'h', b'i']);
+            raw
+        });
+        let cpu = thread_cpu();
+        assert_eq!(c.recv(None).unwrap(), b"hi");
+        let used = thread_cpu() - cpu;
+        drop(writer.join().unwrap());
+        assert!(used < Duration::from_millis(300), "a 1 s wait used {used:?} of CPU (after a send: {after_a_send})");
+    }
+}

@@ -26,6 +26,10 @@ pub(crate) trait Grow {
     /// Grows the capacity to at least `cap`, keeping the written bytes. An error (the memory
     /// cannot be had) changes nothing.
     fn try_grow(&mut self, cap: usize) -> Result<()>;
+    /// The sink as a Vec, if it is one (so kept bytes can move in and out without a copy).
+    fn as_vec(&mut self) -> Option<&mut Vec<u8>> {
+        None
+    }
 }
 
 impl Grow for Vec<u8> {
@@ -44,6 +48,9 @@ impl Grow for Vec<u8> {
     fn try_grow(&mut self, cap: usize) -> Result<()> {
         let more = cap.saturating_sub(Vec::len(self));
         self.try_reserve_exact(more).map_err(|_| no_memory(cap))
+    }
+    fn as_vec(&mut self) -> Option<&mut Vec<u8>> {
+        Some(self)
     }
 }
 

@@ -446,8 +446,9 @@ impl Connection {
     /// whole message is in `buf`. Timeout: the bytes that arrived are in `buf` (`*got` updated);
     /// call again with them. BufferTooSmall: `buf` is full (or too small for what the connection
     /// kept from an earlier call); grow it, keeping its first `*got` bytes, and call again
-    /// ([`pending_len`](Self::pending_len) is the message's length). Until the message is
-    /// complete, other receive calls are State errors.
+    /// ([`pending_len`](Self::pending_len) is the message's length). Once some of its bytes are
+    /// in `buf`, other receive calls are State errors until this one completes it. Closed
+    /// resets `*got` to 0.
     pub fn recv_into_part(&self, buf: &mut [u8], got: &mut usize, timeout: impl Into<Timeout>) -> Result<usize> {
         let dest = Dest::Buffer { ptr: buf.as_mut_ptr(), cap: buf.len(), part: Some(got) };
         self.recv_core(u64::MAX, timeout.into().deadline(), dest)
@@ -513,6 +514,9 @@ impl Connection {
             let n = st.buffered();
             st.advance(n);
             st.discard_message();
+            if let Dest::Buffer { part: Some(g), .. } = &mut dest {
+                **g = 0;
+            }
             return Err(err!(
                 Closed,
                 "recv: the peer closed the connection in the middle of a message ({arrived} of {len} bytes arrived)"
@@ -553,9 +557,16 @@ impl Connection {
             return Err(e);
         }
         if into_stash {
-            if let Err(e) = deliver_stash(&stash, &mut dest) {
-                st.partial = stash;
-                return Err(e);
+            if let Dest::Grow(g) = &mut dest {
+                if let Some(v) = g.as_vec().filter(|v| v.is_empty()) {
+                    std::mem::swap(v, &mut stash); // a Rust recv takes the kept body as it is
+                }
+            }
+            if !stash.is_empty() {
+                if let Err(e) = deliver_stash(&stash, &mut dest) {
+                    st.partial = stash;
+                    return Err(e);
+                }
             }
         }
         if let Dest::Buffer { part: Some(g), .. } = &mut dest {
@@ -632,7 +643,12 @@ impl Connection {
         e: &Error,
     ) {
         if st.pending.is_none() || self.broken.get().is_some() {
-            return; // the message is gone (end of stream, or the connection broke)
+            // The message is gone (end of stream, or the connection broke): a part receive's
+            // buffer holds nothing of a message any more.
+            if let Dest::Buffer { part: Some(g), .. } = dest {
+                **g = 0;
+            }
+            return;
         }
         if into_stash {
             st.partial = stash;
@@ -647,6 +663,10 @@ impl Connection {
             // SAFETY: the first got bytes of the caller's buffer were written by this call.
             Dest::Buffer { ptr, .. } => unsafe { std::slice::from_raw_parts(*ptr, got) },
             Dest::Grow(g) => {
+                if let Some(v) = g.as_vec() {
+                    st.partial = std::mem::take(v); // its len is the bytes received
+                    return;
+                }
                 // SAFETY: the first got bytes of the sink are written (its len).
                 unsafe { std::slice::from_raw_parts(g.as_mut_ptr(), g.len().min(got)) }
             }
@@ -762,7 +782,8 @@ impl Connection {
             // contract) and the free part of the read-ahead buffer.
             unsafe { sys::read_iov(fd, iov, socket, unix, nonblock) }
         };
-        let mut r = read(iov, spin || deadline.is_some());
+        let mut plain = !(spin || deadline.is_some());
+        let mut r = read(iov, !plain);
         let mut spun = !spin;
         loop {
             match r {
@@ -797,9 +818,12 @@ impl Connection {
                             continue;
                         }
                     }
-                    if deadline.is_some() && !io::wait_fd(fd, PollFlags::POLLIN, deadline)? {
+                    // Without a deadline a plain read sleeps by itself, unless the descriptor
+                    // is non-blocking (its plain read said EAGAIN): then poll, never spin.
+                    if (deadline.is_some() || plain) && !io::wait_fd(fd, PollFlags::POLLIN, deadline)? {
                         return Err(timeout_error());
                     }
+                    plain = true;
                     // Readable (or no deadline): a plain read, which works on kernels without
                     // RWF_NOWAIT for pipes.
                     r = read(iov, false);
@@ -827,7 +851,10 @@ impl Connection {
         let deadline = timeout.into().deadline();
         let mut st = self.lock_recv();
         if st.pending.is_some() {
-            return Err(err!(State, "recv_fds: a message is partly received; receive it with recv first"));
+            return Err(err!(
+                State,
+                "recv_fds: a message is partly received; receive it first (with recv_part if it was begun there)"
+            ));
         }
         while st.buffered() == 0 {
             if st.eof {

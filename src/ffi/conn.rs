@@ -244,17 +244,21 @@ pub unsafe extern "C" fn mpx_conn_recv_alloc(
 
 /// Receives one message in parts into memory the caller keeps between calls and may grow, so a
 /// large message is copied once and never held twice. `*got` (in and out) counts the
-/// message's bytes already at the start of `buf`: 0 to begin, then what the last call left.
-/// `*len` is written with the message's length as soon as its header is in.
-/// - MPX_OK: the whole message is in `buf` (`*got` == `*len`).
+/// message's bytes already at the start of `buf`: 0 to begin each message, then what the last
+/// call left. `*len` is written with the message's length as soon as its header is in.
+/// - MPX_OK: the whole message is in `buf` (`*got` == `*len`); the next message starts again
+///   with `*got` = 0.
 /// - MPX_E_TIMEOUT: the time ran out; the bytes that arrived are in `buf`. Call again with the
 ///   same bytes (the buffer may have moved or grown).
-/// - MPX_E_BUFFER_TOO_SMALL: `buf` is full before the end of the message: grow it to at most
-///   `*len`, keeping its first `*got` bytes, and call again.
-/// - MPX_E_CLOSED: the peer closed the connection (also in the middle of the message).
+/// - MPX_E_BUFFER_TOO_SMALL: grow `buf` (to at most `*len`), keeping its first `*got` bytes, and
+///   call again: `buf` is full, or (with `*got` 0) smaller than what the connection kept of
+///   the message from an earlier receive that timed out.
+/// - MPX_E_CLOSED: the peer closed the connection (also in the middle of the message; `*got`
+///   is then 0, and every later receive is MPX_E_CLOSED).
 ///
-/// Until the message is complete, the other receive calls return MPX_E_STATE. A `*got` that is
-/// not what the last call left is MPX_E_INVALID. `buf` may be NULL only if `cap` is 0.
+/// Once some of the message's bytes are in the caller's buffer (`*got` > 0), the other receive
+/// calls return MPX_E_STATE until this one completes it. A `*got` that is not what the last
+/// call left is MPX_E_INVALID. `buf` may be NULL only if `cap` is 0.
 #[no_mangle]
 pub unsafe extern "C" fn mpx_conn_recv_part(
     conn: *const mpx_conn,

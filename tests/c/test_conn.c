@@ -542,9 +542,22 @@ static void test_recv_part(void) {
         bad++;
     CHECK(got == N && len == N && bad == N, "the whole message, once (got %zu, len %zu, same up to %zu)", got, len, bad);
     free(buf);
+
+    /* The peer hangs up in the middle of a part receive: MPX_E_CLOSED with *got back to 0, and
+     * the same for every later receive. */
+    REQUIRE(write(sv[1], hdr, 4) == 4 && write(sv[1], m, 30000) == 30000, "raw write");
+    buf = malloc(N);
+    got = 0;
+    CHECK_STATUS(mpx_conn_recv_part(c, buf, N, &got, &len, 1000000), MPX_E_TIMEOUT, "", "30000 bytes arrive");
+    CHECK(got == 30000, "and are in the buffer (%zu)", got);
+    close(sv[1]);
+    CHECK_STATUS(mpx_conn_recv_part(c, buf, N, &got, &len, T), MPX_E_CLOSED, "30000 of 100000",
+                 "the peer hangs up mid-message");
+    CHECK(got == 0, "the buffer holds nothing of a message any more (%zu)", got);
+    CHECK_STATUS(mpx_conn_recv_part(c, buf, N, &got, &len, T), MPX_E_CLOSED, "closed", "and after");
+    free(buf);
     free(m);
     mpx_conn_close(c);
-    close(sv[1]);
 }
 
 int main(void) {

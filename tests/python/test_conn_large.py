@@ -178,3 +178,39 @@ def test_recv_bytes_into_finishes_an_interrupted_large_receive():
     t.join(TIMEOUT)
     raw.close()
     c.close()
+
+
+def test_two_threads_receiving_large_messages_get_each_once():
+    # Large messages are received in parts; a second receiving thread waits for the one in
+    # progress and then takes the next message (it never joins the other's buffer).
+    n, count = 1 << 20, 12
+    raw, c = raw_pair()
+
+    def peer():
+        for i in range(count):
+            body = bytes([i]) * n
+            raw.sendall(struct.pack("!i", n) + body[: n // 2])
+            threading.Event().wait(0.02)
+            raw.sendall(body[n // 2 :])
+
+    got, errors = [], []
+
+    def receiver():
+        try:
+            for _ in range(count // 2):
+                assert c.poll(TIMEOUT)
+                got.append(c.recv_bytes())
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=receiver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    peer()
+    for t in threads:
+        t.join(TIMEOUT)
+    assert not errors, errors
+    assert sorted(m[0] for m in got) == list(range(count))
+    assert all(m == bytes([m[0]]) * n for m in got)
+    raw.close()
+    c.close()

@@ -138,6 +138,7 @@ _poll = entry("mpx_conn_poll", blocking=True)
 _poll_now = entry("mpx_conn_poll", blocking=False)
 
 _T0 = c_int64(0)
+_ZERO = c_size_t(0)
 _TSLICE = c_int64(_SLICE_NS)
 _TFOREVER = c_int64(MPX_FOREVER)
 
@@ -404,8 +405,10 @@ class Connection:
         self._unix = bool(flags.value & MPX_CONN_UNIX)
         self._pool = [_State()]
         self._nstates = 1
-        # A large message being received in parts (_Part), kept should a wait for it end early.
+        # A large message being received in parts (_Part), kept should a wait for it end early,
+        # and the lock of the one thread receiving it.
         self._part = None
+        self._part_lock = threading.Lock()
         self._closing = []
         self._a = byref(c_char.from_address(cast(h, c_void_p).value))
         # Receiving calls pass this one: None (NULL, refused by C) once the connection may not
@@ -663,7 +666,7 @@ class Connection:
                 if maxlength is not None and n > maxlength:
                     self._bad_message_length()
                 if n > _REUSED_MAX:
-                    return self._recv_large(s, n, deadline)
+                    return self._recv_large(s, maxlength, deadline)
                 size = _INITIAL_BUFFER
                 while size < n:
                     size *= 2
@@ -671,22 +674,54 @@ class Connection:
                 dest, cap = s.bref, s.cap
                 st = _recv(self._ra, dest, cap, s.plen, _T0)
                 continue
-            if st == _STATE and self._part is not None:
-                # A large message that an earlier call began (and was interrupted in).
-                part = self._part
-                if maxlength is not None and part.n > maxlength:
-                    self._bad_message_length()
-                return self._recv_large(s, part.n, deadline)
+            if st == _STATE:
+                # A large message that an earlier call began (and was interrupted in), or that
+                # another thread is receiving now.
+                return self._recv_large(s, maxlength, deadline)
             raise self._recv_error(st)
 
-    def _recv_large(self, s, n, deadline):
-        """Receives the pending message of ``n`` bytes in parts into memory of this binding (see
+    def _recv_large(self, s, maxlength, deadline):
+        """Receives the pending message in parts into memory of this binding (see
         _WHOLE_AT_ONCE_MAX), waiting in slices until ``deadline``. If the wait ends early
         (TimeoutError, or an exception from a signal handler between slices), what arrived stays
         in self._part and the next receive goes on with it."""
-        part = self._part
-        if part is None:
-            part = self._part = _Part(n)
+        # One large receive at a time on a connection: a second thread that finds one in
+        # progress waits for it here, then receives whatever message is next.
+        with self._part_lock:
+            part = self._part
+            if part is not None and part.got.value == part.n:
+                # Completed by a call that was interrupted before it could hand it over.
+                self._part = None
+                return part.result()
+            if part is None:
+                n = self._pending_length(s, deadline)
+                if n == 0:
+                    return b""
+                if maxlength is not None and n > maxlength:
+                    self._bad_message_length()
+                part = self._part = _Part(n)
+            elif maxlength is not None and part.n > maxlength:
+                self._bad_message_length()
+            return self._recv_part_loop(s, part, deadline)
+
+    def _pending_length(self, s, deadline):
+        """The length of the next message (0: an empty one, now received), asked of the
+        library with no room given, waiting in slices until ``deadline`` for its header."""
+        got = c_size_t(0)
+        while True:
+            ns = _step(deadline)
+            st = _recv_part(self._ra, None, _ZERO, byref(got), s.plen, _c_ns(ns))
+            if st == _TOO_SMALL:
+                return s.len.value
+            if st == _OK:
+                return 0
+            if st == _TIMEOUT:
+                if ns == 0:
+                    raise TimeoutError("no complete message within the timeout (what arrived is kept)")
+                continue
+            raise self._recv_error(st)
+
+    def _recv_part_loop(self, s, part, deadline):
         while True:
             ns = _step(deadline)
             st = _recv_part(self._ra, part.dest(), part.cap, part.pgot, s.plen, _c_ns(ns))
