@@ -374,6 +374,8 @@ fn named_pool_summary_for_mpx_ls() {
         let r = mpx(&["ls"]);
         let line = r.stdout.lines().find(|l| l.contains(&name) && l.contains("pool")).unwrap_or("");
         assert!(line.contains("busy"), "{}", r.stdout);
+        let r = mpx(&["info", &name]);
+        assert!(r.stdout.contains(&format!("{busy} busy task {b}")), "{r:?}");
     }
     // Dropping the pool removed its names.
     for n in [name.clone(), format!("{name}.tasks"), format!("{name}.results")] {

@@ -157,6 +157,9 @@ pub(crate) fn parse_result(m: &[u8]) -> Result<(u64, std::result::Result<Vec<u8>
     let bad = |why: &str| err!(Corrupt, "malformed result of {} bytes: {why}", m.len());
     let id = u64_at(m, 0).ok_or_else(|| bad("no header"))?;
     let status = u32_at(m, 8).ok_or_else(|| bad("no header"))?;
+    if m.len() < RESULT_HEAD {
+        return Err(bad("no header"));
+    }
     match status {
         0 => Ok((id, Ok(m[RESULT_HEAD..].to_vec()))),
         1 => {
@@ -218,5 +221,6 @@ mod tests {
         r.truncate(r.len() - 2);
         assert!(parse_result(&r).is_err());
         assert!(parse_result(b"short").is_err());
+        assert!(parse_result(b"\x01\0\0\0\0\0\0\0\0\0\0\0\0").is_err());
     }
 }
