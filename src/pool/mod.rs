@@ -49,6 +49,8 @@
 mod envelope;
 mod owner;
 mod table;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 pub use envelope::MAX_FNAME;

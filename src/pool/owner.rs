@@ -111,7 +111,7 @@ struct Inner {
 /// names are removed).
 pub struct Pool {
     table: PoolTable,
-    tasks: Queue,
+    pub(super) tasks: Queue,
     results: Queue,
     registry: Arc<Registry>,
     max_tasks: u64,

@@ -191,6 +191,18 @@ impl PoolTable {
         self.m.state()
     }
 
+    /// Unit tests only: true for the first caller in any process (worker::pause), whose pid
+    /// [`PoolTable::test_paused_pid`] then gives.
+    #[cfg(test)]
+    pub(crate) fn claim_test_pause(&self) -> bool {
+        self.head()._pad.compare_exchange(0, std::process::id(), AcqRel, Relaxed).is_ok()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn test_paused_pid(&self) -> i32 {
+        self.head()._pad.load(Acquire) as i32
+    }
+
     /// The number of worker slots.
     pub fn slots(&self) -> u32 {
         self.slots

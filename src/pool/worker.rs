@@ -181,7 +181,7 @@ pub(crate) fn run(cx: &WorkerCtx<'_>) -> i32 {
             slot.state.store(WorkerState::Exited as u32, Release);
             return 0;
         }
-        let (id, kind, fname, args) = match take(cx.tasks, slot) {
+        let (id, kind, fname, args) = match take(cx.tasks, cx.table, slot) {
             Ok(Some(t)) => t,
             Ok(None) => continue,
             Err(e) if e.kind() == ErrorKind::Closed => {
@@ -235,7 +235,9 @@ pub(crate) fn run(cx: &WorkerCtx<'_>) -> i32 {
 type Taken = (u64, u32, std::result::Result<String, TaskError>, Vec<u8>);
 
 /// Takes one task (see [`run`]): Ok(None) for a message that is not a task (dropped).
-fn take(tasks: &Queue, slot: &Slot) -> Result<Option<Taken>> {
+fn take(tasks: &Queue, table: &PoolTable, slot: &Slot) -> Result<Option<Taken>> {
+    #[cfg(not(test))]
+    let _ = table;
     let view = tasks.read(Timeout::Forever)?;
     let Some(id) = envelope::task_id(&view) else {
         // Not even an id: no owner can be waiting for it.
@@ -246,11 +248,40 @@ fn take(tasks: &Queue, slot: &Slot) -> Result<Option<Taken>> {
         Ok(t) => (t.kind, Ok(t.fname.to_string()), t.args.to_vec()),
         Err(e) => (0, Err(TaskError::new(e.kind(), e.message().to_string())), Vec::new()),
     };
+    #[cfg(test)]
+    pause::at(pause::READ, table);
     slot.task.store(id, Relaxed);
     slot.seq.store(view.seq(), Relaxed);
     // SeqCst: the owner's check of a dead worker reads these after it holds the consumer lock,
     // which this commit releases; the release store is what publishes task and seq with it.
     slot.state.store(WorkerState::Busy as u32, SeqCst);
+    #[cfg(test)]
+    pause::at(pause::BUSY, table);
     view.commit()?;
+    #[cfg(test)]
+    pause::at(pause::COMMITTED, table);
     Ok(Some((id, kind, fname, args)))
+}
+
+/// Unit tests only: makes the first worker of a pool that reaches one step of `take` stop
+/// there for good, so a test can SIGKILL it exactly there.
+#[cfg(test)]
+pub(crate) mod pause {
+    use std::sync::atomic::{AtomicU32, Ordering::*};
+
+    use super::PoolTable;
+
+    pub const READ: u32 = 1;
+    pub const BUSY: u32 = 2;
+    pub const COMMITTED: u32 = 3;
+    /// The step to stop at (0: none); forked workers inherit it.
+    pub static AT: AtomicU32 = AtomicU32::new(0);
+
+    pub fn at(step: u32, table: &PoolTable) {
+        if AT.load(Relaxed) == step && table.claim_test_pause() {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    }
 }
