@@ -262,12 +262,19 @@ impl Pool {
         if inner.run != Run::Open {
             return Err(err!(State, "pool: cannot submit to a pool that was {}", self.run_word(inner.run)));
         }
+        let mut wait = Duration::ZERO;
         loop {
-            match self.tasks.put(msg, Duration::from_millis(10)) {
+            match self.tasks.put(msg, wait) {
                 Ok(()) => break,
                 Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Full) => {
-                    // The queue is full: results must keep flowing, or the workers stall.
-                    self.pump(inner, Duration::ZERO)?;
+                    // The queue is full: every result must keep flowing, or the workers stall
+                    // on a full result queue and never make room.
+                    self.drain(inner)?;
+                    if inner.last_check.elapsed() >= CHECK_EVERY {
+                        inner.last_check = Instant::now();
+                        self.check_workers(inner)?;
+                    }
+                    wait = Duration::from_millis(1);
                 }
                 Err(e) => return Err(e.context("pool: submit")),
             }
