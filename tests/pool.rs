@@ -456,3 +456,29 @@ fn random_kills_during_many_tasks_lose_nothing() {
         assert!(p.workers().iter().map(|w| w.started).sum::<u64>() > 2);
     }
 }
+
+#[test]
+fn malformed_results_fail_their_task_or_are_dropped() {
+    // The result queue is shared memory another process may write: garbage must neither
+    // crash the owner nor leave a waiter waiting.
+    let mut names = Names::new();
+    let name = names.add("pool-bad");
+    names.guard(&format!("{name}.tasks"));
+    names.guard(&format!("{name}.results"));
+    let p = Pool::new(PoolOptions::new().workers(2).name(&name), registry()).unwrap();
+    let b = p.submit("block", b"").unwrap();
+    let results = Queue::open(&format!("{name}.results"), mpx::Flags::default()).unwrap();
+    let mut bad = b.to_le_bytes().to_vec();
+    bad.extend_from_slice(&[9, 0, 0, 0, 0, 0, 0, 0]); // status 9: no such status
+    results.put(&bad, T).unwrap();
+    results.put(b"xyz", T).unwrap(); // no task id at all
+    let mut other = 999_999u64.to_le_bytes().to_vec(); // a task nobody submitted
+    other.extend_from_slice(&[0; 8]);
+    results.put(&other, T).unwrap();
+    let e = p.wait(b, T).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    // The pool goes on (one worker still runs "block", the other takes this).
+    let ok = p.submit("square", &3u64.to_le_bytes()).unwrap();
+    assert_eq!(u64_of(&p.wait(ok, T).unwrap()), 9);
+    assert_eq!(p.wait(999_999, Duration::ZERO).unwrap_err().kind(), ErrorKind::Invalid);
+}

@@ -152,6 +152,11 @@ pub(crate) fn result_err(id: u64, e: &TaskError) -> Vec<u8> {
     m
 }
 
+/// The task id of a result message, if it has one.
+pub(crate) fn result_id(m: &[u8]) -> Option<u64> {
+    u64_at(m, 0)
+}
+
 /// A decoded result: the task id and its outcome.
 pub(crate) fn parse_result(m: &[u8]) -> Result<(u64, std::result::Result<Vec<u8>, TaskError>)> {
     let bad = |why: &str| err!(Corrupt, "malformed result of {} bytes: {why}", m.len());
@@ -221,6 +226,7 @@ mod tests {
         r.truncate(r.len() - 2);
         assert!(parse_result(&r).is_err());
         assert!(parse_result(b"short").is_err());
+        assert_eq!(result_id(&r), Some(1));
         assert!(parse_result(b"\x01\0\0\0\0\0\0\0\0\0\0\0\0").is_err());
     }
 }

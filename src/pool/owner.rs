@@ -439,8 +439,14 @@ impl Pool {
     fn resolve_msg(&self, inner: &mut Inner, m: &[u8]) {
         match envelope::parse_result(m) {
             Ok((id, o)) => self.resolve(inner, id, o),
-            // A result nobody can match to a task is dropped; said once on stderr.
-            Err(e) => eprintln!("mpx: pool: {e}"),
+            // A malformed result still fails its task when it names one, so nobody waits for
+            // it; one that names none is dropped, with a word on stderr.
+            Err(e) => match envelope::result_id(m) {
+                Some(id) if inner.pending.contains(&id) => {
+                    self.resolve(inner, id, Err(TaskError::new(ErrorKind::Corrupt, e.message().to_string())))
+                }
+                _ => eprintln!("mpx: pool: {e}"),
+            },
         }
     }
 
