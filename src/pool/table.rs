@@ -6,6 +6,10 @@
 //!      0          64  owner          magic "MPXP", slots, closed, 0, submitted, done, failed
 //!     64   64 * slots per slot       pid, state, task, seq, done, failed, started (see Slot)
 //! ```
+//! `mpx ls` shows it as "2 workers [812 busy task 17 40/1, 813 idle 38/0], 5 queued,
+//! 1 running, 78 done, 2 failed": per slot the pid, state, task, and tasks done/failed by the
+//! slot's workers; then the pool's counts.
+//!
 //! A slot belongs to one worker at a time. The owner resets it (state Starting) before it forks
 //! the slot's worker; from then on only that worker writes it, until the owner sees the worker
 //! gone and marks it Dead (or Exited). `task` and `seq` are meaningful while the state is Busy:
@@ -84,7 +88,8 @@ pub(crate) struct Slot {
     pub task: AtomicU64,
     /// The task's place in the task queue's get history ([`crate::queue::ReadView::seq`]).
     pub seq: AtomicU64,
-    /// Tasks this worker finished with a result / with an error.
+    /// Tasks this slot's workers (over replacements) finished with a result / with an error;
+    /// kept across replacements so that the slots add up to the pool's totals.
     pub done: AtomicU64,
     pub failed: AtomicU64,
     /// How many workers this slot has had (the owner counts each start).
@@ -104,6 +109,8 @@ pub struct WorkerInfo {
     pub state: WorkerState,
     /// The task it runs (Busy only).
     pub task: Option<u64>,
+    /// Tasks reported by this slot's workers, replacements included (a task failed because
+    /// its worker died is counted by the pool, not here).
     pub done: u64,
     pub failed: u64,
     /// Workers this slot has had (replacements included).
