@@ -1,7 +1,7 @@
 //! mpx: multiprocessing for every language on the machine.
 //!
 //! The Rust API is the core: capability modules ([`shm`], [`sync`], [`value`], [`queue`],
-//! [`conn`], [`process`]) on top of the object model ([`object`]: every shareable kind implements
+//! [`conn`], [`process`], [`pool`]) on top of the object model ([`object`]: every shareable kind implements
 //! [`Object`], which gives it create, open, name, fd and unlink) and the one waiting policy
 //! ([`wait`]), with the C ABI in `ffi` as a thin layer over it. See docs/ARCHITECTURE.md.
 
@@ -9,6 +9,7 @@ pub mod conn;
 pub mod error;
 mod ffi;
 pub mod object;
+pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod shm;
@@ -20,6 +21,7 @@ pub mod wait;
 
 pub use error::{Error, ErrorKind, Result};
 pub use object::{Flags, Kind, Object};
+pub use pool::{Pool, PoolOptions, Registry, TaskError};
 pub use queue::{Queue, QueueSpec};
 pub use shm::SharedMemory;
 pub use sync::{Acquired, Barrier, CondLock, Condition, Event, Lock, RLock, Semaphore, SemaphoreSpec};

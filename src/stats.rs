@@ -4,6 +4,7 @@
 //! lock), which validates it first and changes nothing: looking never unlinks.
 
 use crate::object::{Kind, Object};
+use crate::pool::PoolTable;
 use crate::queue::Queue;
 use crate::shm::SharedMemory;
 use crate::sync::{Barrier, Event, Lock, RLock, Semaphore};
@@ -24,8 +25,9 @@ pub fn summary(name: &str, kind: Kind) -> Result<Option<String>> {
         Kind::Barrier => of::<Barrier>(name),
         Kind::Value => of::<Value>(name),
         Kind::Queue => of::<Queue>(name),
+        Kind::Pool => of::<PoolTable>(name),
         // A condition's summary would need its external lock opened (a side effect); the
         // reserved kinds have no implementation yet.
-        Kind::Condition | Kind::Pool | Kind::FramePool | Kind::Dict | Kind::List => Ok(None),
+        Kind::Condition | Kind::FramePool | Kind::Dict | Kind::List => Ok(None),
     }
 }

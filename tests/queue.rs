@@ -436,6 +436,43 @@ fn a_killed_reader_leaves_its_message_and_a_killed_writer_leaves_nothing() {
 }
 
 #[test]
+fn consumers_held_tells_whether_a_dead_reader_committed() {
+    // What the pool relies on: a reader dies during an in-place read, before or after its
+    // commit; with the consumer side held (and repaired), the get count against the read's seq
+    // says which.
+    let mut names = Names::new();
+    let n = names.add("q-seq");
+    let q = Queue::create(&n, QueueSpec::new(4096), Flags::default()).unwrap();
+    for m in [&b"a"[..], b"b", b"c"] {
+        q.put(m, WAIT).unwrap();
+    }
+    for commit in [false, true] {
+        let (parent, child) = chan();
+        let cfd = child.fd();
+        let nn = n.clone();
+        let mut reader = fork(&[cfd], move || {
+            let q = Queue::open(&nn, Flags::default()).map_err(s)?;
+            let v = q.read(WAIT).map_err(s)?;
+            let seq = v.seq();
+            if commit {
+                v.commit().map_err(s)?;
+            } else {
+                std::mem::forget(v);
+            }
+            child.try_send(seq + 1)?;
+            std::thread::sleep(Duration::from_secs(60));
+            Ok(())
+        });
+        let seq = parent.recv(WAIT).unwrap() - 1;
+        reader.kill9();
+        let got = q.with_consumers_held(WAIT, |got| got).unwrap();
+        assert_eq!(got > seq, commit, "seq {seq}, got {got}");
+    }
+    // "a" was left by the first reader and taken by the second: "b" and "c" remain.
+    assert_eq!(q.get_many(10, WAIT).unwrap(), vec![b"b".to_vec(), b"c".to_vec()]);
+}
+
+#[test]
 fn bad_input_is_refused() {
     let mut names = Names::new();
     // Capacity and variants.

@@ -16,8 +16,7 @@ pub enum Kind {
     /// A typed value or array ([`crate::Value`]).
     Value = 8,
     Queue = 9,
-    /// A process pool: its task queue, result slots and worker table. Reserved: no segment of
-    /// this kind is made yet.
+    /// A process pool's table: counters and worker slots ([`crate::pool::PoolTable`]).
     Pool = 10,
     /// A frame pool: fixed-size slots loaned, published and released with reference counts.
     /// Reserved.

@@ -281,7 +281,23 @@ impl Queue {
     /// must not get from the same queue.
     pub fn read(&self, timeout: impl Into<Timeout>) -> Result<ReadView<'_>> {
         let (ptr, len) = self.read_raw(timeout)?;
-        Ok(ReadView { q: self, ptr, len, done: false })
+        // The get count is stable while this thread holds the consumer lock.
+        let seq = self.m.state().cpub.count.load(Relaxed);
+        Ok(ReadView { q: self, ptr, len, seq, done: false })
+    }
+
+    /// Runs `f` with the consumer side locked (taken over, and repaired, from a process that
+    /// died holding it), giving it the number of messages got from the queue so far. While `f`
+    /// runs no message is taken, so the count is exact: with [`ReadView::seq`], this is how a
+    /// process tells whether a reader that died during an in-place read had committed it (the
+    /// count passed its seq) or left it in the queue. `f` must not get from this queue.
+    pub fn with_consumers_held<R>(&self, timeout: impl Into<Timeout>, f: impl FnOnce(u64) -> R) -> Result<R> {
+        let mut w = Wait::new(timeout.into());
+        let held = self.lock(Side::Consumer, &mut w).map_err(|e| self.ctx(e))?;
+        let got = self.m.state().cpub.count.load(Relaxed);
+        let r = f(got);
+        drop(held);
+        Ok(r)
     }
 }
 
@@ -291,10 +307,17 @@ pub struct ReadView<'a> {
     q: &'a Queue,
     ptr: *const u8,
     len: usize,
+    seq: u64,
     done: bool,
 }
 
 impl ReadView<'_> {
+    /// The message's place in the queue's history: how many messages were got before it. Once
+    /// it is committed the get count is past it (see [`Queue::with_consumers_held`]).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Removes the message from the queue.
     pub fn commit(mut self) -> Result<()> {
         self.done = true;

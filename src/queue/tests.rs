@@ -194,3 +194,22 @@ fn threads_mpmc() {
         assert_eq!(sums, 2 * (N as u64 * (N as u64 - 1) / 2));
     });
 }
+
+#[test]
+fn read_seq_and_consumers_held() {
+    let q = q(4096);
+    for i in 0..3u8 {
+        q.put(&[i], Timeout::Forever).unwrap();
+    }
+    assert_eq!(q.get(Timeout::Forever).unwrap(), vec![0]);
+    let v = q.read(Timeout::Forever).unwrap();
+    assert_eq!(v.seq(), 1);
+    drop(v);
+    // Aborted: still there, still at 1.
+    assert_eq!(q.with_consumers_held(Duration::from_secs(5), |got| got).unwrap(), 1);
+    let v = q.read(Timeout::Forever).unwrap();
+    assert_eq!((&*v, v.seq()), (&[1u8][..], 1));
+    v.commit().unwrap();
+    assert_eq!(q.with_consumers_held(Duration::from_secs(5), |got| got).unwrap(), 2);
+    assert_eq!(q.read(Timeout::Forever).unwrap().seq(), 2);
+}
