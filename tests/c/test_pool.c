@@ -69,6 +69,19 @@ static int32_t f_add(void *user, const uint8_t *args, size_t len, mpx_task_out *
 
 static uint64_t add_base = 1000;
 
+/* A result of as many bytes as the argument says. */
+static int32_t f_big(void *user, const uint8_t *args, size_t len, mpx_task_out *out) {
+    (void)user;
+    if (len != 8) return MPX_E_INVALID;
+    size_t n = (size_t)get_u64(args);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) return MPX_E_OS;
+    memset(b, 7, n);
+    mpx_status st = mpx_task_out_set(out, b, n);
+    free(b);
+    return st;
+}
+
 static mpx_pool_registry *registry(void) {
     mpx_pool_registry *r = NULL;
     REQUIRE(mpx_pool_registry_new(&r) == MPX_OK, "registry");
@@ -78,7 +91,8 @@ static mpx_pool_registry *registry(void) {
                 mpx_pool_registry_add(r, "abort", f_abort, NULL) == MPX_OK &&
                 mpx_pool_registry_add(r, "block", f_block, NULL) == MPX_OK &&
                 mpx_pool_registry_add(r, "pid", f_pid, NULL) == MPX_OK &&
-                mpx_pool_registry_add(r, "add", f_add, &add_base) == MPX_OK,
+                mpx_pool_registry_add(r, "add", f_add, &add_base) == MPX_OK &&
+                mpx_pool_registry_add(r, "big", f_big, NULL) == MPX_OK,
             "register the functions");
     return r;
 }
@@ -389,6 +403,26 @@ static void test_lifecycle(void) {
         if (!seen && pids[i] != UINT64_MAX) distinct++;
     }
     CHECK(distinct >= 8, "24 tasks, 3 per worker: %d workers served them", distinct);
+    mpx_pool_free(p);
+    /* Small queues: a task too large is refused at submit, a result too large fails its task. */
+    mpx_pool_opts *o = NULL;
+    REQUIRE(mpx_pool_opts_new(&o) == MPX_OK && mpx_pool_opts_set_workers(o, 1) == MPX_OK &&
+                mpx_pool_opts_set_task_capacity(o, 4096) == MPX_OK &&
+                mpx_pool_opts_set_result_capacity(o, 4096) == MPX_OK,
+            "small-queue options");
+    REQUIRE(mpx_pool_create(NULL, o, r, &p) == MPX_OK, "a pool with 4 KiB queues");
+    mpx_pool_opts_free(o);
+    static uint8_t large[20000];
+    CHECK_STATUS(mpx_pool_submit(p, "square", large, sizeof large, &id2), MPX_E_TOO_BIG, "",
+                 "a task of 20000 bytes into a 4 KiB task queue");
+    uint64_t big = submit_u64(p, "big", 20000);
+    CHECK_STATUS(mpx_pool_wait(p, big, W, &out, &len), MPX_E_TOO_BIG, "does not fit the result queue",
+                 "a result of 20000 bytes fails its task");
+    uint64_t small = submit_u64(p, "big", 1000);
+    out = NULL;
+    CHECK_STATUS(mpx_pool_wait(p, small, W, &out, &len), MPX_OK, "", "a result of 1000 bytes arrives");
+    CHECK(out && len == 1000 && out[0] == 7 && out[999] == 7, "all 1000 bytes");
+    mpx_free(out);
     mpx_pool_free(p);
     /* The registry outlived the pools made from it. */
     mpx_pool_registry_free(r);
