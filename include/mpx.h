@@ -52,6 +52,24 @@
 // The most descriptors `mpx_conn_send_fds` passes at once (the kernel's limit).
 #define MPX_CONN_MAX_FDS 253
 
+// Worker state (`mpx_pool_worker`): being started, it has not run yet.
+#define MPX_POOL_WORKER_STARTING 0
+
+// Worker state: waiting for a task.
+#define MPX_POOL_WORKER_IDLE 1
+
+// Worker state: running a task.
+#define MPX_POOL_WORKER_BUSY 2
+
+// Worker state: died without being asked to (signal, crash); the pool replaces it.
+#define MPX_POOL_WORKER_DEAD 3
+
+// Worker state: exited as asked (closed pool, max tasks per child).
+#define MPX_POOL_WORKER_EXITED 4
+
+// The longest function name, in bytes.
+#define MPX_POOL_MAX_FNAME 255
+
 // Start method: fork the calling process (fast; the child inherits everything).
 #define MPX_START_FORK 0
 
@@ -117,6 +135,18 @@ typedef struct mpx_listener mpx_listener;
 // `mpx_lock_close`.
 typedef struct mpx_lock mpx_lock;
 
+// A process pool (the owner's handle, opaque). May be used from several threads (calls
+// serialise). `mpx_pool_free` terminates a pool still running.
+typedef struct mpx_pool mpx_pool;
+
+// Options for a new pool (opaque). NULL options mean every default.
+typedef struct mpx_pool_opts mpx_pool_opts;
+
+// The functions a pool's workers run, by name (opaque). Complete it before `mpx_pool_create`:
+// the pool takes a copy, so the registry may be freed (or changed for another pool) after.
+// Not for concurrent use from several threads.
+typedef struct mpx_pool_registry mpx_pool_registry;
+
 // Options for starting a process (opaque). NULL wherever options are taken means defaults.
 typedef struct mpx_proc_opts mpx_proc_opts;
 
@@ -137,12 +167,22 @@ typedef struct mpx_semaphore mpx_semaphore;
 // A shared-memory buffer handle (opaque). Free with `mpx_shm_close`.
 typedef struct mpx_shm mpx_shm;
 
+// Where a task function puts its outcome (opaque): `mpx_task_out_set` for the result bytes,
+// or `mpx_task_out_error` for an error. The one a worker passes is valid during the call only.
+typedef struct mpx_task_out mpx_task_out;
+
 // A shared value or array handle (opaque): `count` elements of one typecode
 // (c u b B h H i I l L q Q f d, as Python's array/ctypes use them).
 typedef struct mpx_value mpx_value;
 
 // Status code returned by every fallible function: MPX_OK (0) or a negative MPX_E_* code.
 typedef int32_t mpx_status;
+
+// A task function, run in a worker: `len` argument bytes at `args` in; the outcome through
+// `out` (`mpx_task_out_set` / `mpx_task_out_error`). Return 0 for success (no outcome set: an
+// empty result). A non-zero return without an error set fails the task with that status (a
+// value that is no MPX_E_* code fails it with MPX_E_INVALID); an error set always wins.
+typedef int32_t (*mpx_task_fn)(void *user, const uint8_t *args, size_t len, mpx_task_out *out);
 
 // A function run in a forked child: its return value is the child's exit code.
 typedef int (*mpx_child_fn)(void *user);
@@ -429,6 +469,183 @@ int32_t mpx_last_errno(void);
 // The constant name of a status code ("MPX_OK", "MPX_E_NOT_FOUND", ...), or "MPX_E_UNKNOWN"
 // for a value that is not one. Never NULL; the string is static.
 const char *mpx_status_name(mpx_status status);
+
+// Creates an empty registry. Free it with `mpx_pool_registry_free`.
+mpx_status mpx_pool_registry_new(mpx_pool_registry **out);
+
+// Registers `func` as `name` (1..=MPX_POOL_MAX_FNAME bytes; replaces a function of that
+// name); the workers call `func(user, args, len, out)`. `user` is handed to it as it is (it
+// may be NULL; the workers see the parent's memory as of the fork).
+mpx_status mpx_pool_registry_add(mpx_pool_registry *reg,
+                                 const char *name,
+                                 mpx_task_fn func,
+                                 void *user);
+
+// Frees a registry (pools made from it keep their copy). NULL is a no-op.
+void mpx_pool_registry_free(mpx_pool_registry *reg);
+
+// Creates a task outcome of one's own, to call a task function outside a pool (a unit test of
+// it); read it with `mpx_task_out_result`, free it with `mpx_task_out_free`.
+mpx_status mpx_task_out_new(mpx_task_out **out);
+
+// Frees an outcome made by `mpx_task_out_new` (never the one a worker passes). NULL is a no-op.
+void mpx_task_out_free(mpx_task_out *out);
+
+// Sets the task's result: `len` bytes at `data` (copied; NULL `data` only with `len` 0).
+// Replaces an outcome set before.
+mpx_status mpx_task_out_set(mpx_task_out *out, const uint8_t *data, size_t len);
+
+// Fails the task with `status` (a negative MPX_E_* code, else MPX_E_INVALID here), the name of
+// the error's type (e.g. "ValueError"), a message and a traceback text, which the waiter gets
+// (`mpx_pool_wait_error`). `type_name` and `traceback` may be NULL (none). Replaces an
+// outcome set before.
+mpx_status mpx_task_out_error(mpx_task_out *out,
+                              mpx_status status,
+                              const char *type_name,
+                              const char *message,
+                              const char *traceback);
+
+// Reads an outcome made by `mpx_task_out_new` after a task function ran on it: MPX_OK with the
+// result in `*data` and `*len` (valid until the outcome is freed or set again; an empty result
+// gives a non-NULL pointer and 0), or the status of an error set, with its message in
+// `mpx_last_error`. MPX_E_STATE if nothing was set.
+mpx_status mpx_task_out_result(const mpx_task_out *out, const uint8_t **data, size_t *len);
+
+// Creates an options object with every default: as many workers as CPUs this process may run
+// on, workers never replaced for their task count, task and result queues of 1 MiB.
+mpx_status mpx_pool_opts_new(mpx_pool_opts **out);
+
+// Frees an options object. NULL is a no-op.
+void mpx_pool_opts_free(mpx_pool_opts *opts);
+
+// Sets the number of workers (1..=1024, checked at `mpx_pool_create`; 0: the default).
+mpx_status mpx_pool_opts_set_workers(mpx_pool_opts *opts, size_t n);
+
+// Replaces a worker after it ran `n` tasks (0: never, the default).
+mpx_status mpx_pool_opts_set_max_tasks_per_child(mpx_pool_opts *opts, uint64_t n);
+
+// Sets the task queue's bytes (0: the default, 1 MiB): the largest task is about this.
+mpx_status mpx_pool_opts_set_task_capacity(mpx_pool_opts *opts, size_t bytes);
+
+// Sets the result queue's bytes (0: the default, 1 MiB): the largest result is about this; a
+// larger one fails its task with MPX_E_TOO_BIG.
+mpx_status mpx_pool_opts_set_result_capacity(mpx_pool_opts *opts, size_t bytes);
+
+// Creates a pool and starts its workers, forked from the calling process, which run the
+// functions of `reg` (a copy is taken: complete the registry first). `name` may be NULL (an
+// anonymous pool); a name makes the pool's objects named `name`, `name.tasks` and
+// `name.results` (visible in `mpx ls`, removed when the pool ends). `opts` may be NULL
+// (defaults). MPX_E_INVALID for a worker count above 1024; MPX_E_EXISTS if a name is taken.
+mpx_status mpx_pool_create(const char *name,
+                           const mpx_pool_opts *opts,
+                           const mpx_pool_registry *reg,
+                           mpx_pool **out);
+
+// Frees the pool: terminates it first if it still runs (its workers are killed and reaped, a
+// named pool's names removed). NULL is a no-op.
+void mpx_pool_free(mpx_pool *pool);
+
+// The pool's name ("" if anonymous; NULL for a NULL handle). Valid until `mpx_pool_free`.
+const char *mpx_pool_name(const mpx_pool *pool);
+
+// The number of worker slots (0 for NULL).
+size_t mpx_pool_size(const mpx_pool *pool);
+
+// Submits a call of function `fname` on `len` bytes at `args` (NULL only with `len` 0) and
+// writes the task's id to `*task`. Waits for room in the task queue (collecting results
+// meanwhile). A name no worker has registered is no error here: the task fails with
+// MPX_E_NOT_FOUND. MPX_E_STATE after close or terminate; MPX_E_TOO_BIG for a task larger than
+// the task queue; MPX_E_INVALID for a name of 0 or more than MPX_POOL_MAX_FNAME bytes.
+mpx_status mpx_pool_submit(const mpx_pool *pool,
+                           const char *fname,
+                           const uint8_t *args,
+                           size_t len,
+                           uint64_t *task);
+
+// Waits at most `timeout_ns` for task `task` and takes its result: `*out` (malloc'd, free it
+// with `mpx_free`; never NULL, even for an empty result) and `*len`. A task that failed
+// returns its status (MPX_E_WORKER_DIED when its worker died, MPX_E_NOT_FOUND for an unknown
+// function, or the function's own) with "task N failed: Type: message" and the traceback in
+// `mpx_last_error`; `mpx_pool_wait_error` gives them apart. Either way the task is consumed:
+// waiting for it again is MPX_E_INVALID, as for an id the pool never gave. MPX_E_TIMEOUT
+// leaves it pending.
+mpx_status mpx_pool_wait(const mpx_pool *pool,
+                         uint64_t task,
+                         int64_t timeout_ns,
+                         uint8_t **out,
+                         size_t *len);
+
+// As `mpx_pool_wait`, and when the task failed (its status returned) it also writes the
+// remote error apart: `*type_name` (e.g. "ValueError", "WorkerDied"), `*message` and
+// `*traceback`, each a malloc'd NUL-terminated string ("" when the worker gave none; free each
+// with `mpx_free`). Those three are the documented exception to "out-parameters are written
+// only on success": they are written only when the task failed, never on MPX_OK nor on an
+// error of the call itself (MPX_E_TIMEOUT, MPX_E_INVALID).
+mpx_status mpx_pool_wait_error(const mpx_pool *pool,
+                               uint64_t task,
+                               int64_t timeout_ns,
+                               uint8_t **out,
+                               size_t *len,
+                               char **type_name,
+                               char **message,
+                               char **traceback);
+
+// Writes whether task `task` has finished (its result waits for `mpx_pool_wait`) to `*ready`,
+// collecting the results that came meanwhile. Never blocks. MPX_E_INVALID for an id that is
+// neither pending nor finished.
+mpx_status mpx_pool_ready(const mpx_pool *pool, uint64_t task, bool *ready);
+
+// Waits at most `timeout_ns` until one of the `n` tasks in `tasks` has finished and writes its
+// id to `*done` (its result stays for `mpx_pool_wait`). MPX_E_INVALID if none of them is
+// pending or finished (n 0 included); MPX_E_TIMEOUT if none finished in time.
+mpx_status mpx_pool_wait_any(const mpx_pool *pool,
+                             const uint64_t *tasks,
+                             size_t n,
+                             int64_t timeout_ns,
+                             uint64_t *done);
+
+// Calls `fname` on each of `n` items and returns the results in order: item i is `lens[i]`
+// bytes of `data`, the items back to back (as `mpx_queue_put_many`). Items travel in chunks of
+// `chunksize` per task (0: multiprocessing's rule, n / (4 * workers) rounded up). On MPX_OK
+// the results are in `*out`, back to back (malloc'd, free it with `mpx_free`; never NULL),
+// result i being `out_lens[i]` bytes (the caller's array of `n`; `data`, `lens` and `out_lens`
+// may be NULL only with `n` 0, which gives an empty result). The first failed chunk's status
+// is returned with its message; MPX_E_TIMEOUT if it all takes longer than `timeout_ns`.
+mpx_status mpx_pool_map(const mpx_pool *pool,
+                        const char *fname,
+                        const uint8_t *data,
+                        const size_t *lens,
+                        size_t n,
+                        size_t chunksize,
+                        int64_t timeout_ns,
+                        uint8_t **out,
+                        size_t *out_lens);
+
+// Writes what slot `slot` (0..size) of the worker table says: the worker's `*pid` (0 before it
+// started), `*state` (MPX_POOL_WORKER_*), `*task` (the task it runs while busy, else 0: ids
+// start at 1), and the tasks the slot's workers (replacements included) finished `*done` with
+// a result and `*failed` with an error (a task failed because its worker died is not counted
+// here). MPX_E_INVALID for a slot out of range.
+mpx_status mpx_pool_worker(const mpx_pool *pool,
+                           size_t slot,
+                           int32_t *pid,
+                           uint32_t *state,
+                           uint64_t *task,
+                           uint64_t *done,
+                           uint64_t *failed);
+
+// Stops taking tasks: the workers finish what is queued, then exit. Submitting is then
+// MPX_E_STATE. Idempotent.
+mpx_status mpx_pool_close(const mpx_pool *pool);
+
+// After `mpx_pool_close` (or terminate): waits at most `timeout_ns` until every worker has
+// exited and every result is collected (results stay for `mpx_pool_wait`). MPX_E_STATE on an
+// open pool; MPX_E_TIMEOUT if workers still run. A named pool's names are removed at the end.
+mpx_status mpx_pool_join(const mpx_pool *pool, int64_t timeout_ns);
+
+// Stops at once: kills the workers (SIGKILL) and reaps them; tasks not finished fail with
+// MPX_E_CLOSED. Idempotent. A named pool's names are removed.
+mpx_status mpx_pool_terminate(const mpx_pool *pool);
 
 // Creates an options object with defaults (inherit everything, not daemonic).
 mpx_status mpx_proc_opts_new(mpx_proc_opts **out);

@@ -14,6 +14,7 @@ pub(crate) mod args;
 pub mod conn;
 pub mod core;
 pub(crate) mod handle;
+pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod shm;

@@ -58,6 +58,22 @@ FACTORIES = {
                     " if (st == MPX_OK) st = mpx_proc_opts_set_daemon(o, true);"
                     " if (st == MPX_OK) st = mpx_fork(ct_child_pause, NULL, o, &h); mpx_proc_opts_free(o);",
                     "mpx_process_kill(h); mpx_process_join(h, 5000000000LL, NULL); mpx_process_close(h);"),
+    # A registry with the no-op task function, so a pool made from it runs the setup's task.
+    "mpx_pool_registry": ("mpx_pool_registry",
+                          "st = mpx_pool_registry_new(&h);"
+                          " if (st == MPX_OK) st = mpx_pool_registry_add(h, \"noop\", ct_task_noop, NULL);",
+                          "mpx_pool_registry_free(h);"),
+    "mpx_pool_opts": ("mpx_pool_opts", "st = mpx_pool_opts_new(&h);", "mpx_pool_opts_free(h);"),
+    "mpx_task_out": ("mpx_task_out", "st = mpx_task_out_new(&h);", "mpx_task_out_free(h);"),
+    # An anonymous pool of one (daemonic) worker; freeing it kills and reaps the worker.
+    "mpx_pool": ("mpx_pool",
+                 "mpx_pool_registry *rg = NULL; mpx_pool_opts *po = NULL; st = mpx_pool_registry_new(&rg);"
+                 " if (st == MPX_OK) st = mpx_pool_registry_add(rg, \"noop\", ct_task_noop, NULL);"
+                 " if (st == MPX_OK) st = mpx_pool_opts_new(&po);"
+                 " if (st == MPX_OK) st = mpx_pool_opts_set_workers(po, 1);"
+                 " if (st == MPX_OK) st = mpx_pool_create(NULL, po, rg, &h);"
+                 " mpx_pool_opts_free(po); mpx_pool_registry_free(rg);",
+                 "mpx_pool_free(h);"),
 }
 
 # (function, parameter) -> factory, where a function needs another variant than its type's.
@@ -72,6 +88,7 @@ FACTORY_FOR = {
 CALLBACKS = {
     "mpx_child_fn": "ct_child_noop",
     "mpx_entry_fn": "ct_entry_noop",
+    "mpx_task_fn": "ct_task_noop",
 }
 
 # Plausible values of by-value parameters, by name; FN_VALUES overrides them per function.
@@ -83,11 +100,14 @@ VALUES = {
     "value": "1", "max": "0", "max_messages": "0", "capacity": "4096", "index": "0",
     "start": "0", "max_len": "64", "size": "4096", "len": "4", "keylen": "8", "count": "1",
     "init_size": "32",
+    "status": "MPX_E_INVALID", "chunksize": "0", "slot": "0", "bytes": "4096",
 }
 # Plausible strings (const char *), by name.
 STRINGS = {
     "name": "ct_arg_name", "entry": '"contract-noop"', "address": '"unix:@"', "program": '"/bin/true"',
     "key": '"MPX_CONTRACT"', "value": '"1"', "dir": '"/"', "path": '"/dev/null"',
+    "fname": '"noop"', "type_name": '"ContractError"', "message": '"contract message"',
+    "traceback": '"contract traceback"',
 }
 # Plausible NULL-terminated string arrays (const char *const *), by function.
 ARGVS = {
@@ -98,7 +118,7 @@ ARGVS = {
 # Plausible input data (const T *), by name.
 DATA = {
     "buf": "ct_bytes", "data": "ct_bytes", "in_": "ct_bytes", "init": "ct_bytes", "authkey": "ct_bytes",
-    "arg": "ct_bytes", "fds": "ct_fds", "cpus": "ct_cpus", "lens": "ct_lens",
+    "arg": "ct_bytes", "fds": "ct_fds", "cpus": "ct_cpus", "lens": "ct_lens", "args": "ct_bytes",
 }
 
 # (function, parameter) -> C expression, where the name-based value does not fit.
@@ -130,10 +150,16 @@ FN_VALUES = {
     ("mpx_condition_create_anonymous", "lock"): "NULL", ("mpx_condition_create_anonymous", "rlock"): "NULL",
     ("mpx_condition_open", "lock"): "NULL", ("mpx_condition_open", "rlock"): "NULL",
     ("mpx_condition_open_fd", "lock"): "NULL", ("mpx_condition_open_fd", "rlock"): "NULL",
+    # A task the setup submitted (POOL_TASK).
+    ("mpx_pool_wait", "task"): "tid", ("mpx_pool_wait_error", "task"): "tid", ("mpx_pool_ready", "task"): "tid",
+    ("mpx_pool_wait_any", "tasks"): "&tid",
 }
 
 QUEUE_READ_OPEN = ("const void *rp = NULL; size_t rl = 0; if (a_q) CT_SETUP(mpx_queue_put(a_q, ct_bytes, 4, 0) == MPX_OK &&"
                    " mpx_queue_read(a_q, 0, &rp, &rl) == MPX_OK, \"put and read\");")
+
+POOL_TASK = ("uint64_t tid = 0; if (a_pool) CT_SETUP(mpx_pool_submit(a_pool, \"noop\", ct_bytes, 4, &tid) == MPX_OK,"
+             " \"submit\");")
 
 # C run after the handles are made and before the call; may declare what FN_VALUES uses. Handle
 # parameters are `a_<name>` and may be NULL (the NULL patterns).
@@ -157,6 +183,10 @@ SETUP = {
     "mpx_value_release": "if (a_value) CT_SETUP(mpx_value_acquire(a_value, 0) == MPX_OK, \"acquire\");",
     "mpx_queue_commit": "void *rv = NULL; if (a_q) CT_SETUP(mpx_queue_reserve(a_q, 64, 0, &rv) == MPX_OK, \"reserve\");",
     "mpx_queue_abort": "void *rv = NULL; if (a_q) CT_SETUP(mpx_queue_reserve(a_q, 64, 0, &rv) == MPX_OK, \"reserve\");",
+    "mpx_pool_wait": POOL_TASK,
+    "mpx_pool_wait_error": POOL_TASK,
+    "mpx_pool_ready": POOL_TASK,
+    "mpx_pool_wait_any": POOL_TASK,
     "mpx_queue_read_commit": QUEUE_READ_OPEN,
     "mpx_queue_read_abort": QUEUE_READ_OPEN,
     "mpx_queue_task_done": "uint8_t tb[8]; size_t tl = 0; if (a_q) CT_SETUP(mpx_queue_put(a_q, ct_bytes, 4, 0) == MPX_OK &&"
@@ -197,6 +227,11 @@ ALLOWED_NULL = {
     ("mpx_condition_open", "rlock"): ("only for a condition made with an anonymous lock", "NULL unless"),
     ("mpx_condition_open_fd", "lock"): ("only for a condition made with an anonymous lock", "as in `mpx_condition_open`"),
     ("mpx_condition_open_fd", "rlock"): ("only for a condition made with an anonymous lock", "as in `mpx_condition_open`"),
+    ("mpx_pool_registry_add", "user"): ("opaque user data, handed to the callback and never dereferenced", None),
+    ("mpx_pool_create", "name"): ("no name: an anonymous pool", "`name` may be NULL"),
+    ("mpx_pool_create", "opts"): ("NULL options are the defaults", "`opts` may be NULL"),
+    ("mpx_task_out_error", "type_name"): ("no type name", "`type_name` and `traceback` may be NULL"),
+    ("mpx_task_out_error", "traceback"): ("no traceback", "`type_name` and `traceback` may be NULL"),
 }
 
 # NULL with a zero length is documented as allowed: the call must not be MPX_E_INVALID.
@@ -211,6 +246,9 @@ NULL_WITH_ZERO = [
     ("mpx_conn_peer_address", "buf", "cap", "`buf` may be NULL only if `cap` is 0"),
     ("mpx_listener_address", "buf", "cap", "`buf` may be NULL only if `cap` is 0"),
     ("mpx_current_name", "buf", "cap", "`buf` may be NULL only if `cap` is 0"),
+    ("mpx_task_out_set", "data", "len", "NULL `data` only with `len` 0"),
+    ("mpx_pool_submit", "args", "len", "NULL only with `len` 0"),
+    ("mpx_pool_map", "out_lens", "n", "may be NULL only with `n` 0"),
 ]
 
 # Functions whose control call (plausible arguments) may be MPX_E_INVALID, with the reason.
@@ -719,7 +757,9 @@ def generate(header_path):
 
     out = ["/* Generated by tests/c/contract/gen_contract.py from include/mpx.h: do not edit. */",
            '#include "contract.h"', "",
-           "static int ct_child_noop(void *user) {", "    (void)user;", "    return 0;", "}", ""]
+           "static int ct_child_noop(void *user) {", "    (void)user;", "    return 0;", "}", "",
+           "static int32_t ct_task_noop(void *user, const uint8_t *args, size_t len, mpx_task_out *out) {",
+           "    (void)user;", "    (void)args;", "    (void)len;", "    (void)out;", "    return 0;", "}", ""]
     for fac, (ctype, make, free) in FACTORIES.items():
         out += [f"static {ctype} *mk_{fac}(struct ct_res *r) {{",
                 f"    {ctype} *h = NULL;", "    mpx_status st;", f"    {make}",
