@@ -19,6 +19,7 @@
 //     mpx/value.hpp     value<T>, array<T>
 //     mpx/queue.hpp     queue
 //     mpx/conn.hpp      connection, pipe, listener
+//     mpx/pool.hpp      pool_registry, pool_options, pool, task, task_error, task_failed
 //
 // Capabilities are added as classes in the same style, one header each (included here): a
 // private detail::handle<C type, &mpx_<kind>_close> member, static factories (create/open/...),
@@ -35,5 +36,6 @@
 #include "mpx/value.hpp"
 #include "mpx/queue.hpp"
 #include "mpx/conn.hpp"
+#include "mpx/pool.hpp"
 
 #endif  // MPX_HPP
