@@ -18,3 +18,14 @@ pub fn pid_alive(pid: i32) -> bool {
 }
 
 pub use crate::wait::Timeout;
+
+/// The message of a caught panic (a `&str` or `String` payload; anything else says so).
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}

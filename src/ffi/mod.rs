@@ -26,6 +26,7 @@ use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::sync::Acquired;
+use crate::util::panic_message;
 use crate::{err, Error, Result};
 
 /// Status code returned by every fallible function: MPX_OK (0) or a negative MPX_E_* code.
@@ -168,16 +169,6 @@ pub(crate) fn fail(e: &Error) -> mpx_status {
     set_last_error(e.message());
     let _ = LAST_ERRNO.try_with(|n| n.set(e.errno().unwrap_or(0)));
     e.kind().code()
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
-    }
 }
 
 /// The boundary every entry point goes through: runs `f`, converts its error or panic into a

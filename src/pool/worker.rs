@@ -122,11 +122,7 @@ impl Registry {
         match catch_unwind(AssertUnwindSafe(|| f(args))) {
             Ok(r) => r,
             Err(p) => {
-                let msg = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic".into());
+                let msg = crate::util::panic_message(&*p);
                 Err(TaskError::new(ErrorKind::Panic, format!("'{fname}' panicked: {msg}")).type_name("panic"))
             }
         }

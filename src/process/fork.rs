@@ -103,11 +103,7 @@ pub(crate) fn run_child(name: &str, f: impl FnOnce() -> i32) -> ! {
     let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(c) => c,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".into());
+            let msg = crate::util::panic_message(&*p);
             eprintln!("mpx: process '{name}' (pid {}) failed: {msg}", std::process::id());
             1
         }

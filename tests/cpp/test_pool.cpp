@@ -8,7 +8,7 @@
 
 #include <mpx.hpp>
 
-#include "../c/testutil.h"
+#include "testutil.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -24,19 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 constexpr auto W = 30s;  // every blocking call in the test is bounded by this
-
-template <class F>
-void expect_error(F&& f, mpx_status want, const char* needle, const char* desc) {
-    try {
-        f();
-        CHECK(false, "%s: threw nothing, wanted %s", desc, mpx_status_name(want));
-    } catch (const mpx::error& e) {
-        bool ok = e.status() == want && std::string(e.what()).find(needle) != std::string::npos;
-        CHECK(ok, "%s -> mpx::error %s (\"%s\")", desc, e.status_name(), e.what());
-    } catch (const std::exception& e) {
-        CHECK(false, "%s: threw another exception: %s", desc, e.what());
-    }
-}
 
 static_assert(!std::is_copy_constructible_v<mpx::pool> && std::is_nothrow_move_constructible_v<mpx::pool> &&
                   std::is_nothrow_move_assignable_v<mpx::pool>,

@@ -4,7 +4,7 @@
 
 #include <mpx.hpp>
 
-#include "../c/testutil.h"
+#include "testutil.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -18,19 +18,6 @@
 namespace {
 
 using namespace std::chrono_literals;
-
-template <class F>
-void expect_error(F&& f, mpx_status want, const char* needle, const char* desc) {
-    try {
-        f();
-        CHECK(false, "%s: threw nothing, wanted %s", desc, mpx_status_name(want));
-    } catch (const mpx::error& e) {
-        bool ok = e.status() == want && std::string(e.what()).find(needle) != std::string::npos;
-        CHECK(ok, "%s -> mpx::error %s (\"%s\")", desc, e.status_name(), e.what());
-    } catch (const std::exception& e) {
-        CHECK(false, "%s: threw another exception: %s", desc, e.what());
-    }
-}
 
 static_assert(!std::is_copy_constructible_v<mpx::queue> && std::is_nothrow_move_constructible_v<mpx::queue>, "queue is move-only");
 static_assert(!std::is_copy_constructible_v<mpx::queue::reservation> && std::is_nothrow_move_constructible_v<mpx::queue::reservation>,

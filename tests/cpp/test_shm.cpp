@@ -4,7 +4,7 @@
 
 #include <mpx.hpp>
 
-#include "../c/testutil.h"
+#include "testutil.hpp"
 
 #include <sys/resource.h>
 
@@ -17,20 +17,6 @@
 namespace {
 
 // Runs `f`; checks that it throws mpx::error with `want` and a message containing `needle`.
-template <class F>
-void expect_error(F&& f, mpx_status want, const char* needle, const char* desc) {
-    try {
-        f();
-        CHECK(false, "%s: threw nothing, wanted %s", desc, mpx_status_name(want));
-    } catch (const mpx::error& e) {
-        bool ok = e.status() == want && std::string(e.status_name()) == mpx_status_name(want) &&
-                  std::string(e.what()).find(needle) != std::string::npos && e.what()[0] != 0;
-        CHECK(ok, "%s -> mpx::error %s (\"%s\")", desc, e.status_name(), e.what());
-    } catch (const std::exception& e) {
-        CHECK(false, "%s: threw another exception: %s", desc, e.what());
-    }
-}
-
 struct point {
     float x, y;
 };

@@ -7,6 +7,7 @@
 #include <mpx.hpp>
 
 #include "../c/testutil_sync.h"
+#include "testutil.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -23,19 +24,6 @@ namespace {
 
 // The longest any single wait may take before it counts as a hang.
 constexpr auto WAIT = 20s;
-
-template <class F>
-void expect_error(F&& f, mpx_status want, const char* needle, const char* desc) {
-    try {
-        f();
-        CHECK(false, "%s: threw nothing, wanted %s", desc, mpx_status_name(want));
-    } catch (const mpx::error& e) {
-        bool ok = e.status() == want && std::string(e.what()).find(needle) != std::string::npos;
-        CHECK(ok, "%s -> mpx::error %s (\"%s\")", desc, e.status_name(), e.what());
-    } catch (const std::exception& e) {
-        CHECK(false, "%s: threw another exception: %s", desc, e.what());
-    }
-}
 
 // Runs `f` in a forked child; returns its exit code (or -1000 if it had to be killed).
 template <class F>
